@@ -1,0 +1,792 @@
+//! The ledger: a node's records and statistics cells, written together.
+//!
+//! Every write goes through [`Ledger::apply`]: a list of [`Change`]s is first validated as a
+//! whole (nothing is written if any change is refused), then committed in batches of
+//! [`BATCH`] changes. Each batch is one atomic store commit holding the records, the index,
+//! the cells they change (pre-aggregated per batch) and the change-log entries of those
+//! cells, so records and statistics can never disagree, whatever crashes when.
+//!
+//! Cells change by delta: a correction subtracts the old record's contributions and adds the
+//! new one's (see `stats::contributions`). Each changed cell gets the next local sequence
+//! number; the change log keeps only the latest sequence of each cell, so a peer that acked up
+//! to `n` catches up by reading the log after `n` — only what changed, never a snapshot.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::{Mutex, RwLock};
+
+use jiff::civil::Date;
+
+use crate::division::{Code, Division, Level, Registry};
+use crate::domain::{FieldError, Household, Record, RecordKind};
+use crate::period::Period;
+use crate::stats::{self, CellKey, CellSource, Indicators, CELL_KEY_LEN};
+use crate::store::{Store, StoreError, StoreOptions, TreeId, WriteSet};
+
+/// Changes per atomic commit (sled is fastest and leanest at about 1 000; see GUIDE.md).
+pub const BATCH: usize = 1000;
+
+/// Format marker of record values.
+const RECORD_V1: u8 = 1;
+/// Format marker of cell values: value i64, local seq u64, origin version u64.
+const CELL_V1: u8 = 1;
+const META_DIVISION: &[u8] = b"division";
+const META_CELL_SEQ: &[u8] = b"cell_seq";
+
+/// Errors of the ledger.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The data dir has no division yet.
+    #[error("data dir {0} is not initialised: give it a division with --division CODE")]
+    NotInitialised(String),
+    /// The data dir belongs to another division.
+    #[error("data dir {dir} belongs to division {has}, not {wanted}")]
+    WrongDivision {
+        /// Data dir.
+        dir: String,
+        /// Its division.
+        has: Code,
+        /// The division asked for.
+        wanted: Code,
+    },
+    /// Some changes were refused; nothing was written.
+    #[error("{} change(s) refused; nothing was written", .0.len())]
+    Refused(Vec<Refusal>),
+    /// A stored value could not be decoded.
+    #[error("corrupt {what} in the store: {detail}")]
+    Corrupt {
+        /// Which value.
+        what: &'static str,
+        /// Details.
+        detail: String,
+    },
+}
+
+/// Why one change of a list was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    /// Position of the change in the list given to `apply`.
+    pub index: usize,
+    /// Which field and why.
+    pub error: FieldError,
+}
+
+/// Result alias.
+pub type Result<T> = std::result::Result<T, LedgerError>;
+
+/// One write.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Change {
+    /// Insert, or correct when a record of the same kind and id exists.
+    Put(Record),
+    /// Remove a record (a household only when nothing refers to it).
+    Delete(RecordKind, String),
+}
+
+/// What an `apply` did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// New records.
+    pub inserted: u64,
+    /// Corrections of existing records.
+    pub corrected: u64,
+    /// Records removed.
+    pub deleted: u64,
+    /// Changes that matched what was stored (idempotent re-import).
+    pub unchanged: u64,
+    /// Statistics cells written.
+    pub cells_written: u64,
+}
+
+/// Progress of a long apply, for user feedback.
+#[derive(Clone, Copy, Debug)]
+pub struct Progress {
+    /// Changes written so far.
+    pub done: usize,
+    /// Changes to write in all.
+    pub total: usize,
+}
+
+/// A node's records and cells.
+pub struct Ledger {
+    store: Store,
+    division: Code,
+    registry: RwLock<Registry>,
+    /// Serialises writers: reads for a batch happen outside the sled transaction, so there
+    /// must be a single writer (see `store`).
+    write: Mutex<()>,
+}
+
+fn record_key(kind: RecordKind, id: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + id.len());
+    k.push(kind as u8);
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+fn index_key(household: &str, kind: RecordKind, id: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(household.len() + 2 + id.len());
+    k.extend_from_slice(household.as_bytes());
+    k.push(0);
+    k.push(kind as u8);
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+fn encode_record(r: &Record) -> Vec<u8> {
+    let mut v = vec![RECORD_V1];
+    // Serialising plain data structs to a Vec cannot fail.
+    serde_json::to_writer(&mut v, r).unwrap_or_default();
+    v
+}
+
+fn decode_record(v: &[u8]) -> Result<Record> {
+    match v.split_first() {
+        Some((&RECORD_V1, rest)) => {
+            serde_json::from_slice(rest).map_err(|e| LedgerError::Corrupt {
+                what: "record",
+                detail: e.to_string(),
+            })
+        }
+        _ => Err(LedgerError::Corrupt {
+            what: "record",
+            detail: "unknown format marker".into(),
+        }),
+    }
+}
+
+/// A stored cell value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CellValue {
+    /// The value (0 is kept as a tombstone so that zero travels to the parent).
+    pub value: i64,
+    /// Local change-log sequence of the last change.
+    pub seq: u64,
+    /// The origin's version of this value (equal to `seq` for the node's own cells).
+    pub version: u64,
+}
+
+impl CellValue {
+    fn encode(&self) -> [u8; 25] {
+        let mut b = [0u8; 25];
+        b[0] = CELL_V1;
+        b[1..9].copy_from_slice(&self.value.to_be_bytes());
+        b[9..17].copy_from_slice(&self.seq.to_be_bytes());
+        b[17..25].copy_from_slice(&self.version.to_be_bytes());
+        b
+    }
+
+    fn decode(b: &[u8]) -> Result<CellValue> {
+        if b.len() != 25 || b[0] != CELL_V1 {
+            return Err(LedgerError::Corrupt {
+                what: "cell",
+                detail: format!("{} bytes, marker {:?}", b.len(), b.first()),
+            });
+        }
+        let n = |r: std::ops::Range<usize>| {
+            // The slice is exactly 8 bytes by construction of the ranges below.
+            u64::from_be_bytes(b[r].try_into().unwrap_or_default())
+        };
+        Ok(CellValue {
+            value: n(1..9) as i64,
+            seq: n(9..17),
+            version: n(17..25),
+        })
+    }
+}
+
+/// The current state of the records a plan touched, by (kind, id).
+type Overlay = HashMap<(RecordKind, String), Option<Record>>;
+
+/// One validated, effective change: the record before and after.
+struct Step {
+    old: Option<Record>,
+    new: Option<Record>,
+}
+
+impl Ledger {
+    /// Open the ledger in `dir`. The data dir must have a division (see [`Ledger::init`]).
+    pub fn open(dir: &Path, opts: &StoreOptions) -> Result<Ledger> {
+        let store = Store::open(dir, opts)?;
+        let division = match store.get(TreeId::Meta, META_DIVISION)? {
+            Some(v) => {
+                Code::parse(&String::from_utf8_lossy(&v)).map_err(|e| LedgerError::Corrupt {
+                    what: "division",
+                    detail: e,
+                })?
+            }
+            None => return Err(LedgerError::NotInitialised(dir.display().to_string())),
+        };
+        let mut registry = Registry::new();
+        for r in store.scan_prefix(TreeId::Divisions, b"") {
+            let (_, v) = r?;
+            let d: Division = serde_json::from_slice(&v).map_err(|e| LedgerError::Corrupt {
+                what: "division",
+                detail: e.to_string(),
+            })?;
+            registry.insert(d);
+        }
+        Ok(Ledger {
+            store,
+            division,
+            registry: RwLock::new(registry),
+            write: Mutex::new(()),
+        })
+    }
+
+    /// Open `dir`, giving it `division` if it has none yet; refuses a dir of another division.
+    pub fn open_or_init(dir: &Path, division: Option<Code>, opts: &StoreOptions) -> Result<Ledger> {
+        match Ledger::open(dir, opts) {
+            Ok(l) => match division {
+                Some(d) if d != l.division => Err(LedgerError::WrongDivision {
+                    dir: dir.display().to_string(),
+                    has: l.division,
+                    wanted: d,
+                }),
+                _ => Ok(l),
+            },
+            Err(LedgerError::NotInitialised(_)) if division.is_some() => {
+                let store = Store::open(dir, opts)?;
+                let mut ws = WriteSet::new();
+                // Checked by the guard above.
+                let d = division.unwrap_or(Code::ROOT);
+                ws.put(TreeId::Meta, META_DIVISION, d.to_string());
+                store.commit(&ws)?;
+                store.flush()?;
+                drop(store);
+                Ledger::open(dir, opts)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The node's division.
+    pub fn division(&self) -> Code {
+        self.division
+    }
+
+    /// The underlying store (for the sync layer and diagnostics).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// A copy of the division registry.
+    pub fn registry(&self) -> Registry {
+        self.registry.read().map(|r| r.clone()).unwrap_or_default()
+    }
+
+    /// Add or rename divisions. Codes outside the node's subtree are accepted only as
+    /// ancestors (a county keeps its province and city for names).
+    pub fn put_divisions(&self, divisions: &[Division]) -> Result<usize> {
+        let _w = self.write.lock().unwrap_or_else(|p| p.into_inner());
+        let mut ws = WriteSet::new();
+        let mut changed = 0;
+        {
+            let reg = self.registry.read().unwrap_or_else(|p| p.into_inner());
+            for d in divisions {
+                if reg.get(d.code) != Some(d) {
+                    changed += 1;
+                    // Plain data: cannot fail.
+                    ws.put(
+                        TreeId::Divisions,
+                        d.code.key().to_vec(),
+                        serde_json::to_vec(d).unwrap_or_default(),
+                    );
+                }
+            }
+        }
+        self.store.commit(&ws)?;
+        self.store.flush()?;
+        let mut reg = self.registry.write().unwrap_or_else(|p| p.into_inner());
+        for d in divisions {
+            reg.insert(d.clone());
+        }
+        Ok(changed)
+    }
+
+    /// Read a record.
+    pub fn get(&self, kind: RecordKind, id: &str) -> Result<Option<Record>> {
+        self.store
+            .get(TreeId::Records, &record_key(kind, id))?
+            .map(|v| decode_record(&v))
+            .transpose()
+    }
+
+    /// Every record of `kind`, in id order.
+    pub fn records(&self, kind: RecordKind) -> impl Iterator<Item = Result<Record>> + '_ {
+        self.store
+            .scan_prefix(TreeId::Records, &[kind as u8])
+            .map(|r| decode_record(&r?.1))
+    }
+
+    fn current(&self, overlay: &Overlay, kind: RecordKind, id: &str) -> Result<Option<Record>> {
+        match overlay.get(&(kind, id.to_string())) {
+            Some(r) => Ok(r.clone()),
+            None => self.get(kind, id),
+        }
+    }
+
+    fn household(&self, overlay: &Overlay, code: &str) -> Result<Option<Household>> {
+        Ok(match self.current(overlay, RecordKind::Household, code)? {
+            Some(Record::Household(h)) => Some(h),
+            _ => None,
+        })
+    }
+
+    /// Validate `changes` in order against the store (and the earlier changes), without
+    /// writing. Returns the effective steps, or every refusal.
+    fn plan(&self, changes: &[Change], today: Date) -> Result<Vec<Step>> {
+        let reg = self.registry.read().unwrap_or_else(|p| p.into_inner());
+        let mut overlay: Overlay = HashMap::new();
+        let mut steps = Vec::new();
+        let mut refusals = Vec::new();
+        let mut refuse = |index, error| refusals.push(Refusal { index, error });
+        for (index, change) in changes.iter().enumerate() {
+            match change {
+                Change::Put(rec) => {
+                    if let Err(e) = rec.validate(self.division, today) {
+                        refuse(index, e);
+                        continue;
+                    }
+                    let (kind, id) = (rec.kind(), rec.id().to_string());
+                    if let Err(e) = self.check_references(&reg, &overlay, rec) {
+                        refuse(index, e);
+                        continue;
+                    }
+                    let old = self.current(&overlay, kind, &id)?;
+                    if let Err(e) = check_transition(old.as_ref(), rec) {
+                        refuse(index, e);
+                        continue;
+                    }
+                    if old.as_ref() == Some(rec) {
+                        steps.push(Step { old, new: None }.unchanged());
+                        continue;
+                    }
+                    overlay.insert((kind, id), Some(rec.clone()));
+                    steps.push(Step {
+                        old,
+                        new: Some(rec.clone()),
+                    });
+                }
+                Change::Delete(kind, id) => {
+                    let old = self.current(&overlay, *kind, id)?;
+                    let Some(old) = old else {
+                        refuse(
+                            index,
+                            FieldError::new("id", format!("no {} with id {id:?}", kind.as_str())),
+                        );
+                        continue;
+                    };
+                    if *kind == RecordKind::Household {
+                        if let Some(dep) = self.first_dependent(&overlay, id)? {
+                            refuse(
+                                index,
+                                FieldError::new(
+                                    "household_code",
+                                    format!("household {id} is still referred to by {dep}"),
+                                ),
+                            );
+                            continue;
+                        }
+                    }
+                    overlay.insert((*kind, id.clone()), None);
+                    steps.push(Step {
+                        old: Some(old),
+                        new: None,
+                    });
+                }
+            }
+        }
+        if refusals.is_empty() {
+            Ok(steps)
+        } else {
+            Err(LedgerError::Refused(refusals))
+        }
+    }
+
+    /// Cross-record rules: the division is registered, the household exists.
+    fn check_references(
+        &self,
+        reg: &Registry,
+        overlay: &Overlay,
+        rec: &Record,
+    ) -> std::result::Result<(), FieldError> {
+        let io = |e: LedgerError| FieldError::new("household_code", format!("lookup failed: {e}"));
+        match rec {
+            Record::Household(h) => {
+                if !reg.contains(h.village_code) {
+                    return Err(FieldError::new(
+                        "village_code",
+                        format!(
+                            "unknown division code {}: import divisions.csv with this village first",
+                            h.village_code
+                        ),
+                    ));
+                }
+                Ok(())
+            }
+            other => {
+                let code = other.household_code();
+                let Some(h) = self.household(overlay, code).map_err(io)? else {
+                    return Err(FieldError::new(
+                        "household_code",
+                        format!("unknown household {code}: import it in households.csv first"),
+                    ));
+                };
+                if let Record::Monitored(m) = other {
+                    if m.category == crate::domain::Category::UnstableAlleviated && !h.alleviated {
+                        return Err(FieldError::new(
+                            "category",
+                            format!(
+                                "household {code} is not an alleviated household (alleviated=0), \
+                                 so it cannot be unstable_alleviated"
+                            ),
+                        ));
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Some record that refers to household `code`, if any (after the overlay).
+    fn first_dependent(&self, overlay: &Overlay, code: &str) -> Result<Option<String>> {
+        let mut prefix = code.as_bytes().to_vec();
+        prefix.push(0);
+        for r in self.store.scan_prefix(TreeId::ByHousehold, &prefix) {
+            let (k, _) = r?;
+            let rest = &k[prefix.len()..];
+            let Some((&kc, id)) = rest.split_first() else {
+                continue;
+            };
+            let kind = RecordKind::from_code(kc).unwrap_or(RecordKind::Household);
+            let id = String::from_utf8_lossy(id).into_owned();
+            if let Some(None) = overlay.get(&(kind, id.clone())) {
+                continue; // deleted earlier in this same apply
+            }
+            return Ok(Some(format!("{} {id}", kind.as_str())));
+        }
+        for ((kind, id), rec) in overlay {
+            if *kind != RecordKind::Household
+                && rec.as_ref().is_some_and(|r| r.household_code() == code)
+            {
+                return Ok(Some(format!("{} {id}", kind.as_str())));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Validate and write `changes` atomically per batch; nothing is written if any change is
+    /// refused. Durable (flushed) when it returns.
+    pub fn apply(&self, changes: &[Change], today: Date) -> Result<Applied> {
+        self.apply_with_progress(changes, today, &mut |_| {})
+    }
+
+    /// [`Ledger::apply`] reporting progress after each committed batch.
+    pub fn apply_with_progress(
+        &self,
+        changes: &[Change],
+        today: Date,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Applied> {
+        let _w = self.write.lock().unwrap_or_else(|p| p.into_inner());
+        let steps = self.plan(changes, today)?;
+        let mut applied = Applied::default();
+        let total = steps.len();
+        let mut done = 0;
+        for chunk in steps.chunks(BATCH) {
+            self.write_batch(chunk, &mut applied)?;
+            done += chunk.len();
+            progress(Progress { done, total });
+        }
+        self.store.flush()?;
+        Ok(applied)
+    }
+
+    fn write_batch(&self, steps: &[Step], applied: &mut Applied) -> Result<()> {
+        let top = self.division;
+        let mut ws = WriteSet::new();
+        let mut deltas: BTreeMap<CellKey, i64> = BTreeMap::new();
+        let add = |sign: i64| {
+            move |deltas: &mut BTreeMap<CellKey, i64>, k: CellKey, v: i64| {
+                *deltas.entry(k).or_insert(0) += sign * v;
+            }
+        };
+        let (minus, plus) = (add(-1), add(1));
+        // Households as they stand while the batch is replayed in order.
+        let mut overlay: Overlay = HashMap::new();
+        for step in steps {
+            let (old, new) = match (&step.old, &step.new) {
+                (Some(o), Some(n)) if o == n => {
+                    applied.unchanged += 1;
+                    continue;
+                }
+                (None, None) => {
+                    applied.unchanged += 1;
+                    continue;
+                }
+                (o, n) => (o.as_ref(), n.as_ref()),
+            };
+            match (old, new) {
+                (None, Some(_)) => applied.inserted += 1,
+                (Some(_), Some(_)) => applied.corrected += 1,
+                _ => applied.deleted += 1,
+            }
+            let any = new
+                .or(old)
+                .expect("one side exists: (None, None) skipped above");
+            let (kind, id, hcode) = (
+                any.kind(),
+                any.id().to_string(),
+                any.household_code().to_string(),
+            );
+            let hh_before = self.household(&overlay, &hcode)?;
+            // Remove the old contributions.
+            if let Some(o) = old {
+                stats::contributions(o, hh_before.as_ref(), top, &mut |k, v| {
+                    minus(&mut deltas, k, v)
+                });
+            }
+            if kind == RecordKind::Household {
+                // A monitoring row counts the household's members: re-count it.
+                if let Some(m) = self.current(&overlay, RecordKind::Monitored, &hcode)? {
+                    stats::contributions(&m, hh_before.as_ref(), top, &mut |k, v| {
+                        minus(&mut deltas, k, v)
+                    });
+                    let hh_after = match new {
+                        Some(Record::Household(h)) => Some(h),
+                        _ => None,
+                    };
+                    stats::contributions(&m, hh_after, top, &mut |k, v| plus(&mut deltas, k, v));
+                }
+            }
+            overlay.insert((kind, id.clone()), new.cloned());
+            if let Some(n) = new {
+                let hh_after = self.household(&overlay, &hcode)?;
+                stats::contributions(n, hh_after.as_ref(), top, &mut |k, v| {
+                    plus(&mut deltas, k, v)
+                });
+            }
+            // Record and index.
+            let rk = record_key(kind, &id);
+            match new {
+                Some(n) => ws.put(TreeId::Records, rk, encode_record(n)),
+                None => ws.remove(TreeId::Records, rk),
+            }
+            if kind != RecordKind::Household {
+                let old_h = old.map(|o| o.household_code().to_string());
+                let new_h = new.map(|n| n.household_code().to_string());
+                if old_h != new_h {
+                    if let Some(h) = old_h {
+                        ws.remove(TreeId::ByHousehold, index_key(&h, kind, &id));
+                    }
+                    if let Some(h) = new_h {
+                        ws.put(TreeId::ByHousehold, index_key(&h, kind, &id), Vec::new());
+                    }
+                }
+            }
+        }
+        applied.cells_written += self.stage_cells(&deltas, &mut ws)?;
+        self.store.commit(&ws)?;
+        Ok(())
+    }
+
+    /// Add the non-zero `deltas` to their cells in `ws`, giving each changed cell the next
+    /// sequence number and moving its change-log entry. Returns the number of cells changed.
+    fn stage_cells(&self, deltas: &BTreeMap<CellKey, i64>, ws: &mut WriteSet) -> Result<u64> {
+        let mut seq = self.cell_seq()?;
+        let mut n = 0;
+        for (key, delta) in deltas {
+            if *delta == 0 {
+                continue;
+            }
+            let k = key.encode();
+            let old = match self.store.get(TreeId::Cells, &k)? {
+                Some(v) => Some(CellValue::decode(&v)?),
+                None => None,
+            };
+            seq += 1;
+            if let Some(o) = old {
+                ws.remove(TreeId::CellLog, o.seq.to_be_bytes().to_vec());
+            }
+            let value = old.map_or(0, |o| o.value) + delta;
+            let cv = CellValue {
+                value,
+                seq,
+                version: seq,
+            };
+            ws.put(TreeId::Cells, k.to_vec(), cv.encode().to_vec());
+            ws.put(TreeId::CellLog, seq.to_be_bytes().to_vec(), k.to_vec());
+            n += 1;
+        }
+        ws.put(TreeId::Meta, META_CELL_SEQ, seq.to_be_bytes().to_vec());
+        Ok(n)
+    }
+
+    /// Highest cell change-log sequence written so far.
+    pub fn cell_seq(&self) -> Result<u64> {
+        Ok(match self.store.get(TreeId::Meta, META_CELL_SEQ)? {
+            Some(v) if v.len() == 8 => u64::from_be_bytes(v[..8].try_into().unwrap_or_default()),
+            _ => 0,
+        })
+    }
+
+    /// Cells changed after sequence `after`, oldest first, at most `limit` (the change log:
+    /// what a peer that acked `after` is missing).
+    pub fn changes_since(&self, after: u64, limit: usize) -> Result<Vec<(CellKey, CellValue)>> {
+        let mut out = Vec::new();
+        let start = (after + 1).to_be_bytes();
+        for r in self.store.range_from(TreeId::CellLog, &start).take(limit) {
+            let (_, k) = r?;
+            let key = CellKey::decode(&k).ok_or_else(|| LedgerError::Corrupt {
+                what: "cell log",
+                detail: format!("{} byte key", k.len()),
+            })?;
+            let v = self
+                .store
+                .get(TreeId::Cells, &k)?
+                .ok_or(LedgerError::Corrupt {
+                    what: "cell log",
+                    detail: "entry without a cell".into(),
+                })?;
+            out.push((key, CellValue::decode(&v)?));
+        }
+        Ok(out)
+    }
+
+    /// Every stored cell with a non-zero value (for checks and tests).
+    pub fn all_cells(&self) -> Result<BTreeMap<CellKey, i64>> {
+        let mut out = BTreeMap::new();
+        for r in self.store.scan_prefix(TreeId::Cells, b"") {
+            let (k, v) = r?;
+            let cv = CellValue::decode(&v)?;
+            if cv.value != 0 {
+                let key = CellKey::decode(&k).ok_or_else(|| LedgerError::Corrupt {
+                    what: "cell key",
+                    detail: format!("{} bytes", k.len()),
+                })?;
+                out.insert(key, cv.value);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Recompute every cell from the stored records (what the cells must equal).
+    pub fn recompute_cells(&self) -> Result<BTreeMap<CellKey, i64>> {
+        let mut out: BTreeMap<CellKey, i64> = BTreeMap::new();
+        let overlay = Overlay::new();
+        for kind in RecordKind::ALL {
+            for r in self.records(kind) {
+                let r = r?;
+                let hh = if stats::depends_on_household(&r) {
+                    self.household(&overlay, r.household_code())?
+                } else {
+                    None
+                };
+                stats::contributions(&r, hh.as_ref(), self.division, &mut |k, v| {
+                    *out.entry(k).or_insert(0) += v;
+                });
+            }
+        }
+        out.retain(|_, v| *v != 0);
+        Ok(out)
+    }
+
+    /// Indicators of `division` (in this node's subtree) for `period`.
+    pub fn indicators(&self, division: Code, period: Period) -> Result<Indicators> {
+        stats::indicators(self, division, period).map_err(|detail| LedgerError::Corrupt {
+            what: "cells",
+            detail,
+        })
+    }
+
+    /// The level of divisions this node keeps cells for, below its own.
+    pub fn levels_below(&self) -> Vec<Level> {
+        [Level::Town, Level::Village]
+            .into_iter()
+            .filter(|l| *l > self.division.level())
+            .collect()
+    }
+}
+
+impl Step {
+    fn unchanged(self) -> Step {
+        Step {
+            new: self.old.clone(),
+            old: self.old,
+        }
+    }
+}
+
+/// Lifecycle rules between the stored version of a record and its correction.
+fn check_transition(old: Option<&Record>, new: &Record) -> std::result::Result<(), FieldError> {
+    if let (Some(Record::Case(o)), Record::Case(n)) = (old, new) {
+        if n.progress() < o.progress() {
+            let from = match o.stage {
+                Some(s) if o.decided_date.is_none() => s.to_string(),
+                _ => o.outcome.to_string(),
+            };
+            return Err(FieldError::new(
+                if n.decided_date.is_none() && o.decided_date.is_some() {
+                    "outcome"
+                } else {
+                    "stage"
+                },
+                format!(
+                    "case {} cannot go back from {from} to {}: the workflow only moves forward",
+                    n.id,
+                    n.stage.map_or(n.outcome.to_string(), |s| s.to_string())
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+impl CellSource for Ledger {
+    fn cells_of(
+        &self,
+        division: Code,
+        period: Period,
+    ) -> std::result::Result<Vec<(CellKey, i64)>, String> {
+        let prefix = CellKey::prefix(division, period);
+        self.scan_cells(self.store.scan_prefix(TreeId::Cells, &prefix))
+    }
+
+    fn cells_between(
+        &self,
+        division: Code,
+        from: Period,
+        to: Period,
+    ) -> std::result::Result<Vec<(CellKey, i64)>, String> {
+        let start = CellKey::prefix(division, from);
+        let end = CellKey::prefix(division, to);
+        self.scan_cells(self.store.range(TreeId::Cells, &start, &end))
+    }
+}
+
+impl Ledger {
+    fn scan_cells(
+        &self,
+        it: impl Iterator<
+            Item = std::result::Result<(crate::store::Bytes, crate::store::Bytes), StoreError>,
+        >,
+    ) -> std::result::Result<Vec<(CellKey, i64)>, String> {
+        let mut out = Vec::new();
+        for r in it {
+            let (k, v) = r.map_err(|e| e.to_string())?;
+            if k.len() != CELL_KEY_LEN {
+                continue;
+            }
+            let cv = CellValue::decode(&v).map_err(|e| e.to_string())?;
+            if cv.value != 0 {
+                let key = CellKey::decode(&k).ok_or("undecodable cell key")?;
+                out.push((key, cv.value));
+            }
+        }
+        Ok(out)
+    }
+}

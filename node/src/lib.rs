@@ -1,0 +1,24 @@
+//! Bottomline node: the library behind the `bottomline` binary.
+//!
+//! Layout, bottom up (each module only uses the ones above it in this list):
+//! - [`division`]: division codes (GB/T 2260 style) and the registry of names.
+//! - [`period`]: ISO weeks, months, quarters, halves, years in China time.
+//! - [`domain`]: county records and the rules each must satisfy on its own.
+//! - [`store`]: the only module that knows sled; named trees, atomic write sets, durable flush.
+//! - [`stats`]: which cells a record contributes to; indicators derived from cells.
+//! - [`ledger`]: validated writes of records + cells + change log in one commit.
+//! - [`import`]: CSV / JSON-lines interchange files into the ledger, all or nothing per file.
+//! - [`gen`]: deterministic synthetic data in the interchange format.
+//! - [`report`]: rendering indicators as a table, JSON or CSV.
+//!
+//! See ARCHITECTURE.md for the invariants.
+
+pub mod division;
+pub mod domain;
+pub mod gen;
+pub mod import;
+pub mod ledger;
+pub mod period;
+pub mod report;
+pub mod stats;
+pub mod store;

@@ -1,0 +1,310 @@
+//! The `bottomline` command: one binary, one subcommand per job.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use bottomline::division::Code;
+use bottomline::domain::RecordKind;
+use bottomline::gen::{GenOptions, GenScope};
+use bottomline::import::{FileKind, ImportEvent};
+use bottomline::ledger::{Change, Ledger};
+use bottomline::period::{today_in_china, Period};
+use bottomline::report::{render, Format};
+use bottomline::store::StoreOptions;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "bottomline",
+    version,
+    about = "Dynamic monitoring and assistance to prevent return to poverty: county, city and province nodes"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Import interchange files (CSV or JSON lines) into a node's data dir.
+    ///
+    /// Each file is all or nothing: every row is validated first, and one bad row rejects the
+    /// whole file with an error naming file, line, field and reason. Files are taken in
+    /// dependency order (divisions, households, monitored, signals, cases, measures); the import
+    /// stops at the first rejected file. Re-importing a file changes nothing; a record with a
+    /// known id and new content is a correction.
+    Import {
+        /// The node's data directory.
+        #[arg(long, env = "BOTTOMLINE_DATA")]
+        data: PathBuf,
+        /// The node's division; required the first time a data dir is used.
+        #[arg(long)]
+        division: Option<Code>,
+        /// What the files hold, when their names do not say it (households, signals, …).
+        #[arg(long, value_parser = parse_kind)]
+        kind: Option<FileKind>,
+        /// Files to import.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Print the indicators of a division for a period.
+    Stats {
+        /// The node's data directory.
+        #[arg(long, env = "BOTTOMLINE_DATA")]
+        data: PathBuf,
+        /// Division to report on (default: the node's own).
+        #[arg(long)]
+        division: Option<Code>,
+        /// 2026-W47, 2026-11, 2026-Q4, 2026-H2 or 2026.
+        #[arg(long)]
+        period: Period,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Delete records by id (a household only when nothing refers to it).
+    Delete {
+        /// The node's data directory.
+        #[arg(long, env = "BOTTOMLINE_DATA")]
+        data: PathBuf,
+        /// household, monitored, signal, case or measure.
+        #[arg(long, value_parser = parse_record_kind)]
+        kind: RecordKind,
+        /// Ids (household codes for households and monitoring rows).
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
+    /// Check that every statistics cell equals a recomputation from the records.
+    Check {
+        /// The node's data directory.
+        #[arg(long, env = "BOTTOMLINE_DATA")]
+        data: PathBuf,
+    },
+    /// Generate deterministic synthetic data in the interchange format.
+    ///
+    /// Writes OUT/divisions.csv (the registry) and OUT/<county>/*.csv for each county.
+    Gen {
+        /// Random seed: the same seed and --end give byte-identical files.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// Generate one county (e.g. 610102).
+        #[arg(long, conflicts_with_all = ["cities", "counties"])]
+        county: Option<String>,
+        /// Province code for a whole province.
+        #[arg(long, default_value = "61")]
+        province: String,
+        /// Cities of the province.
+        #[arg(long, default_value_t = 10)]
+        cities: u32,
+        /// Counties of the province, spread over the cities.
+        #[arg(long, default_value_t = 107)]
+        counties: u32,
+        /// Households per county (default: realistic, ~65 000 on average).
+        #[arg(long)]
+        households: Option<u32>,
+        /// Last day of the data (default: today in China).
+        #[arg(long)]
+        end: Option<jiff::civil::Date>,
+    },
+}
+
+fn parse_kind(s: &str) -> Result<FileKind, String> {
+    FileKind::parse(s).ok_or_else(|| {
+        format!("unknown kind {s:?}: divisions, households, monitored, signals, cases or measures")
+    })
+}
+
+fn parse_record_kind(s: &str) -> Result<RecordKind, String> {
+    RecordKind::parse(s)
+        .ok_or_else(|| format!("unknown kind {s:?}: household, monitored, signal, case or measure"))
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let opts = StoreOptions::default();
+    match cli.command {
+        Command::Import {
+            data,
+            division,
+            kind,
+            files,
+        } => {
+            let ledger = Ledger::open_or_init(&data, division, &opts)?;
+            let today = today_in_china();
+            let mut last = Instant::now();
+            let mut progress = |ev: ImportEvent| {
+                if last.elapsed() < Duration::from_millis(500) {
+                    return;
+                }
+                last = Instant::now();
+                match ev {
+                    ImportEvent::Read { file, rows } => {
+                        eprintln!("{}: {rows} rows read", file.display())
+                    }
+                    ImportEvent::Written { file, progress } => eprintln!(
+                        "{}: {}/{} written ({:.0} %)",
+                        file.display(),
+                        progress.done,
+                        progress.total,
+                        progress.done as f64 * 100.0 / progress.total.max(1) as f64
+                    ),
+                }
+            };
+            let mut done = |r: &bottomline::import::FileReport| {
+                let a = &r.applied;
+                println!(
+                    "{}: {} rows: {} new, {} corrected, {} unchanged",
+                    r.file.display(),
+                    r.rows,
+                    a.inserted,
+                    a.corrected,
+                    a.unchanged
+                );
+            };
+            bottomline::import::import_files(
+                &ledger,
+                &files,
+                kind,
+                today,
+                &mut progress,
+                &mut done,
+            )?;
+            Ok(())
+        }
+        Command::Stats {
+            data,
+            division,
+            period,
+            format,
+        } => {
+            let ledger = Ledger::open(&data, &opts)?;
+            let division = division.unwrap_or(ledger.division());
+            if !ledger.division().contains(division) {
+                bail!(
+                    "division {division} is outside this node's subtree ({})",
+                    ledger.division()
+                );
+            }
+            let ind = ledger.indicators(division, period)?;
+            print!("{}", render(&ind, &ledger.registry(), format));
+            Ok(())
+        }
+        Command::Delete { data, kind, ids } => {
+            let ledger = Ledger::open(&data, &opts)?;
+            let changes: Vec<Change> = ids.into_iter().map(|id| Change::Delete(kind, id)).collect();
+            match ledger.apply(&changes, today_in_china()) {
+                Ok(a) => {
+                    println!("{} deleted", a.deleted);
+                    Ok(())
+                }
+                Err(bottomline::ledger::LedgerError::Refused(rs)) => {
+                    for r in &rs {
+                        if let Change::Delete(_, id) = &changes[r.index] {
+                            eprintln!("{} {id}: {}", kind.as_str(), r.error);
+                        }
+                    }
+                    bail!("{} deletion(s) refused; nothing was deleted", rs.len())
+                }
+                Err(e) => Err(e.into()),
+            }
+        }
+        Command::Check { data } => {
+            let ledger = Ledger::open(&data, &opts)?;
+            let stored = ledger.all_cells()?;
+            let fresh = ledger.recompute_cells()?;
+            if stored == fresh {
+                println!(
+                    "ok: {} cells equal a recomputation from the records",
+                    stored.len()
+                );
+                Ok(())
+            } else {
+                let diff = fresh
+                    .iter()
+                    .filter(|(k, v)| stored.get(k) != Some(v))
+                    .count()
+                    + stored.keys().filter(|k| !fresh.contains_key(k)).count();
+                bail!("{diff} cells differ from a recomputation from the records")
+            }
+        }
+        Command::Gen {
+            seed,
+            out,
+            county,
+            province,
+            cities,
+            counties,
+            households,
+            end,
+        } => {
+            let end = end.unwrap_or_else(today_in_china);
+            let scope = match county {
+                Some(c) => GenScope::County(c),
+                None => GenScope::Province {
+                    code: province,
+                    cities,
+                    counties,
+                },
+            };
+            let started = Instant::now();
+            let mut last = Instant::now();
+            let summary = bottomline::gen::generate(
+                &GenOptions {
+                    seed,
+                    out: out.clone(),
+                    scope,
+                    end,
+                    households_per_county: households,
+                },
+                &mut |p| {
+                    if last.elapsed() >= Duration::from_millis(500)
+                        || p.counties_done == p.counties_total
+                    {
+                        last = Instant::now();
+                        eprintln!(
+                            "{}/{} counties, {} households",
+                            p.counties_done, p.counties_total, p.households_done
+                        );
+                    }
+                },
+            )
+            .with_context(|| format!("generating into {}", out.display()))?;
+            println!(
+                "wrote {} in {:.1} s (seed {seed}, data up to {end}): {} counties, {} divisions, \
+                 {} households ({} persons), {} monitoring rows, {} signals, {} cases, {} measures",
+                out.display(),
+                started.elapsed().as_secs_f64(),
+                summary.counties.len(),
+                summary.divisions,
+                summary.households,
+                summary.persons,
+                summary.monitored,
+                summary.signals,
+                summary.cases,
+                summary.measures
+            );
+            Ok(())
+        }
+    }
+}

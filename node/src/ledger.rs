@@ -1,15 +1,20 @@
 //! The ledger: a node's records and statistics cells, written together.
 //!
 //! Every write goes through [`Ledger::apply`]: a list of [`Change`]s is first validated as a
-//! whole (nothing is written if any change is refused), then committed in batches of
-//! [`BATCH`] changes. Each batch is one atomic store commit holding the records, the index,
-//! the cells they change (pre-aggregated per batch) and the change-log entries of those
-//! cells, so records and statistics can never disagree, whatever crashes when.
+//! whole (nothing is written if any change is refused). Then the cell deltas of all changes
+//! are summed in memory, the records are committed in batches of [`BATCH`], and the summed
+//! deltas are committed to the cell blocks (see `cells`) in batches of [`BATCH`] blocks.
+//! Summing over the whole apply writes each touched block once, not once per batch.
+//!
+//! **Records and cells never disagree after a crash**: the first records batch also sets a
+//! `stats_pending` marker that the last cells batch clears, atomically with its writes. A node
+//! that opens with the marker set died in between; it recomputes its cells from its records,
+//! writes the differences (as ordinary cell changes, so they travel upward) and clears it.
 //!
 //! Cells change by delta: a correction subtracts the old record's contributions and adds the
-//! new one's (see `stats::contributions`). Each changed cell gets the next local sequence
-//! number; the change log keeps only the latest sequence of each cell, so a peer that acked up
-//! to `n` catches up by reading the log after `n` — only what changed, never a snapshot.
+//! new one's (see `stats::contributions`). Each changed block gets the next local sequence
+//! number; the change log keeps only the latest sequence of each block, so a peer that acked
+//! up to `n` catches up by reading the log after `n` — only what changed, never a snapshot.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -17,21 +22,22 @@ use std::sync::{Mutex, RwLock};
 
 use jiff::civil::Date;
 
-use crate::division::{Code, Division, Level, Registry};
+use crate::division::{Code, Division, Registry};
 use crate::domain::{FieldError, Household, Record, RecordKind};
 use crate::period::Period;
-use crate::stats::{self, CellKey, CellSource, Indicators, CELL_KEY_LEN};
+use crate::stats::{self, CellKey, CellSource, Indicators};
 use crate::store::{Store, StoreError, StoreOptions, TreeId, WriteSet};
 
-/// Changes per atomic commit (sled is fastest and leanest at about 1 000; see GUIDE.md).
+/// Records (or cell blocks) per atomic commit (sled is fastest and leanest at about 1 000;
+/// see GUIDE.md).
 pub const BATCH: usize = 1000;
 
 /// Format marker of record values.
 const RECORD_V1: u8 = 1;
-/// Format marker of cell values: value i64, local seq u64, origin version u64.
-const CELL_V1: u8 = 1;
 const META_DIVISION: &[u8] = b"division";
 const META_CELL_SEQ: &[u8] = b"cell_seq";
+/// Set while an apply has written records whose cell deltas are not all written yet.
+const META_STATS_PENDING: &[u8] = b"stats_pending";
 
 /// Errors of the ledger.
 #[derive(Debug, thiserror::Error)]
@@ -169,35 +175,6 @@ pub struct CellValue {
     pub version: u64,
 }
 
-impl CellValue {
-    fn encode(&self) -> [u8; 25] {
-        let mut b = [0u8; 25];
-        b[0] = CELL_V1;
-        b[1..9].copy_from_slice(&self.value.to_be_bytes());
-        b[9..17].copy_from_slice(&self.seq.to_be_bytes());
-        b[17..25].copy_from_slice(&self.version.to_be_bytes());
-        b
-    }
-
-    fn decode(b: &[u8]) -> Result<CellValue> {
-        if b.len() != 25 || b[0] != CELL_V1 {
-            return Err(LedgerError::Corrupt {
-                what: "cell",
-                detail: format!("{} bytes, marker {:?}", b.len(), b.first()),
-            });
-        }
-        let n = |r: std::ops::Range<usize>| {
-            // The slice is exactly 8 bytes by construction of the ranges below.
-            u64::from_be_bytes(b[r].try_into().unwrap_or_default())
-        };
-        Ok(CellValue {
-            value: n(1..9) as i64,
-            seq: n(9..17),
-            version: n(17..25),
-        })
-    }
-}
-
 /// The current state of the records a plan touched, by (kind, id).
 type Overlay = HashMap<(RecordKind, String), Option<Record>>;
 
@@ -229,12 +206,48 @@ impl Ledger {
             })?;
             registry.insert(d);
         }
-        Ok(Ledger {
+        let ledger = Ledger {
             store,
             division,
             registry: RwLock::new(registry),
             write: Mutex::new(()),
-        })
+        };
+        if ledger
+            .store
+            .get(TreeId::Meta, META_STATS_PENDING)?
+            .is_some()
+        {
+            ledger.repair_cells()?;
+        }
+        Ok(ledger)
+    }
+
+    /// Recompute the cells from the records and write the differences (after a crash between
+    /// the records and the cells of an apply). Returns the number of cells corrected.
+    pub fn repair_cells(&self) -> Result<u64> {
+        let _w = self.write.lock().unwrap_or_else(|p| p.into_inner());
+        let stored = self.all_cells()?;
+        let fresh = self.recompute_cells()?;
+        let mut deltas: BTreeMap<CellKey, i64> = BTreeMap::new();
+        for (k, v) in &fresh {
+            let d = v - stored.get(k).copied().unwrap_or(0);
+            if d != 0 {
+                deltas.insert(*k, d);
+            }
+        }
+        for (k, v) in &stored {
+            if !fresh.contains_key(k) {
+                deltas.insert(*k, -v);
+            }
+        }
+        tracing::warn!(
+            dir = %self.store.path().display(),
+            cells = deltas.len(),
+            "an earlier import stopped between records and statistics; statistics recomputed"
+        );
+        let n = self.write_cells(&deltas, &mut |_| {})?;
+        self.store.flush()?;
+        Ok(n)
     }
 
     /// Open `dir`, giving it `division` if it has none yet; refuses a dir of another division.
@@ -495,135 +508,127 @@ impl Ledger {
         let _w = self.write.lock().unwrap_or_else(|p| p.into_inner());
         let steps = self.plan(changes, today)?;
         let mut applied = Applied::default();
-        let total = steps.len();
+        let deltas = self.deltas(&steps, &mut applied)?;
+        let effective: Vec<&Step> = steps.iter().filter(|s| s.old != s.new).collect();
+        if effective.is_empty() {
+            return Ok(applied);
+        }
+        let blocks = crate::cells::group(&deltas).len();
+        let total = effective.len() + blocks;
         let mut done = 0;
-        for chunk in steps.chunks(BATCH) {
-            self.write_batch(chunk, &mut applied)?;
+        for (i, chunk) in effective.chunks(BATCH).enumerate() {
+            let mut ws = WriteSet::new();
+            if i == 0 {
+                ws.put(TreeId::Meta, META_STATS_PENDING, Vec::new());
+            }
+            for step in chunk {
+                stage_record(step, &mut ws);
+            }
+            self.store.commit(&ws)?;
             done += chunk.len();
             progress(Progress { done, total });
         }
+        applied.cells_written = self.write_cells(&deltas, &mut |n| {
+            progress(Progress {
+                done: done + n,
+                total,
+            })
+        })?;
         self.store.flush()?;
         Ok(applied)
     }
 
-    fn write_batch(&self, steps: &[Step], applied: &mut Applied) -> Result<()> {
+    /// The summed cell deltas of `steps`, replayed in order; counts what kind of change each
+    /// step is.
+    fn deltas(&self, steps: &[Step], applied: &mut Applied) -> Result<BTreeMap<CellKey, i64>> {
         let top = self.division;
-        let mut ws = WriteSet::new();
         let mut deltas: BTreeMap<CellKey, i64> = BTreeMap::new();
-        let add = |sign: i64| {
-            move |deltas: &mut BTreeMap<CellKey, i64>, k: CellKey, v: i64| {
-                *deltas.entry(k).or_insert(0) += sign * v;
-            }
-        };
-        let (minus, plus) = (add(-1), add(1));
-        // Households as they stand while the batch is replayed in order.
+        let emit =
+            |sign: i64, r: &Record, hh: Option<&Household>, d: &mut BTreeMap<CellKey, i64>| {
+                stats::contributions(r, hh, top, &mut |k, v| *d.entry(k).or_insert(0) += sign * v);
+            };
+        // Records as they stand while the steps are replayed in order.
         let mut overlay: Overlay = HashMap::new();
         for step in steps {
             let (old, new) = match (&step.old, &step.new) {
-                (Some(o), Some(n)) if o == n => {
-                    applied.unchanged += 1;
-                    continue;
-                }
-                (None, None) => {
+                (o, n) if o == n => {
                     applied.unchanged += 1;
                     continue;
                 }
                 (o, n) => (o.as_ref(), n.as_ref()),
             };
             match (old, new) {
-                (None, Some(_)) => applied.inserted += 1,
+                (None, _) => applied.inserted += 1,
                 (Some(_), Some(_)) => applied.corrected += 1,
-                _ => applied.deleted += 1,
+                (Some(_), None) => applied.deleted += 1,
             }
-            let any = new
-                .or(old)
-                .expect("one side exists: (None, None) skipped above");
-            let (kind, id, hcode) = (
-                any.kind(),
-                any.id().to_string(),
-                any.household_code().to_string(),
-            );
-            let hh_before = self.household(&overlay, &hcode)?;
-            // Remove the old contributions.
+            // At least one side exists: equal sides (incl. both None) were skipped above.
+            let Some(any) = new.or(old) else { continue };
+            let (kind, hcode) = (any.kind(), any.household_code().to_string());
+            let needs_household = stats::depends_on_household(any);
+            let hh_before = if needs_household {
+                self.household(&overlay, &hcode)?
+            } else {
+                None
+            };
             if let Some(o) = old {
-                stats::contributions(o, hh_before.as_ref(), top, &mut |k, v| {
-                    minus(&mut deltas, k, v)
-                });
+                emit(-1, o, hh_before.as_ref(), &mut deltas);
             }
-            if kind == RecordKind::Household {
+            if let (Some(Record::Household(o)), Some(Record::Household(n))) = (old, new) {
                 // A monitoring row counts the household's members: re-count it.
-                if let Some(m) = self.current(&overlay, RecordKind::Monitored, &hcode)? {
-                    stats::contributions(&m, hh_before.as_ref(), top, &mut |k, v| {
-                        minus(&mut deltas, k, v)
-                    });
-                    let hh_after = match new {
-                        Some(Record::Household(h)) => Some(h),
-                        _ => None,
-                    };
-                    stats::contributions(&m, hh_after, top, &mut |k, v| plus(&mut deltas, k, v));
+                if o.members != n.members {
+                    if let Some(m) = self.current(&overlay, RecordKind::Monitored, &hcode)? {
+                        emit(-1, &m, Some(o), &mut deltas);
+                        emit(1, &m, Some(n), &mut deltas);
+                    }
                 }
             }
-            overlay.insert((kind, id.clone()), new.cloned());
+            overlay.insert((kind, any.id().to_string()), new.cloned());
             if let Some(n) = new {
-                let hh_after = self.household(&overlay, &hcode)?;
-                stats::contributions(n, hh_after.as_ref(), top, &mut |k, v| {
-                    plus(&mut deltas, k, v)
-                });
-            }
-            // Record and index.
-            let rk = record_key(kind, &id);
-            match new {
-                Some(n) => ws.put(TreeId::Records, rk, encode_record(n)),
-                None => ws.remove(TreeId::Records, rk),
-            }
-            if kind != RecordKind::Household {
-                let old_h = old.map(|o| o.household_code().to_string());
-                let new_h = new.map(|n| n.household_code().to_string());
-                if old_h != new_h {
-                    if let Some(h) = old_h {
-                        ws.remove(TreeId::ByHousehold, index_key(&h, kind, &id));
-                    }
-                    if let Some(h) = new_h {
-                        ws.put(TreeId::ByHousehold, index_key(&h, kind, &id), Vec::new());
-                    }
-                }
+                let hh_after = if needs_household {
+                    self.household(&overlay, &hcode)?
+                } else {
+                    None
+                };
+                emit(1, n, hh_after.as_ref(), &mut deltas);
             }
         }
-        applied.cells_written += self.stage_cells(&deltas, &mut ws)?;
-        self.store.commit(&ws)?;
-        Ok(())
+        deltas.retain(|_, d| *d != 0);
+        Ok(deltas)
     }
 
-    /// Add the non-zero `deltas` to their cells in `ws`, giving each changed cell the next
-    /// sequence number and moving its change-log entry. Returns the number of cells changed.
-    fn stage_cells(&self, deltas: &BTreeMap<CellKey, i64>, ws: &mut WriteSet) -> Result<u64> {
+    /// Write summed deltas to the cell blocks in batches; the last batch clears the
+    /// `stats_pending` marker. Returns the number of cells changed.
+    fn write_cells(
+        &self,
+        deltas: &BTreeMap<CellKey, i64>,
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<u64> {
+        let groups = crate::cells::group(deltas);
         let mut seq = self.cell_seq()?;
-        let mut n = 0;
-        for (key, delta) in deltas {
-            if *delta == 0 {
-                continue;
-            }
-            let k = key.encode();
-            let old = match self.store.get(TreeId::Cells, &k)? {
-                Some(v) => Some(CellValue::decode(&v)?),
-                None => None,
-            };
-            seq += 1;
-            if let Some(o) = old {
-                ws.remove(TreeId::CellLog, o.seq.to_be_bytes().to_vec());
-            }
-            let value = old.map_or(0, |o| o.value) + delta;
-            let cv = CellValue {
-                value,
-                seq,
-                version: seq,
-            };
-            ws.put(TreeId::Cells, k.to_vec(), cv.encode().to_vec());
-            ws.put(TreeId::CellLog, seq.to_be_bytes().to_vec(), k.to_vec());
-            n += 1;
+        let mut cells = 0;
+        let mut done = 0;
+        let mut chunks = groups.chunks(BATCH).peekable();
+        if chunks.peek().is_none() {
+            let mut ws = WriteSet::new();
+            ws.remove(TreeId::Meta, META_STATS_PENDING);
+            self.store.commit(&ws)?;
         }
-        ws.put(TreeId::Meta, META_CELL_SEQ, seq.to_be_bytes().to_vec());
-        Ok(n)
+        while let Some(chunk) = chunks.next() {
+            let mut ws = WriteSet::new();
+            for (bk, ds) in chunk {
+                cells += crate::cells::stage_block(&self.store, *bk, ds, &mut seq, &mut ws)
+                    .map_err(cells_err)?;
+            }
+            ws.put(TreeId::Meta, META_CELL_SEQ, seq.to_be_bytes().to_vec());
+            if chunks.peek().is_none() {
+                ws.remove(TreeId::Meta, META_STATS_PENDING);
+            }
+            self.store.commit(&ws)?;
+            done += chunk.len();
+            progress(done);
+        }
+        Ok(cells)
     }
 
     /// Highest cell change-log sequence written so far.
@@ -634,25 +639,32 @@ impl Ledger {
         })
     }
 
-    /// Cells changed after sequence `after`, oldest first, at most `limit` (the change log:
-    /// what a peer that acked `after` is missing).
+    /// Cells changed after sequence `after`, oldest block first, from at most `limit` blocks
+    /// (the change log: what a peer that acked `after` is missing, zeros included).
     pub fn changes_since(&self, after: u64, limit: usize) -> Result<Vec<(CellKey, CellValue)>> {
         let mut out = Vec::new();
         let start = (after + 1).to_be_bytes();
         for r in self.store.range_from(TreeId::CellLog, &start).take(limit) {
             let (_, k) = r?;
-            let key = CellKey::decode(&k).ok_or_else(|| LedgerError::Corrupt {
-                what: "cell log",
-                detail: format!("{} byte key", k.len()),
-            })?;
-            let v = self
-                .store
-                .get(TreeId::Cells, &k)?
-                .ok_or(LedgerError::Corrupt {
+            let (division, period) =
+                crate::cells::decode_block_key(&k).ok_or_else(|| LedgerError::Corrupt {
                     what: "cell log",
-                    detail: "entry without a cell".into(),
+                    detail: format!("{} byte key", k.len()),
                 })?;
-            out.push((key, CellValue::decode(&v)?));
+            let block =
+                crate::cells::read_block(&self.store, division, period).map_err(cells_err)?;
+            for (key, e) in crate::cells::cells_of_block(division, period, &block) {
+                if e.seq > after {
+                    out.push((
+                        key,
+                        CellValue {
+                            value: e.value,
+                            seq: e.seq,
+                            version: e.version,
+                        },
+                    ));
+                }
+            }
         }
         Ok(out)
     }
@@ -660,16 +672,8 @@ impl Ledger {
     /// Every stored cell with a non-zero value (for checks and tests).
     pub fn all_cells(&self) -> Result<BTreeMap<CellKey, i64>> {
         let mut out = BTreeMap::new();
-        for r in self.store.scan_prefix(TreeId::Cells, b"") {
-            let (k, v) = r?;
-            let cv = CellValue::decode(&v)?;
-            if cv.value != 0 {
-                let key = CellKey::decode(&k).ok_or_else(|| LedgerError::Corrupt {
-                    what: "cell key",
-                    detail: format!("{} bytes", k.len()),
-                })?;
-                out.insert(key, cv.value);
-            }
+        for (key, v) in self.scan_cells(self.store.scan_prefix(TreeId::Cells, b""))? {
+            out.insert(key, v);
         }
         Ok(out)
     }
@@ -701,14 +705,6 @@ impl Ledger {
             what: "cells",
             detail,
         })
-    }
-
-    /// The level of divisions this node keeps cells for, below its own.
-    pub fn levels_below(&self) -> Vec<Level> {
-        [Level::Town, Level::Village]
-            .into_iter()
-            .filter(|l| *l > self.division.level())
-            .collect()
     }
 }
 
@@ -752,8 +748,12 @@ impl CellSource for Ledger {
         division: Code,
         period: Period,
     ) -> std::result::Result<Vec<(CellKey, i64)>, String> {
-        let prefix = CellKey::prefix(division, period);
-        self.scan_cells(self.store.scan_prefix(TreeId::Cells, &prefix))
+        let block =
+            crate::cells::read_block(&self.store, division, period).map_err(|e| e.to_string())?;
+        Ok(crate::cells::cells_of_block(division, period, &block)
+            .filter(|(_, e)| e.value != 0)
+            .map(|(k, e)| (k, e.value))
+            .collect())
     }
 
     fn cells_between(
@@ -762,31 +762,71 @@ impl CellSource for Ledger {
         from: Period,
         to: Period,
     ) -> std::result::Result<Vec<(CellKey, i64)>, String> {
-        let start = CellKey::prefix(division, from);
-        let end = CellKey::prefix(division, to);
+        let start = crate::cells::block_key(division, from);
+        let end = crate::cells::block_key(division, to);
         self.scan_cells(self.store.range(TreeId::Cells, &start, &end))
+            .map_err(|e| e.to_string())
     }
 }
 
 impl Ledger {
+    /// Non-zero cells of the blocks an iterator yields.
     fn scan_cells(
         &self,
         it: impl Iterator<
             Item = std::result::Result<(crate::store::Bytes, crate::store::Bytes), StoreError>,
         >,
-    ) -> std::result::Result<Vec<(CellKey, i64)>, String> {
+    ) -> Result<Vec<(CellKey, i64)>> {
         let mut out = Vec::new();
         for r in it {
-            let (k, v) = r.map_err(|e| e.to_string())?;
-            if k.len() != CELL_KEY_LEN {
-                continue;
-            }
-            let cv = CellValue::decode(&v).map_err(|e| e.to_string())?;
-            if cv.value != 0 {
-                let key = CellKey::decode(&k).ok_or("undecodable cell key")?;
-                out.push((key, cv.value));
-            }
+            let (k, v) = r?;
+            let (division, period) =
+                crate::cells::decode_block_key(&k).ok_or_else(|| LedgerError::Corrupt {
+                    what: "cell block key",
+                    detail: format!("{} bytes", k.len()),
+                })?;
+            let block = crate::cells::Block::decode(&v).map_err(|e| cells_err(e.into()))?;
+            out.extend(
+                crate::cells::cells_of_block(division, period, &block)
+                    .filter(|(_, e)| e.value != 0)
+                    .map(|(k, e)| (k, e.value)),
+            );
         }
         Ok(out)
+    }
+}
+
+fn cells_err(e: crate::cells::CellsError) -> LedgerError {
+    match e {
+        crate::cells::CellsError::Store(s) => LedgerError::Store(s),
+        crate::cells::CellsError::Corrupt(c) => LedgerError::Corrupt {
+            what: "cell block",
+            detail: c.0,
+        },
+    }
+}
+
+/// Put a step's record and household index changes into `ws`.
+fn stage_record(step: &Step, ws: &mut WriteSet) {
+    let (old, new) = (step.old.as_ref(), step.new.as_ref());
+    // Effective steps have at least one side.
+    let Some(any) = new.or(old) else { return };
+    let (kind, id) = (any.kind(), any.id());
+    let rk = record_key(kind, id);
+    match new {
+        Some(n) => ws.put(TreeId::Records, rk, encode_record(n)),
+        None => ws.remove(TreeId::Records, rk),
+    }
+    if kind != RecordKind::Household {
+        let old_h = old.map(|o| o.household_code());
+        let new_h = new.map(|n| n.household_code());
+        if old_h != new_h {
+            if let Some(h) = old_h {
+                ws.remove(TreeId::ByHousehold, index_key(h, kind, id));
+            }
+            if let Some(h) = new_h {
+                ws.put(TreeId::ByHousehold, index_key(h, kind, id), Vec::new());
+            }
+        }
     }
 }

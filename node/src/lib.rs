@@ -5,6 +5,7 @@
 //! - [`period`]: ISO weeks, months, quarters, halves, years in China time.
 //! - [`domain`]: county records and the rules each must satisfy on its own.
 //! - [`store`]: the only module that knows sled; named trees, atomic write sets, durable flush.
+//! - [`cells`]: statistics cells stored in blocks per (division, period), and the change log.
 //! - [`stats`]: which cells a record contributes to; indicators derived from cells.
 //! - [`ledger`]: validated writes of records + cells + change log in one commit.
 //! - [`import`]: CSV / JSON-lines interchange files into the ledger, all or nothing per file.
@@ -13,6 +14,7 @@
 //!
 //! See ARCHITECTURE.md for the invariants.
 
+pub mod cells;
 pub mod division;
 pub mod domain;
 pub mod gen;

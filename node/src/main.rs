@@ -174,12 +174,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let mut done = |r: &bottomline::import::FileReport| {
                 let a = &r.applied;
                 println!(
-                    "{}: {} rows: {} new, {} corrected, {} unchanged",
+                    "{}: {} rows: {} new, {} corrected, {} unchanged; {} statistics cells updated",
                     r.file.display(),
                     r.rows,
                     a.inserted,
                     a.corrected,
-                    a.unchanged
+                    a.unchanged,
+                    a.cells_written
                 );
             };
             bottomline::import::import_files(

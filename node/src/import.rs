@@ -824,6 +824,35 @@ pub fn import_file(
     })
 }
 
+/// The records of a file, parsed and checked field by field but not written (for tools and
+/// benchmarks). Errors are those `import_file` would report for malformed rows.
+pub fn parse_records(path: &Path, kind: RecordKind) -> Result<Vec<Record>, ImportError> {
+    let (cols, rows) = read_rows(path, FileKind::Records(kind), &mut |_| {})?;
+    let mut out = Vec::with_capacity(rows.len());
+    let mut errors = Vec::new();
+    for row in &rows {
+        match parse_record(kind, &Fields { row, cols: &cols }) {
+            Ok(r) => out.push(r),
+            Err(e) => errors.push(RowError {
+                line: row.line,
+                field: Some(e.field.to_string()),
+                reason: e.reason,
+            }),
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        let total = errors.len();
+        errors.truncate(MAX_LISTED_ERRORS);
+        Err(ImportError::Rows {
+            file: path.to_owned(),
+            errors,
+            total,
+        })
+    }
+}
+
 fn id_field(kind: RecordKind) -> &'static str {
     match kind {
         RecordKind::Household | RecordKind::Monitored => "household_code",

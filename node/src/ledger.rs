@@ -126,7 +126,8 @@ pub struct Ledger {
     write: Mutex<()>,
 }
 
-fn record_key(kind: RecordKind, id: &str) -> Vec<u8> {
+/// Store key of a record: kind, then id.
+pub fn record_key(kind: RecordKind, id: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(1 + id.len());
     k.push(kind as u8);
     k.extend_from_slice(id.as_bytes());
@@ -142,7 +143,8 @@ fn index_key(household: &str, kind: RecordKind, id: &str) -> Vec<u8> {
     k
 }
 
-fn encode_record(r: &Record) -> Vec<u8> {
+/// Stored form of a record: format marker, then JSON.
+pub fn encode_record(r: &Record) -> Vec<u8> {
     let mut v = vec![RECORD_V1];
     // Serialising plain data structs to a Vec cannot fail.
     serde_json::to_writer(&mut v, r).unwrap_or_default();

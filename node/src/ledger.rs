@@ -530,6 +530,11 @@ impl Ledger {
             done += chunk.len();
             progress(Progress { done, total });
         }
+        if !deltas.is_empty() && failpoint("ledger.between_records_and_cells") {
+            // Crash tests: die like kill -9 with the records durable and the cells not written.
+            self.store.flush()?;
+            std::process::abort();
+        }
         applied.cells_written = self.write_cells(&deltas, &mut |n| {
             progress(Progress {
                 done: done + n,
@@ -806,6 +811,16 @@ fn cells_err(e: crate::cells::CellsError) -> LedgerError {
             detail: c.0,
         },
     }
+}
+
+/// True when the environment variable `BOTTOMLINE_FAILPOINT` names this point. Only crash
+/// tests set it; it is read once.
+fn failpoint(name: &str) -> bool {
+    static ACTIVE: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    ACTIVE
+        .get_or_init(|| std::env::var("BOTTOMLINE_FAILPOINT").ok())
+        .as_deref()
+        == Some(name)
 }
 
 /// Put a step's record and household index changes into `ws`.

@@ -82,6 +82,25 @@ enum Command {
         #[arg(long, env = "BOTTOMLINE_DATA")]
         data: PathBuf,
     },
+    /// Generate a small province and import every county into its own data dir, then show
+    /// what to run next. (Until the sync service lands, the counties are not yet connected.)
+    Demo {
+        /// Where the demo keeps generated files and data dirs.
+        #[arg(long, default_value = "demo-data")]
+        dir: PathBuf,
+        /// Cities.
+        #[arg(long, default_value_t = 2)]
+        cities: u32,
+        /// Counties, spread over the cities.
+        #[arg(long, default_value_t = 4)]
+        counties: u32,
+        /// Households per county (default: 5 000 for a quick start; omit a value of 0 for realistic size).
+        #[arg(long, default_value_t = 5000)]
+        households: u32,
+        /// Random seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
     /// Generate deterministic synthetic data in the interchange format.
     ///
     /// Writes OUT/divisions.csv (the registry) and OUT/<county>/*.csv for each county.
@@ -249,6 +268,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 bail!("{diff} cells differ from a recomputation from the records")
             }
         }
+        Command::Demo {
+            dir,
+            cities,
+            counties,
+            households,
+            seed,
+        } => demo(&dir, cities, counties, households, seed),
         Command::Gen {
             seed,
             out,
@@ -308,4 +334,63 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn demo(dir: &std::path::Path, cities: u32, counties: u32, households: u32, seed: u64) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let today = today_in_china();
+    let files = dir.join("files");
+    let summary = bottomline::gen::generate(
+        &GenOptions {
+            seed,
+            out: files.clone(),
+            scope: GenScope::Province {
+                code: "61".into(),
+                cities,
+                counties,
+            },
+            end: today,
+            households_per_county: (households > 0).then_some(households),
+        },
+        &mut |_| {},
+    )?;
+    println!(
+        "generated {} counties, {} households, {} monitoring rows, {} signals, {} measures in {}",
+        summary.counties.len(),
+        summary.households,
+        summary.monitored,
+        summary.signals,
+        summary.measures,
+        files.display()
+    );
+    let week = Period::containing(bottomline::period::Kind::Week, today);
+    let kinds = ["divisions", "households", "monitored", "signals", "cases", "measures"];
+    for county in &summary.counties {
+        let code = Code::parse(county).map_err(anyhow::Error::msg)?;
+        let data = dir.join("nodes").join(county);
+        let ledger = Ledger::open_or_init(&data, Some(code), &StoreOptions::default())?;
+        let paths: Vec<PathBuf> = kinds
+            .iter()
+            .map(|k| files.join(county).join(format!("{k}.csv")))
+            .collect();
+        bottomline::import::import_files(&ledger, &paths, None, today, &mut |_| {}, &mut |_| {})?;
+        let ind = ledger.indicators(code, week)?;
+        println!(
+            "county {county} {}: {} households monitored ({} persons) at the end of {week}, {} signals this week",
+            ledger.registry().name(code),
+            ind.count("monitored_households", "total"),
+            ind.count("monitored_persons", "total"),
+            ind.count("signals", "total"),
+        );
+    }
+    let first = summary.counties.first().cloned().unwrap_or_default();
+    println!(
+        "\ndone in {:.1} s. Try:\n  bottomline stats --data {} --period {week}\n  bottomline stats --data {} --period {} --format json\n  bottomline check --data {}",
+        started.elapsed().as_secs_f64(),
+        dir.join("nodes").join(&first).display(),
+        dir.join("nodes").join(&first).display(),
+        week.first_day().year(),
+        dir.join("nodes").join(&first).display(),
+    );
+    Ok(())
 }

@@ -207,6 +207,76 @@ pub fn stage_block(
     Ok(deltas.len() as u64)
 }
 
+/// A cell as it travels between nodes: absolute value and the origin's version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Replica {
+    /// Address.
+    pub key: CellKey,
+    /// Absolute value (0 included).
+    pub value: i64,
+    /// The origin's version of the value; a receiver keeps the higher.
+    pub version: u64,
+}
+
+/// Stage replicated cells of one block into `ws`: each cell replaces the stored one only when
+/// its version is higher (so duplicates, replays and reordering change nothing). Returns the
+/// value changes `(indicator, dim, new - old)` that were applied; the block gets the next
+/// sequence number only when something changed.
+pub fn stage_replica_block(
+    store: &Store,
+    (division, period): (Code, Period),
+    cells: &[Replica],
+    seq: &mut u64,
+    ws: &mut WriteSet,
+) -> Result<Vec<(Stored, u8, i64)>, CellsError> {
+    let mut block = read_block(store, division, period)?;
+    let old_seq = block.max_seq();
+    let mut changed = Vec::new();
+    let next = *seq + 1;
+    for c in cells {
+        let (ind, dim) = (c.key.indicator, c.key.dim);
+        match block
+            .entries
+            .binary_search_by_key(&(ind, dim), |e| (e.indicator, e.dim))
+        {
+            Ok(i) => {
+                let e = &mut block.entries[i];
+                if c.version <= e.version {
+                    continue;
+                }
+                changed.push((ind, dim, c.value - e.value));
+                e.value = c.value;
+                e.version = c.version;
+                e.seq = next;
+            }
+            Err(i) => {
+                changed.push((ind, dim, c.value));
+                block.entries.insert(
+                    i,
+                    Entry {
+                        indicator: ind,
+                        dim,
+                        value: c.value,
+                        seq: next,
+                        version: c.version,
+                    },
+                );
+            }
+        }
+    }
+    if changed.is_empty() {
+        return Ok(changed);
+    }
+    *seq = next;
+    let key = block_key(division, period);
+    if old_seq != 0 {
+        ws.remove(TreeId::CellLog, old_seq.to_be_bytes().to_vec());
+    }
+    ws.put(TreeId::CellLog, next.to_be_bytes().to_vec(), key.to_vec());
+    ws.put(TreeId::Cells, key.to_vec(), block.encode());
+    Ok(changed)
+}
+
 /// Flatten a block into (cell key, entry) pairs.
 pub fn cells_of_block(
     division: Code,

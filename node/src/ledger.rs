@@ -22,6 +22,7 @@ use std::sync::{Mutex, RwLock};
 
 use jiff::civil::Date;
 
+use crate::cells::Replica;
 use crate::division::{Code, Division, Registry};
 use crate::domain::{FieldError, Household, Record, RecordKind};
 use crate::period::Period;
@@ -61,6 +62,14 @@ pub enum LedgerError {
     /// Some changes were refused; nothing was written.
     #[error("{} change(s) refused; nothing was written", .0.len())]
     Refused(Vec<Refusal>),
+    /// A cell or a child outside the subtree it must belong to.
+    #[error("division {division} is not in the subtree of {node}")]
+    NotInSubtree {
+        /// The offending division.
+        division: Code,
+        /// Whose subtree it had to be in.
+        node: Code,
+    },
     /// A stored value could not be decoded.
     #[error("corrupt {what} in the store: {detail}")]
     Corrupt {
@@ -90,6 +99,17 @@ pub enum Change {
     Put(Record),
     /// Remove a record (a household only when nothing refers to it).
     Delete(RecordKind, String),
+}
+
+/// One step of a change-log sweep (see [`Ledger::sweep`]).
+#[derive(Clone, Debug, Default)]
+pub struct Sweep {
+    /// Cells changed after the sweep's floor, from the blocks read.
+    pub cells: Vec<(CellKey, CellValue)>,
+    /// The log position read up to.
+    pub pos: u64,
+    /// True when `pos` is the durable head: the sweep is complete and `pos` is the new floor.
+    pub complete: bool,
 }
 
 /// What an `apply` did.
@@ -124,6 +144,10 @@ pub struct Ledger {
     /// Serialises writers: reads for a batch happen outside the sled transaction, so there
     /// must be a single writer (see `store`).
     write: Mutex<()>,
+    /// Woken after every flush that made cell changes durable.
+    changed: tokio::sync::Notify,
+    /// Highest cell log position known to be flushed: the sync layer sends nothing above it.
+    durable: std::sync::atomic::AtomicU64,
 }
 
 /// Store key of a record: kind, then id.
@@ -187,9 +211,17 @@ struct Step {
 }
 
 impl Ledger {
-    /// Open the ledger in `dir`. The data dir must have a division (see [`Ledger::init`]).
+    /// Open the ledger in `dir`. The data dir must have a division (see
+    /// [`Ledger::open_or_init`]).
     pub fn open(dir: &Path, opts: &StoreOptions) -> Result<Ledger> {
-        let store = Store::open(dir, opts)?;
+        Ledger::from_store(Store::open(dir, opts)?, None)
+    }
+
+    /// Build the ledger on an open store, giving it `init` as its division if it has none.
+    /// The store is opened once: sled releases its file lock lazily, so a close and reopen
+    /// in quick succession can fail.
+    fn from_store(store: Store, init: Option<Code>) -> Result<Ledger> {
+        let dir = store.path().to_owned();
         let division = match store.get(TreeId::Meta, META_DIVISION)? {
             Some(v) => {
                 Code::parse(&String::from_utf8_lossy(&v)).map_err(|e| LedgerError::Corrupt {
@@ -197,7 +229,16 @@ impl Ledger {
                     detail: e,
                 })?
             }
-            None => return Err(LedgerError::NotInitialised(dir.display().to_string())),
+            None => match init {
+                Some(d) => {
+                    let mut ws = WriteSet::new();
+                    ws.put(TreeId::Meta, META_DIVISION, d.to_string());
+                    store.commit(&ws)?;
+                    store.flush()?;
+                    d
+                }
+                None => return Err(LedgerError::NotInitialised(dir.display().to_string())),
+            },
         };
         let mut registry = Registry::new();
         for r in store.scan_prefix(TreeId::Divisions, b"") {
@@ -213,7 +254,11 @@ impl Ledger {
             division,
             registry: RwLock::new(registry),
             write: Mutex::new(()),
+            changed: tokio::sync::Notify::new(),
+            durable: std::sync::atomic::AtomicU64::new(0),
         };
+        // What sled recovered on open is on disk.
+        ledger.mark_durable(ledger.cell_seq()?);
         if ledger
             .store
             .get(TreeId::Meta, META_STATS_PENDING)?
@@ -249,32 +294,20 @@ impl Ledger {
         );
         let n = self.write_cells(&deltas, &mut |_| {})?;
         self.store.flush()?;
+        self.mark_durable(self.cell_seq()?);
         Ok(n)
     }
 
     /// Open `dir`, giving it `division` if it has none yet; refuses a dir of another division.
     pub fn open_or_init(dir: &Path, division: Option<Code>, opts: &StoreOptions) -> Result<Ledger> {
-        match Ledger::open(dir, opts) {
-            Ok(l) => match division {
-                Some(d) if d != l.division => Err(LedgerError::WrongDivision {
-                    dir: dir.display().to_string(),
-                    has: l.division,
-                    wanted: d,
-                }),
-                _ => Ok(l),
-            },
-            Err(LedgerError::NotInitialised(_)) if division.is_some() => {
-                let store = Store::open(dir, opts)?;
-                let mut ws = WriteSet::new();
-                // Checked by the guard above.
-                let d = division.unwrap_or(Code::ROOT);
-                ws.put(TreeId::Meta, META_DIVISION, d.to_string());
-                store.commit(&ws)?;
-                store.flush()?;
-                drop(store);
-                Ledger::open(dir, opts)
-            }
-            Err(e) => Err(e),
+        let l = Ledger::from_store(Store::open(dir, opts)?, division)?;
+        match division {
+            Some(d) if d != l.division => Err(LedgerError::WrongDivision {
+                dir: dir.display().to_string(),
+                has: l.division,
+                wanted: d,
+            }),
+            _ => Ok(l),
         }
     }
 
@@ -542,7 +575,20 @@ impl Ledger {
             })
         })?;
         self.store.flush()?;
+        self.mark_durable(self.cell_seq()?);
         Ok(applied)
+    }
+
+    /// Record that the change log up to `seq` is flushed and wake the sync sender.
+    fn mark_durable(&self, seq: u64) {
+        self.durable
+            .fetch_max(seq, std::sync::atomic::Ordering::SeqCst);
+        self.changed.notify_waiters();
+    }
+
+    /// Highest change-log position that is flushed.
+    pub fn durable_seq(&self) -> u64 {
+        self.durable.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// The summed cell deltas of `steps`, replayed in order; counts what kind of change each
@@ -646,13 +692,33 @@ impl Ledger {
         })
     }
 
-    /// Cells changed after sequence `after`, oldest block first, from at most `limit` blocks
-    /// (the change log: what a peer that acked `after` is missing, zeros included).
-    pub fn changes_since(&self, after: u64, limit: usize) -> Result<Vec<(CellKey, CellValue)>> {
-        let mut out = Vec::new();
-        let start = (after + 1).to_be_bytes();
-        for r in self.store.range_from(TreeId::CellLog, &start).take(limit) {
-            let (_, k) = r?;
+    /// One step of a **sweep** over the change log (what the sync sender calls).
+    ///
+    /// A sweep starts at a floor `F` (everything changed at or before `F` was delivered) and
+    /// reads the blocks logged after position `pos`, at most `limit` of them, returning their
+    /// entries changed after `F`, zeros included. A block that changes again while a sweep is
+    /// under way moves to a higher log position, where the same sweep reads it again, so when a
+    /// step reaches the head (`Sweep::complete`), everything changed after `F` has been
+    /// returned and the new floor is the head. Filtering by the *floor* rather than by `pos` is
+    /// what makes that true (an entry changed at a position the reader already passed may sit in
+    /// a block that has since moved ahead). Runs under the write lock, where everything
+    /// committed is also flushed, so nothing unflushed leaves the node.
+    pub fn sweep(&self, floor: u64, pos: u64, limit: usize) -> Result<Sweep> {
+        let _w = self.write.lock().unwrap_or_else(|p| p.into_inner());
+        let head = self.durable_seq();
+        let mut out = Sweep {
+            cells: Vec::new(),
+            pos,
+            complete: pos >= head,
+        };
+        if pos >= head {
+            return Ok(out);
+        }
+        let start = (pos + 1).to_be_bytes();
+        let end = (head + 1).to_be_bytes();
+        for r in self.store.range(TreeId::CellLog, &start, &end).take(limit) {
+            let (seq, k) = r?;
+            out.pos = u64::from_be_bytes(seq[..8].try_into().unwrap_or_default());
             let (division, period) =
                 crate::cells::decode_block_key(&k).ok_or_else(|| LedgerError::Corrupt {
                     what: "cell log",
@@ -661,8 +727,8 @@ impl Ledger {
             let block =
                 crate::cells::read_block(&self.store, division, period).map_err(cells_err)?;
             for (key, e) in crate::cells::cells_of_block(division, period, &block) {
-                if e.seq > after {
-                    out.push((
+                if e.seq > floor {
+                    out.cells.push((
                         key,
                         CellValue {
                             value: e.value,
@@ -673,7 +739,94 @@ impl Ledger {
                 }
             }
         }
+        out.complete = self
+            .store
+            .range(TreeId::CellLog, &(out.pos + 1).to_be_bytes(), &end)
+            .next()
+            .is_none();
         Ok(out)
+    }
+
+    /// Number of blocks changed after log position `after` (a peer's backlog).
+    pub fn backlog(&self, after: u64) -> Result<u64> {
+        let start = (after + 1).to_be_bytes();
+        Ok(self.store.range_from(TreeId::CellLog, &start).count() as u64)
+    }
+
+    /// Resolves after the next flush that made cell changes durable.
+    pub fn changed(&self) -> tokio::sync::futures::Notified<'_> {
+        self.changed.notified()
+    }
+
+    /// The sweep floor of child `child` this node has made durable (where the child resumes).
+    pub fn child_acked(&self, child: Code) -> Result<u64> {
+        Ok(match self.store.get(TreeId::Meta, &child_ack_key(child))? {
+            Some(v) if v.len() == 8 => u64::from_be_bytes(v[..8].try_into().unwrap_or_default()),
+            _ => 0,
+        })
+    }
+
+    /// Apply cells replicated from direct child `child`, whose completed sweep floor is `upto`:
+    /// every cell must lie in the child's subtree; a cell replaces the stored one only when
+    /// its version is higher; changes of the child's own cells move this node's aggregate
+    /// cells by the difference. The cells, the aggregates and the child's position are one
+    /// atomic commit, flushed before this returns (so the caller may ack `upto`).
+    pub fn apply_replicas(&self, child: Code, cells: &[Replica], upto: u64) -> Result<u64> {
+        if child.parent() != Some(self.division) {
+            return Err(LedgerError::NotInSubtree {
+                division: child,
+                node: self.division,
+            });
+        }
+        if let Some(c) = cells.iter().find(|c| !child.contains(c.key.division)) {
+            return Err(LedgerError::NotInSubtree {
+                division: c.key.division,
+                node: child,
+            });
+        }
+        let _w = self.write.lock().unwrap_or_else(|p| p.into_inner());
+        let mut sorted: Vec<Replica> = cells.to_vec();
+        sorted.sort_by_key(|c| c.key);
+        let mut seq = self.cell_seq()?;
+        let mut ws = WriteSet::new();
+        let mut aggregate: BTreeMap<CellKey, i64> = BTreeMap::new();
+        let mut changed = 0;
+        for group in
+            sorted.chunk_by(|a, b| (a.key.division, a.key.period) == (b.key.division, b.key.period))
+        {
+            let bk = (group[0].key.division, group[0].key.period);
+            let deltas =
+                crate::cells::stage_replica_block(&self.store, bk, group, &mut seq, &mut ws)
+                    .map_err(cells_err)?;
+            changed += deltas.len() as u64;
+            if bk.0 == child {
+                for (indicator, dim, d) in deltas {
+                    let k = CellKey {
+                        division: self.division,
+                        period: bk.1,
+                        indicator,
+                        dim,
+                    };
+                    *aggregate.entry(k).or_insert(0) += d;
+                }
+            }
+        }
+        for (bk, ds) in crate::cells::group(&aggregate) {
+            crate::cells::stage_block(&self.store, bk, &ds, &mut seq, &mut ws)
+                .map_err(cells_err)?;
+        }
+        ws.put(TreeId::Meta, META_CELL_SEQ, seq.to_be_bytes().to_vec());
+        // A replayed old batch must not move the child's position back.
+        let upto = upto.max(self.child_acked(child)?);
+        ws.put(
+            TreeId::Meta,
+            child_ack_key(child),
+            upto.to_be_bytes().to_vec(),
+        );
+        self.store.commit(&ws)?;
+        self.store.flush()?;
+        self.mark_durable(seq);
+        Ok(changed)
     }
 
     /// Every stored cell with a non-zero value (for checks and tests).
@@ -801,6 +954,12 @@ impl Ledger {
         }
         Ok(out)
     }
+}
+
+fn child_ack_key(child: Code) -> Vec<u8> {
+    let mut k = b"child_acked/".to_vec();
+    k.extend_from_slice(&child.key());
+    k
 }
 
 fn cells_err(e: crate::cells::CellsError) -> LedgerError {

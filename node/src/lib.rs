@@ -11,16 +11,23 @@
 //! - [`import`]: CSV / JSON-lines interchange files into the ledger, all or nothing per file.
 //! - [`gen`]: deterministic synthetic data in the interchange format.
 //! - [`report`]: rendering indicators as a table, JSON or CSV.
+//! - [`config`]: the node's TOML configuration.
+//! - [`rpc`]: the gRPC edge (the only user of `bottomline_proto`): the parent's sync service
+//!   and the child's uplink.
+//! - [`node`]: a running node: server, uplink, ordered shutdown.
 //!
 //! See ARCHITECTURE.md for the invariants.
 
 pub mod cells;
+pub mod config;
 pub mod division;
 pub mod domain;
 pub mod gen;
 pub mod import;
 pub mod ledger;
+pub mod node;
 pub mod period;
 pub mod report;
+pub mod rpc;
 pub mod stats;
 pub mod store;

@@ -28,6 +28,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run a node (county, city or province) from its TOML config: the sync service, stats,
+    /// gRPC health and reflection, and the link to its parent. Stops in order on SIGTERM/SIGINT.
+    Serve {
+        /// The node's config file.
+        #[arg(short, long, env = "BOTTOMLINE_CONFIG")]
+        config: PathBuf,
+    },
     /// Import interchange files (CSV or JSON lines) into a node's data dir.
     ///
     /// Each file is all or nothing: every row is validated first, and one bad row rejects the
@@ -163,6 +170,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     let opts = StoreOptions::default();
     match cli.command {
+        Command::Serve { config } => serve(&config),
         Command::Import {
             data,
             division,
@@ -336,7 +344,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-fn demo(dir: &std::path::Path, cities: u32, counties: u32, households: u32, seed: u64) -> anyhow::Result<()> {
+fn demo(
+    dir: &std::path::Path,
+    cities: u32,
+    counties: u32,
+    households: u32,
+    seed: u64,
+) -> anyhow::Result<()> {
     let started = Instant::now();
     let today = today_in_china();
     let files = dir.join("files");
@@ -364,7 +378,14 @@ fn demo(dir: &std::path::Path, cities: u32, counties: u32, households: u32, seed
         files.display()
     );
     let week = Period::containing(bottomline::period::Kind::Week, today);
-    let kinds = ["divisions", "households", "monitored", "signals", "cases", "measures"];
+    let kinds = [
+        "divisions",
+        "households",
+        "monitored",
+        "signals",
+        "cases",
+        "measures",
+    ];
     for county in &summary.counties {
         let code = Code::parse(county).map_err(anyhow::Error::msg)?;
         let data = dir.join("nodes").join(county);
@@ -393,4 +414,46 @@ fn demo(dir: &std::path::Path, cities: u32, counties: u32, households: u32, seed
         dir.join("nodes").join(&first).display(),
     );
     Ok(())
+}
+
+fn serve(path: &std::path::Path) -> anyhow::Result<()> {
+    let config = bottomline::config::Config::load(path)?;
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async move {
+        let handle = bottomline::node::open(&config)?;
+        let listener = match config.listen {
+            Some(addr) => Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr}"))?,
+            ),
+            None => None,
+        };
+        if let Some(l) = &listener {
+            tracing::info!(addr = %l.local_addr()?, "listening");
+        }
+        bottomline::node::run(config, handle, listener, shutdown_signal()).await
+    })
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
 }

@@ -1,0 +1,149 @@
+//! Node configuration: one documented TOML file (see `deploy/` for samples).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::division::Code;
+
+/// A node's configuration.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The division this node serves (e.g. "610102" for a county, "61" for the province).
+    pub division: Code,
+    /// Directory of the node's store.
+    pub data_dir: PathBuf,
+    /// Address to serve gRPC on. A county needs none: it dials its parent.
+    #[serde(default)]
+    pub listen: Option<SocketAddr>,
+    /// The parent's gRPC endpoint (`http://host:port`); none at the top of the tree.
+    #[serde(default)]
+    pub parent: Option<String>,
+    /// sled page cache in MiB (8 keeps a county node around 40 MiB RSS).
+    #[serde(default = "default_cache_mib")]
+    pub cache_mib: u64,
+    /// Sync tuning.
+    #[serde(default)]
+    pub sync: SyncConfig,
+}
+
+/// Sync tuning.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SyncConfig {
+    /// Blocks of cells per batch sent upward.
+    pub batch_blocks: usize,
+    /// Seconds between reconnection attempts to the parent (doubling up to 30 s).
+    pub reconnect_secs: f64,
+    /// Seconds to wait for the parent to answer a connection.
+    pub connect_timeout_secs: f64,
+    /// A child silent for longer than this is reported as an alert.
+    pub silent_child_secs: u64,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        SyncConfig {
+            batch_blocks: 1000,
+            reconnect_secs: 0.5,
+            connect_timeout_secs: 5.0,
+            silent_child_secs: 600,
+        }
+    }
+}
+
+impl SyncConfig {
+    /// First reconnection delay.
+    pub fn reconnect(&self) -> Duration {
+        Duration::from_secs_f64(self.reconnect_secs.max(0.01))
+    }
+    /// Connection timeout.
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.connect_timeout_secs.max(0.1))
+    }
+}
+
+fn default_cache_mib() -> u64 {
+    8
+}
+
+/// Errors reading a configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config {path}: {source}")]
+    Io {
+        /// Path.
+        path: PathBuf,
+        /// OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid.
+    #[error("invalid config {path}: {message}")]
+    Invalid {
+        /// Path.
+        path: PathBuf,
+        /// What is wrong, with the line.
+        message: String,
+    },
+}
+
+impl Config {
+    /// Read and check a TOML file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::parse(&text).map_err(|message| ConfigError::Invalid {
+            path: path.to_owned(),
+            message,
+        })
+    }
+
+    /// Parse and check TOML text.
+    pub fn parse(text: &str) -> Result<Config, String> {
+        let c: Config = toml::from_str(text).map_err(|e| e.to_string())?;
+        if c.parent.is_none() && c.listen.is_none() {
+            return Err("a node without a parent must listen (set listen = \"host:port\")".into());
+        }
+        Ok(c)
+    }
+
+    /// Store options from this config.
+    pub fn store_options(&self) -> crate::store::StoreOptions {
+        crate::store::StoreOptions {
+            cache_bytes: self.cache_mib * 1024 * 1024,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_county_and_refuses_unknown_keys() {
+        let c = Config::parse(
+            "division = \"610102\"\ndata_dir = \"/var/lib/bottomline\"\nparent = \"http://10.0.0.1:7100\"\n[sync]\nbatch_blocks = 500\n",
+        )
+        .unwrap();
+        assert_eq!(c.division.to_string(), "610102");
+        assert_eq!(c.sync.batch_blocks, 500);
+        assert_eq!(c.cache_mib, 8);
+        let e = Config::parse(
+            "division = \"61\"\ndata_dir = \"x\"\nlisten = \"127.0.0.1:1\"\nlisn = 1\n",
+        )
+        .unwrap_err();
+        assert!(e.contains("lisn"), "{e}");
+        assert!(Config::parse("division = \"61\"\ndata_dir = \"x\"\n").is_err());
+        assert!(
+            Config::parse("division = \"6100\"\ndata_dir = \"x\"\nlisten = \"127.0.0.1:1\"\n")
+                .is_err()
+        );
+    }
+}

@@ -1,0 +1,96 @@
+//! A running node: the gRPC server (sync, stats, health, reflection) and the uplink to the
+//! parent, started from a [`Config`] and stopped by one shutdown signal in a fixed order:
+//! stop accepting, stop the uplink, flush the store.
+
+use std::sync::{Arc, Mutex};
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::config::Config;
+use crate::ledger::Ledger;
+use crate::rpc::{self, Children, SyncService, UplinkState};
+
+/// Handles to a running node's shared state (for status and tests).
+#[derive(Clone)]
+pub struct NodeHandle {
+    /// The node's ledger.
+    pub ledger: Arc<Ledger>,
+    /// Link states of the children.
+    pub children: Children,
+    /// Link state towards the parent.
+    pub uplink: Arc<Mutex<UplinkState>>,
+}
+
+/// Open the node's ledger (creating the data dir for its division if new).
+pub fn open(config: &Config) -> anyhow::Result<NodeHandle> {
+    let ledger = Ledger::open_or_init(
+        &config.data_dir,
+        Some(config.division),
+        &config.store_options(),
+    )?;
+    Ok(NodeHandle {
+        ledger: Arc::new(ledger),
+        children: Default::default(),
+        uplink: Default::default(),
+    })
+}
+
+/// Run a node until `shutdown` resolves. `listener` is the bound gRPC listener (tests bind
+/// `127.0.0.1:0`); a node without one only dials its parent.
+pub async fn run(
+    config: Config,
+    handle: NodeHandle,
+    listener: Option<TcpListener>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let uplink = config.parent.clone().map(|parent| {
+        tokio::spawn(rpc::uplink(
+            handle.ledger.clone(),
+            parent,
+            config.sync.clone(),
+            handle.uplink.clone(),
+            stop_rx.clone(),
+        ))
+    });
+    let server = listener.map(|listener| {
+        let (health_reporter, health_service) = tonic_health::server::health_reporter();
+        let svc = SyncService::new(handle.ledger.clone(), handle.children.clone());
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            health_reporter
+                .set_serving::<bottomline_proto::v1::sync_server::SyncServer<SyncService>>()
+                .await;
+            let reflection = tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(bottomline_proto::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+                .build_v1()?;
+            tonic::transport::Server::builder()
+                .add_service(health_service)
+                .add_service(reflection)
+                .add_service(bottomline_proto::v1::sync_server::SyncServer::new(svc))
+                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                })
+                .await?;
+            Ok::<(), anyhow::Error>(())
+        })
+    });
+    tracing::info!(division = %config.division, "node running");
+    shutdown.await;
+    tracing::info!("shutting down: stop accepting");
+    let _ = stop_tx.send(true);
+    if let Some(s) = server {
+        s.await??;
+    }
+    tracing::info!("shutting down: uplink stopped");
+    if let Some(u) = uplink {
+        u.await?;
+    }
+    let ledger = handle.ledger.clone();
+    tokio::task::spawn_blocking(move || ledger.store().flush()).await??;
+    tracing::info!("shutting down: store flushed");
+    Ok(())
+}

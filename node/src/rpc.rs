@@ -1,0 +1,442 @@
+//! The gRPC edge: the only module that converts `bottomline_proto` types.
+//!
+//! - [`SyncService`] is the parent's side of the child→parent link (`Link`) and the drill-down
+//!   query (`Stats`).
+//! - [`uplink`] is the child's side: it dials the parent, learns where the parent's durable
+//!   copy ends (`Welcome.acked`), and streams its change log from there, woken by every flush.
+//!
+//! Exactly-once effect: cells travel as absolute values with the origin's version; the parent
+//! keeps the higher version, so duplicates, replays and reordering never double count. The
+//! parent acks a batch only after `Ledger::apply_replicas` flushed it together with the
+//! child's log position, and a reconnecting child resumes from that position.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use bottomline_proto::v1 as pb;
+use pb::envelope::Payload;
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::cells::Replica;
+use crate::config::SyncConfig;
+use crate::division::Code;
+use crate::ledger::{CellValue, Ledger, LedgerError};
+use crate::period::{Kind, Period};
+use crate::stats::{CellKey, Stored, Value};
+
+/// What a parent knows about one child's link.
+#[derive(Clone, Debug, Default)]
+pub struct ChildState {
+    /// Last message received from the child.
+    pub last_contact: Option<SystemTime>,
+    /// The child's change-log position this node has made durable.
+    pub acked: u64,
+    /// The child's change-log head as it last reported it.
+    pub head: u64,
+    /// A link is open now.
+    pub connected: bool,
+}
+
+/// Children's link states, shared between the service and status reporting.
+pub type Children = Arc<Mutex<HashMap<Code, ChildState>>>;
+
+/// The parent side of the sync protocol and the stats query.
+pub struct SyncService {
+    ledger: Arc<Ledger>,
+    children: Children,
+}
+
+impl SyncService {
+    /// Serve `ledger`, recording link states in `children`.
+    pub fn new(ledger: Arc<Ledger>, children: Children) -> Self {
+        SyncService { ledger, children }
+    }
+}
+
+fn to_status(e: LedgerError) -> Status {
+    match e {
+        LedgerError::NotInSubtree { .. } => Status::permission_denied(e.to_string()),
+        LedgerError::Refused(_) => Status::invalid_argument(e.to_string()),
+        other => Status::internal(other.to_string()),
+    }
+}
+
+fn kind_to_pb(k: Kind) -> pb::period::Kind {
+    match k {
+        Kind::Day => pb::period::Kind::Day,
+        Kind::Week => pb::period::Kind::Week,
+        Kind::Month => pb::period::Kind::Month,
+        Kind::Quarter => pb::period::Kind::Quarter,
+        Kind::Half => pb::period::Kind::Half,
+        Kind::Year => pb::period::Kind::Year,
+    }
+}
+
+fn kind_from_pb(k: i32) -> Option<Kind> {
+    Some(match pb::period::Kind::try_from(k).ok()? {
+        pb::period::Kind::Day => Kind::Day,
+        pb::period::Kind::Week => Kind::Week,
+        pb::period::Kind::Month => Kind::Month,
+        pb::period::Kind::Quarter => Kind::Quarter,
+        pb::period::Kind::Half => Kind::Half,
+        pb::period::Kind::Year => Kind::Year,
+        pb::period::Kind::Unspecified => return None,
+    })
+}
+
+/// Encode a cell for the wire.
+pub fn cell_to_pb(key: &CellKey, v: &CellValue) -> pb::Cell {
+    pb::Cell {
+        division: key.division.to_string(),
+        period: Some(pb::Period {
+            kind: kind_to_pb(key.period.kind()) as i32,
+            year: key.period.year() as u32,
+            index: key.period.index() as u32,
+        }),
+        indicator: key.indicator as u32,
+        dimension: key.dim as u32,
+        value: v.value,
+        version: v.version,
+    }
+}
+
+/// Decode a cell from the wire; the error names what is wrong.
+pub fn cell_from_pb(c: &pb::Cell) -> Result<Replica, String> {
+    let division = Code::parse(&c.division)?;
+    let p = c.period.as_ref().ok_or("cell without a period")?;
+    let kind = kind_from_pb(p.kind).ok_or_else(|| format!("unknown period kind {}", p.kind))?;
+    let year = i16::try_from(p.year).map_err(|_| format!("year {} out of range", p.year))?;
+    let index = u16::try_from(p.index).map_err(|_| format!("index {} out of range", p.index))?;
+    let period = Period::new(kind, year, index)?;
+    let indicator = u8::try_from(c.indicator)
+        .ok()
+        .and_then(Stored::from_code)
+        .ok_or_else(|| format!("unknown indicator {}", c.indicator))?;
+    let dim =
+        u8::try_from(c.dimension).map_err(|_| format!("dimension {} out of range", c.dimension))?;
+    Ok(Replica {
+        key: CellKey {
+            division,
+            period,
+            indicator,
+            dim,
+        },
+        value: c.value,
+        version: c.version,
+    })
+}
+
+type EnvelopeStream = Pin<Box<dyn Stream<Item = Result<pb::Envelope, Status>> + Send>>;
+
+fn envelope(origin: Code, seq: u64, payload: Payload) -> pb::Envelope {
+    pb::Envelope {
+        origin: origin.to_string(),
+        seq,
+        payload: Some(payload),
+        signature: Vec::new(),
+    }
+}
+
+#[tonic::async_trait]
+impl pb::sync_server::Sync for SyncService {
+    type LinkStream = EnvelopeStream;
+
+    async fn link(
+        &self,
+        request: Request<Streaming<pb::Envelope>>,
+    ) -> Result<Response<Self::LinkStream>, Status> {
+        let mut inbound = request.into_inner();
+        let first = inbound
+            .message()
+            .await?
+            .ok_or_else(|| Status::invalid_argument("the link closed before Hello"))?;
+        let Some(Payload::Hello(hello)) = first.payload else {
+            return Err(Status::invalid_argument(
+                "the first message of a link must be Hello",
+            ));
+        };
+        let child = Code::parse(&hello.division).map_err(Status::invalid_argument)?;
+        let me = self.ledger.division();
+        if child.parent() != Some(me) {
+            tracing::warn!(%child, node = %me, "refused link: not a direct child");
+            return Err(Status::permission_denied(format!(
+                "{child} is not a direct child of {me}"
+            )));
+        }
+        let acked = self.ledger.child_acked(child).map_err(to_status)?;
+        tracing::info!(%child, acked, head = hello.head, "child connected");
+        {
+            let mut c = self.children.lock().unwrap_or_else(|p| p.into_inner());
+            let st = c.entry(child).or_default();
+            st.last_contact = Some(SystemTime::now());
+            st.acked = acked;
+            st.head = hello.head;
+            st.connected = true;
+        }
+        let (tx, rx) = mpsc::channel(16);
+        let welcome = pb::Welcome {
+            division: me.to_string(),
+            acked,
+            down_acked: 0,
+        };
+        tx.send(Ok(envelope(me, 0, Payload::Welcome(welcome))))
+            .await
+            .map_err(|_| Status::cancelled("link closed"))?;
+        let ledger = self.ledger.clone();
+        let children = self.children.clone();
+        tokio::spawn(async move {
+            let result = serve_link(&ledger, &children, child, &mut inbound, &tx).await;
+            if let Err(e) = &result {
+                tracing::warn!(%child, cause = %e, "link ended with an error");
+                let _ = tx.send(Err(e.clone())).await;
+            }
+            let mut c = children.lock().unwrap_or_else(|p| p.into_inner());
+            c.entry(child).or_default().connected = false;
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn stats(
+        &self,
+        request: Request<pb::StatsRequest>,
+    ) -> Result<Response<pb::StatsReply>, Status> {
+        let req = request.into_inner();
+        let me = self.ledger.division();
+        let division = if req.division.is_empty() {
+            me
+        } else {
+            Code::parse(&req.division).map_err(Status::invalid_argument)?
+        };
+        if !me.contains(division) {
+            return Err(Status::permission_denied(format!(
+                "{division} is outside this node's subtree ({me})"
+            )));
+        }
+        let period = Period::parse(&req.period).map_err(Status::invalid_argument)?;
+        let ledger = self.ledger.clone();
+        let ind = tokio::task::spawn_blocking(move || ledger.indicators(division, period))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(to_status)?;
+        let indicators = ind
+            .rows
+            .iter()
+            .map(|r| {
+                let (value, ratio, is_ratio) = match r.value {
+                    Value::Count(n) | Value::Fen(n) => (n, 0.0, false),
+                    Value::Ratio(x) | Value::Average(x) => (0, x.unwrap_or(0.0), true),
+                };
+                pb::Indicator {
+                    name: r.indicator.to_string(),
+                    dimension: r.dimension.clone(),
+                    value,
+                    ratio,
+                    is_ratio,
+                }
+            })
+            .collect();
+        Ok(Response::new(pb::StatsReply {
+            division: division.to_string(),
+            period: period.to_string(),
+            first_day: ind.first_day.to_string(),
+            last_day: ind.last_day.to_string(),
+            indicators,
+        }))
+    }
+}
+
+/// Apply the child's batches in order, acking each after it is durable.
+async fn serve_link(
+    ledger: &Arc<Ledger>,
+    children: &Children,
+    child: Code,
+    inbound: &mut Streaming<pb::Envelope>,
+    tx: &mpsc::Sender<Result<pb::Envelope, Status>>,
+) -> Result<(), Status> {
+    let me = ledger.division();
+    while let Some(env) = inbound.message().await? {
+        match env.payload {
+            Some(Payload::Cells(batch)) => {
+                let upto = batch.floor;
+                let cells = batch
+                    .cells
+                    .iter()
+                    .map(cell_from_pb)
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(Status::invalid_argument)?;
+                let l = ledger.clone();
+                tokio::task::spawn_blocking(move || l.apply_replicas(child, &cells, upto))
+                    .await
+                    .map_err(|e| Status::internal(e.to_string()))?
+                    .map_err(|e| {
+                        tracing::warn!(%child, cause = %e, "refused a batch");
+                        to_status(e)
+                    })?;
+                {
+                    let mut c = children.lock().unwrap_or_else(|p| p.into_inner());
+                    let st = c.entry(child).or_default();
+                    st.last_contact = Some(SystemTime::now());
+                    st.acked = st.acked.max(upto);
+                    st.head = st.head.max(upto);
+                }
+                let ack = pb::Ack {
+                    origin: child.to_string(),
+                    seq: env.seq,
+                };
+                if tx
+                    .send(Ok(envelope(me, 0, Payload::Ack(ack))))
+                    .await
+                    .is_err()
+                {
+                    return Ok(());
+                }
+            }
+            Some(Payload::Hello(h)) => {
+                let mut c = children.lock().unwrap_or_else(|p| p.into_inner());
+                let st = c.entry(child).or_default();
+                st.last_contact = Some(SystemTime::now());
+                st.head = h.head;
+            }
+            _ => return Err(Status::invalid_argument("unexpected message on a link")),
+        }
+    }
+    Ok(())
+}
+
+/// What a child knows about its link to the parent.
+#[derive(Clone, Debug, Default)]
+pub struct UplinkState {
+    /// Connected now.
+    pub connected: bool,
+    /// Highest log position the parent acked.
+    pub acked: u64,
+    /// Last error, if the link is down.
+    pub last_error: Option<String>,
+}
+
+/// Batches in flight before the sender waits for an ack.
+const WINDOW: u64 = 8;
+
+/// Keep `ledger`'s change log flowing to `parent` until `shutdown` turns true: reconnects
+/// with backoff, resumes from the parent's durable position.
+pub async fn uplink(
+    ledger: Arc<Ledger>,
+    parent: String,
+    cfg: SyncConfig,
+    state: Arc<Mutex<UplinkState>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut delay = cfg.reconnect();
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        match run_uplink(&ledger, &parent, &cfg, &state, &mut shutdown).await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(%parent, cause = %e, "link to parent down; retrying");
+                let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+                s.connected = false;
+                s.last_error = Some(e.to_string());
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = shutdown.changed() => return,
+        }
+        delay = (delay * 2).min(Duration::from_secs(30));
+    }
+}
+
+async fn run_uplink(
+    ledger: &Arc<Ledger>,
+    parent: &str,
+    cfg: &SyncConfig,
+    state: &Arc<Mutex<UplinkState>>,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let me = ledger.division();
+    let channel = tonic::transport::Endpoint::from_shared(parent.to_string())?
+        .connect_timeout(cfg.connect_timeout())
+        .http2_keep_alive_interval(Duration::from_secs(20))
+        .keep_alive_while_idle(true)
+        .connect()
+        .await?;
+    let mut client = pb::sync_client::SyncClient::new(channel);
+    let (tx, rx) = mpsc::channel::<pb::Envelope>(WINDOW as usize);
+    let hello = pb::Hello {
+        division: me.to_string(),
+        head: ledger.durable_seq(),
+        software: concat!("bottomline ", env!("CARGO_PKG_VERSION")).to_string(),
+    };
+    tx.send(envelope(me, 0, Payload::Hello(hello))).await?;
+    let mut inbound = client.link(ReceiverStream::new(rx)).await?.into_inner();
+    let welcome = match inbound.message().await?.and_then(|e| e.payload) {
+        Some(Payload::Welcome(w)) => w,
+        _ => return Err("the parent did not answer Hello with Welcome".into()),
+    };
+    // Sweep state: `floor` = everything changed at or before it is delivered; `pos` = read up to.
+    let (mut floor, mut pos) = (welcome.acked, welcome.acked);
+    let (acked_tx, mut acked_rx) = watch::channel(welcome.acked);
+    {
+        let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+        s.connected = true;
+        s.acked = welcome.acked;
+        s.last_error = None;
+    }
+    tracing::info!(%parent, resume_from = floor, "linked to parent");
+    let st = state.clone();
+    let reader = tokio::spawn(async move {
+        while let Some(env) = inbound.message().await? {
+            if let Some(Payload::Ack(a)) = env.payload {
+                st.lock().unwrap_or_else(|p| p.into_inner()).acked = a.seq;
+                let _ = acked_tx.send(a.seq);
+            }
+        }
+        Ok::<(), Status>(())
+    });
+    let mut sent_batches: std::collections::VecDeque<u64> = Default::default();
+    let result = loop {
+        if reader.is_finished() {
+            break Err("the parent closed the link".into());
+        }
+        let acked = *acked_rx.borrow();
+        while sent_batches.front().is_some_and(|s| *s <= acked) {
+            sent_batches.pop_front();
+        }
+        let changed = ledger.changed();
+        tokio::pin!(changed);
+        changed.as_mut().enable();
+        if (sent_batches.len() as u64) < WINDOW {
+            let l = ledger.clone();
+            let limit = cfg.batch_blocks;
+            let step = tokio::task::spawn_blocking(move || l.sweep(floor, pos, limit)).await??;
+            let new_floor = if step.complete { step.pos } else { floor };
+            if step.pos > pos || new_floor > floor {
+                let batch = pb::CellBatch {
+                    cells: step.cells.iter().map(|(k, v)| cell_to_pb(k, v)).collect(),
+                    floor: new_floor,
+                };
+                tx.send(envelope(me, step.pos, Payload::Cells(batch)))
+                    .await?;
+                sent_batches.push_back(step.pos);
+                pos = step.pos;
+                floor = new_floor;
+                continue;
+            }
+        }
+        tokio::select! {
+            _ = &mut changed => {}
+            _ = acked_rx.changed() => {}
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = shutdown.changed() => break Ok(()),
+        }
+    };
+    reader.abort();
+    result
+}

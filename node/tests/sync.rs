@@ -1,0 +1,292 @@
+//! A real 3-level tree (province ← 2 cities ← 3 counties) over gRPC on 127.0.0.1:0, started
+//! from generated TOML: it converges to the ground truth, every level equals the sum of its
+//! children, and a back-dated correction at a county reaches the province in every period.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bottomline::config::Config;
+use bottomline::division::Code;
+use bottomline::domain::{Cents, Record, RecordKind};
+use bottomline::gen::{GenOptions, GenScope};
+use bottomline::ledger::{Change, Ledger};
+use bottomline::node::{self, NodeHandle};
+use bottomline::period::Period;
+use jiff::civil::date;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+struct Running {
+    handle: NodeHandle,
+    addr: Option<String>,
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+async fn start(dir: &Path, division: &str, parent: Option<&str>, listen: bool) -> Running {
+    let data = dir.join(division);
+    let mut toml = format!(
+        "division = \"{division}\"\ndata_dir = {:?}\n",
+        data.display().to_string()
+    );
+    if let Some(p) = parent {
+        toml.push_str(&format!("parent = \"{p}\"\n"));
+    }
+    if listen {
+        toml.push_str("listen = \"127.0.0.1:0\"\n");
+    }
+    toml.push_str("[sync]\nreconnect_secs = 0.05\n");
+    let config = Config::parse(&toml).expect("config");
+    let handle = node::open(&config).expect("open node");
+    let listener = if listen {
+        Some(TcpListener::bind("127.0.0.1:0").await.expect("bind"))
+    } else {
+        None
+    };
+    let addr = listener
+        .as_ref()
+        .map(|l| format!("http://{}", l.local_addr().expect("addr")));
+    let (stop, rx) = oneshot::channel();
+    let task = tokio::spawn(node::run(config, handle.clone(), listener, async move {
+        let _ = rx.await;
+    }));
+    Running {
+        handle,
+        addr,
+        stop,
+        task,
+    }
+}
+
+async fn stop(n: Running) {
+    let _ = n.stop.send(());
+    n.task.await.expect("join").expect("clean shutdown");
+}
+
+/// Poll `f` until it returns true, failing after a generous deadline.
+async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn subtree_cells(
+    l: &Ledger,
+    top: Code,
+) -> std::collections::BTreeMap<bottomline::stats::CellKey, i64> {
+    let mut c = l.all_cells().expect("cells");
+    c.retain(|k, _| top.contains(k.division));
+    c
+}
+
+fn count(l: &Ledger, division: &str, period: &str, name: &str) -> i64 {
+    l.indicators(
+        Code::parse(division).expect("code"),
+        Period::parse(period).expect("period"),
+    )
+    .expect("indicators")
+    .count(name, "total")
+}
+
+const PERIODS: [&str; 6] = ["2026-W47", "2026-11", "2026-Q3", "2026-H1", "2026", "2025"];
+const NAMES: [&str; 6] = [
+    "monitored_households",
+    "monitored_persons",
+    "newly_identified",
+    "signals",
+    "measures",
+    "measure_amount",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_levels_converge_and_back_dated_corrections_reach_the_top() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let files = tmp.path().join("files");
+    let summary = bottomline::gen::generate(
+        &GenOptions {
+            seed: 5,
+            out: files.clone(),
+            scope: GenScope::Province {
+                code: "61".into(),
+                cities: 2,
+                counties: 3,
+            },
+            end: date(2026, 11, 20),
+            households_per_county: Some(1500),
+        },
+        &mut |_| {},
+    )
+    .expect("gen");
+    let counties = summary.counties.clone();
+    assert_eq!(counties.len(), 3);
+
+    let nodes = tmp.path().join("nodes");
+    let province = start(&nodes, "61", None, true).await;
+    let p_addr = province.addr.clone().expect("province listens");
+    let mut cities = vec![];
+    for c in ["6101", "6102"] {
+        cities.push(start(&nodes, c, Some(&p_addr), true).await);
+    }
+    let mut county_nodes = vec![];
+    for c in &counties {
+        let city = &cities[if c.starts_with("6101") { 0 } else { 1 }];
+        let n = start(&nodes, c, city.addr.as_deref(), false).await;
+        // Import while the tree is running: changes flow as they are flushed.
+        let paths: Vec<_> = [
+            "divisions",
+            "households",
+            "monitored",
+            "signals",
+            "cases",
+            "measures",
+        ]
+        .iter()
+        .map(|k| files.join(c).join(format!("{k}.csv")))
+        .collect();
+        bottomline::import::import_files(
+            &n.handle.ledger,
+            &paths,
+            None,
+            date(2026, 11, 24),
+            &mut |_| {},
+            &mut |_| {},
+        )
+        .expect("import");
+        county_nodes.push(n);
+    }
+
+    let p = province.handle.ledger.clone();
+    let converged = |p: &Arc<Ledger>, county_nodes: &[Running]| {
+        county_nodes.iter().all(|n| {
+            let code = n.handle.ledger.division();
+            subtree_cells(p, code) == n.handle.ledger.all_cells().expect("cells")
+        })
+    };
+    eventually(
+        "the province holds an exact replica of every county",
+        || converged(&p, &county_nodes),
+    )
+    .await;
+    // Wait for the cities' own aggregates too.
+    eventually("city aggregates at the province", || {
+        cities.iter().all(|c| {
+            let code = c.handle.ledger.division();
+            subtree_cells(&p, code) == subtree_cells(&c.handle.ledger, code)
+        })
+    })
+    .await;
+
+    // Every level equals the sum of its children, for every indicator checked.
+    for period in PERIODS {
+        for name in NAMES {
+            let county_sum: i64 = county_nodes
+                .iter()
+                .map(|n| {
+                    count(
+                        &n.handle.ledger,
+                        &n.handle.ledger.division().to_string(),
+                        period,
+                        name,
+                    )
+                })
+                .sum();
+            assert_eq!(count(&p, "61", period, name), county_sum, "{name} {period}");
+            for city in ["6101", "6102"] {
+                let s: i64 = county_nodes
+                    .iter()
+                    .filter(|n| n.handle.ledger.division().to_string().starts_with(city))
+                    .map(|n| {
+                        count(
+                            &n.handle.ledger,
+                            &n.handle.ledger.division().to_string(),
+                            period,
+                            name,
+                        )
+                    })
+                    .sum();
+                assert_eq!(count(&p, city, period, name), s, "{city} {name} {period}");
+            }
+        }
+    }
+    assert!(
+        count(&p, "61", "2026", "signals") > 0,
+        "the data is not empty"
+    );
+
+    // A back-dated correction at one county: a measure moved to an old week with a new amount.
+    let county = &county_nodes[0].handle.ledger;
+    let mut measure = match county
+        .records(RecordKind::Measure)
+        .next()
+        .expect("a measure")
+        .expect("record")
+    {
+        Record::Measure(m) => m,
+        other => panic!("not a measure: {other:?}"),
+    };
+    let old_date = measure.date;
+    measure.date = date(2026, 2, 3); // 2026-W06, February, Q1, H1
+    measure.amount = Cents(measure.amount.0 + 12_345);
+    let before: Vec<i64> = ["2026-W06", "2026-02", "2026-Q1", "2026-H1", "2026"]
+        .iter()
+        .map(|per| count(&p, "61", per, "measure_amount"))
+        .collect();
+    county
+        .apply(
+            &[Change::Put(Record::Measure(measure.clone()))],
+            date(2026, 11, 24),
+        )
+        .expect("correction");
+    eventually("the correction reaches the province", || {
+        converged(&p, &county_nodes[..1])
+            && count(&p, "61", "2026", "measure_amount")
+                == county_nodes
+                    .iter()
+                    .map(|n| {
+                        count(
+                            &n.handle.ledger,
+                            &n.handle.ledger.division().to_string(),
+                            "2026",
+                            "measure_amount",
+                        )
+                    })
+                    .sum::<i64>()
+    })
+    .await;
+    for (i, per) in ["2026-W06", "2026-02", "2026-Q1", "2026-H1", "2026"]
+        .iter()
+        .enumerate()
+    {
+        let sum: i64 = county_nodes
+            .iter()
+            .map(|n| {
+                count(
+                    &n.handle.ledger,
+                    &n.handle.ledger.division().to_string(),
+                    per,
+                    "measure_amount",
+                )
+            })
+            .sum();
+        assert_eq!(count(&p, "61", per, "measure_amount"), sum, "{per}");
+        let moved_in = Period::parse(per).expect("period").contains(old_date);
+        if !moved_in {
+            assert_ne!(
+                count(&p, "61", per, "measure_amount"),
+                before[i],
+                "{per} changed"
+            );
+        }
+    }
+
+    for n in county_nodes {
+        stop(n).await;
+    }
+    for c in cities {
+        stop(c).await;
+    }
+    stop(province).await;
+}

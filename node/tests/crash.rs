@@ -11,15 +11,30 @@ use bottomline::store::StoreOptions;
 const BIN: &str = env!("CARGO_BIN_EXE_bottomline");
 
 fn files(dir: &Path) -> Vec<PathBuf> {
-    ["divisions", "households", "monitored", "signals", "cases", "measures"]
-        .iter()
-        .map(|f| dir.join(format!("{f}.csv")))
-        .collect()
+    [
+        "divisions",
+        "households",
+        "monitored",
+        "signals",
+        "cases",
+        "measures",
+    ]
+    .iter()
+    .map(|f| dir.join(format!("{f}.csv")))
+    .collect()
 }
 
 fn gen(out: &Path) -> PathBuf {
     let st = Command::new(BIN)
-        .args(["gen", "--seed", "3", "--county", "610102", "--households", "20000"])
+        .args([
+            "gen",
+            "--seed",
+            "3",
+            "--county",
+            "610102",
+            "--households",
+            "20000",
+        ])
         .args(["--end", "2026-11-20", "--out"])
         .arg(out)
         .stdout(Stdio::null())
@@ -41,7 +56,11 @@ fn import(data: &Path, county_dir: &Path) -> std::process::Output {
 fn cells(data: &Path) -> std::collections::BTreeMap<bottomline::stats::CellKey, i64> {
     let l = Ledger::open(data, &StoreOptions::default()).expect("open");
     let cells = l.all_cells().expect("cells");
-    assert_eq!(cells, l.recompute_cells().expect("recompute"), "cells = records");
+    assert_eq!(
+        cells,
+        l.recompute_cells().expect("recompute"),
+        "cells = records"
+    );
     cells
 }
 
@@ -77,11 +96,18 @@ fn killed_between_records_and_cells_repairs_on_open() {
     assert!(check.status.success(), "{err}");
     assert!(err.contains("statistics recomputed"), "{err}");
     let repaired = cells(&crashed);
-    assert!(!repaired.is_empty(), "the monitoring rows' cells were recomputed");
+    assert!(
+        !repaired.is_empty(),
+        "the monitoring rows' cells were recomputed"
+    );
 
     // Re-running the import completes it; the result equals the uninterrupted one.
     let again = import(&crashed, &county);
-    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
     assert_eq!(cells(&crashed), cells(&reference));
 }
 
@@ -117,7 +143,11 @@ fn kill_9_during_import_then_rerun_equals_uninterrupted() {
             .status();
         let _ = child.wait();
         let again = import(&data, &county);
-        assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+        assert!(
+            again.status.success(),
+            "{}",
+            String::from_utf8_lossy(&again.stderr)
+        );
         assert_eq!(cells(&data), want, "round {round}");
     }
 }

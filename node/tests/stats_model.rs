@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 
 use bottomline::division::{Code, Division};
 use bottomline::domain::{
-    Case, Category, Cents, Household, Measure, MeasureType, Monitored, Outcome, Record,
-    RecordKind, Signal, SignalSource, SignalType, Stage,
+    Case, Category, Cents, Household, Measure, MeasureType, Monitored, Outcome, Record, RecordKind,
+    Signal, SignalSource, SignalType, Stage,
 };
 use bottomline::ledger::{Change, Ledger, LedgerError};
 use bottomline::period::{Kind, Period};
@@ -44,37 +44,55 @@ fn arb_date() -> impl Strategy<Value = Date> {
 }
 
 fn arb_household() -> impl Strategy<Value = Record> {
-    (0usize..6, 1u32..6, any::<bool>(), 0i64..3_000_000).prop_map(|(i, members, alleviated, income)| {
-        Record::Household(Household {
-            household_code: hcode(i),
-            village_code: Code::parse(VILLAGES[i % VILLAGES.len()]).expect("valid village"),
-            members,
-            alleviated,
-            income: Cents(income),
-            head_name: Some(format!("户主{i}")),
-            id_number: None,
-        })
-    })
-}
-
-fn arb_monitored() -> impl Strategy<Value = Record> {
-    (0usize..6, 0usize..3, arb_date(), proptest::option::of(0i64..200)).prop_map(
-        |(i, c, identified, elim)| {
-            Record::Monitored(Monitored {
+    (0usize..6, 1u32..6, any::<bool>(), 0i64..3_000_000).prop_map(
+        |(i, members, alleviated, income)| {
+            Record::Household(Household {
                 household_code: hcode(i),
-                category: Category::ALL[c],
-                identified_date: identified,
-                eliminated_date: elim
-                    .map(|d| identified.checked_add(jiff::Span::new().days(d)).expect("in range"))
-                    .filter(|d| *d <= TODAY),
+                village_code: Code::parse(VILLAGES[i % VILLAGES.len()]).expect("valid village"),
+                members,
+                alleviated,
+                income: Cents(income),
+                head_name: Some(format!("户主{i}")),
+                id_number: None,
             })
         },
     )
 }
 
+fn arb_monitored() -> impl Strategy<Value = Record> {
+    (
+        0usize..6,
+        0usize..3,
+        arb_date(),
+        proptest::option::of(0i64..200),
+    )
+        .prop_map(|(i, c, identified, elim)| {
+            Record::Monitored(Monitored {
+                household_code: hcode(i),
+                category: Category::ALL[c],
+                identified_date: identified,
+                eliminated_date: elim
+                    .map(|d| {
+                        identified
+                            .checked_add(jiff::Span::new().days(d))
+                            .expect("in range")
+                    })
+                    .filter(|d| *d <= TODAY),
+            })
+        })
+}
+
 fn arb_signal() -> impl Strategy<Value = Record> {
-    (0usize..8, 0usize..6, 0usize..4, 0usize..9, 1u8..=30, 0i64..100_000, arb_date()).prop_map(
-        |(id, i, s, t, dept, amount, d)| {
+    (
+        0usize..8,
+        0usize..6,
+        0usize..4,
+        0usize..9,
+        1u8..=30,
+        0i64..100_000,
+        arb_date(),
+    )
+        .prop_map(|(id, i, s, t, dept, amount, d)| {
             let source = SignalSource::ALL[s];
             Record::Signal(Signal {
                 id: format!("S{id}"),
@@ -85,13 +103,20 @@ fn arb_signal() -> impl Strategy<Value = Record> {
                 amount: Cents(amount),
                 date: d,
             })
-        },
-    )
+        })
 }
 
 fn arb_case() -> impl Strategy<Value = Record> {
-    (0usize..6, 0usize..6, arb_date(), 0i64..30, 0usize..3, any::<bool>(), 0usize..4).prop_map(
-        |(id, i, discovered, took, o, green, stage)| {
+    (
+        0usize..6,
+        0usize..6,
+        arb_date(),
+        0i64..30,
+        0usize..3,
+        any::<bool>(),
+        0usize..4,
+    )
+        .prop_map(|(id, i, discovered, took, o, green, stage)| {
             let outcome = [Outcome::Included, Outcome::Rejected, Outcome::Pending][o];
             let decided = discovered
                 .checked_add(jiff::Span::new().days(took))
@@ -105,8 +130,7 @@ fn arb_case() -> impl Strategy<Value = Record> {
                 green_channel: green,
                 stage: (outcome == Outcome::Pending).then_some(Stage::ALL[stage]),
             })
-        },
-    )
+        })
 }
 
 fn arb_measure() -> impl Strategy<Value = Record> {
@@ -229,15 +253,35 @@ fn check(ledger: &Ledger, model: &Model) -> Result<(), TestCaseError> {
     };
     for division in [COUNTY, "610102001", "610102001002"] {
         let division = Code::parse(division).expect("valid");
-        for p in ["2026-W01", "2026-W53", "2027-W01", "2026-12", "2026-Q4", "2027-Q1", "2026-H2", "2026", "2027"] {
+        for p in [
+            "2026-W01", "2026-W53", "2027-W01", "2026-12", "2026-Q4", "2027-Q1", "2026-H2", "2026",
+            "2027",
+        ] {
             let period = Period::parse(p).expect("valid");
             let ind = ledger.indicators(division, period).expect("indicators");
             let want = stats::oracle(model.values(), &members, division, period);
             for ((name, dim), v) in &want {
-                prop_assert_eq!(ind.count(name, dim), *v, "{} {} {} {}", division, p, name, dim);
+                prop_assert_eq!(
+                    ind.count(name, dim),
+                    *v,
+                    "{} {} {} {}",
+                    division,
+                    p,
+                    name,
+                    dim
+                );
             }
             // Indicators the oracle has no row for must be zero.
-            for name in ["monitored_households", "monitored_persons", "newly_identified", "eliminated", "signals", "measures", "measure_amount", "identified_within_15_days"] {
+            for name in [
+                "monitored_households",
+                "monitored_persons",
+                "newly_identified",
+                "eliminated",
+                "signals",
+                "measures",
+                "measure_amount",
+                "identified_within_15_days",
+            ] {
                 if !want.contains_key(&(name.to_string(), "total".to_string())) {
                     prop_assert_eq!(ind.count(name, "total"), 0, "{} {} {}", division, p, name);
                 }
@@ -334,7 +378,10 @@ fn weeks_straddling_the_year_are_counted_once_per_kind() {
     assert_eq!(get("2027", "eliminated"), 1);
     assert_eq!(get("2027-01", "monitored_households"), 0);
     assert_eq!(get("2026-W52", "monitored_households"), 0);
-    assert_eq!(Period::containing(Kind::Week, date(2027, 1, 2)).to_string(), "2026-W53");
+    assert_eq!(
+        Period::containing(Kind::Week, date(2027, 1, 2)).to_string(),
+        "2026-W53"
+    );
 
     // A correction of the household's members moves the persons of every period.
     let mut hh = match &changes[0] {
@@ -346,5 +393,8 @@ fn weeks_straddling_the_year_are_counted_once_per_kind() {
         .apply(&[Change::Put(Record::Household(hh))], TODAY)
         .expect("correction");
     assert_eq!(get("2026", "monitored_persons"), 6);
-    assert_eq!(ledger.all_cells().expect("cells"), ledger.recompute_cells().expect("recompute"));
+    assert_eq!(
+        ledger.all_cells().expect("cells"),
+        ledger.recompute_cells().expect("recompute")
+    );
 }

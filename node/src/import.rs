@@ -456,17 +456,51 @@ fn file_err(path: &Path, reason: impl Into<String>) -> ImportError {
     }
 }
 
+/// Maps csv positions to the 1-based line a record starts on. The csv crate's own line
+/// counter lags behind CRLF line ends and blank lines, so we count newlines ourselves.
+struct Lines<'a> {
+    bytes: &'a [u8],
+    newlines: Vec<usize>,
+}
+
+impl<'a> Lines<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        let newlines = bytes
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| **b == b'\n')
+            .map(|(i, _)| i)
+            .collect();
+        Lines { bytes, newlines }
+    }
+
+    /// The line of the first content byte at or after `offset`.
+    fn line_at(&self, offset: u64) -> u64 {
+        let mut p = (offset as usize).min(self.bytes.len());
+        while p < self.bytes.len() && matches!(self.bytes[p], b'\r' | b'\n') {
+            p += 1;
+        }
+        self.newlines.partition_point(|&n| n < p) as u64 + 1
+    }
+}
+
 fn read_csv(
     path: &Path,
-    file: std::fs::File,
+    mut file: std::fs::File,
     kind: FileKind,
     cols: &Columns,
     progress: &mut dyn FnMut(ImportEvent),
 ) -> Result<Vec<Row>, ImportError> {
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut file, &mut bytes).map_err(|source| ImportError::Io {
+        file: path.to_owned(),
+        source,
+    })?;
+    let lines = Lines::new(&bytes);
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(false)
-        .from_reader(BufReader::with_capacity(1 << 16, file));
+        .from_reader(bytes.as_slice());
     let header = rdr.byte_headers().map_err(|e| csv_err(path, e))?.clone();
     if header.is_empty() || (header.len() == 1 && header[0].is_empty()) {
         return Err(file_err(path, "the file is empty: expected a header line"));
@@ -519,7 +553,7 @@ fn read_csv(
             Ok(true) => {}
             Err(e) => {
                 // Unequal lengths and I/O errors: the rest of the file cannot be trusted.
-                let line = e.position().map_or(0, |p| p.line());
+                let line = e.position().map_or(0, |p| lines.line_at(p.byte()));
                 let reason = match e.kind() {
                     csv::ErrorKind::UnequalLengths {
                         expected_len, len, ..
@@ -536,7 +570,7 @@ fn read_csv(
                 break;
             }
         }
-        let line = rec.position().map_or(0, |p| p.line());
+        let line = rec.position().map_or(0, |p| lines.line_at(p.byte()));
         let mut values = vec![None; cols.names.len()];
         let mut bad = None;
         for (i, raw) in rec.iter().enumerate() {
@@ -788,6 +822,20 @@ pub fn import_file(
                 }
             }
             if !errors.is_empty() {
+                // List the rows that parsed but would be refused too, so one round of fixes
+                // suffices.
+                let refusals =
+                    ledger
+                        .check(&changes, today)
+                        .map_err(|source| ImportError::Ledger {
+                            file: path.to_owned(),
+                            source,
+                        })?;
+                errors.extend(
+                    refusals
+                        .into_iter()
+                        .map(|r| field_err(lines[r.index], r.error)),
+                );
                 return Err(fail(errors));
             }
             drop(first_seen);

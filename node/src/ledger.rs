@@ -474,6 +474,23 @@ impl Ledger {
                         ),
                     ));
                 }
+                if !h.alleviated {
+                    let m = self
+                        .current(overlay, RecordKind::Monitored, &h.household_code)
+                        .map_err(io)?;
+                    if let Some(Record::Monitored(m)) = m {
+                        if m.category == crate::domain::Category::UnstableAlleviated {
+                            return Err(FieldError::new(
+                                "alleviated",
+                                format!(
+                                    "household {} is monitored as unstable_alleviated, so it stays \
+                                     an alleviated household (correct the monitoring row first)",
+                                    h.household_code
+                                ),
+                            ));
+                        }
+                    }
+                }
                 Ok(())
             }
             other => {
@@ -525,6 +542,16 @@ impl Ledger {
             }
         }
         Ok(None)
+    }
+
+    /// Validate `changes` as `apply` would, writing nothing; returns every refusal.
+    pub fn check(&self, changes: &[Change], today: Date) -> Result<Vec<Refusal>> {
+        let _w = self.write.lock().unwrap_or_else(|p| p.into_inner());
+        match self.plan(changes, today) {
+            Ok(_) => Ok(Vec::new()),
+            Err(LedgerError::Refused(r)) => Ok(r),
+            Err(e) => Err(e),
+        }
     }
 
     /// Validate and write `changes` atomically per batch; nothing is written if any change is

@@ -127,6 +127,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_shipped_samples_parse() {
+        for (f, division) in [("province", "61"), ("city", "6101"), ("county", "610102")] {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../deploy/{f}.toml"));
+            let c = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(c.division.to_string(), division);
+        }
+    }
+
+    #[test]
     fn parses_a_county_and_refuses_unknown_keys() {
         let c = Config::parse(
             "division = \"610102\"\ndata_dir = \"/var/lib/bottomline\"\nparent = \"http://10.0.0.1:7100\"\n[sync]\nbatch_blocks = 500\n",

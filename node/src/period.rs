@@ -1,8 +1,10 @@
 //! Statistics periods: ISO week, month, quarter, half, year, and an internal day period.
 //!
 //! Dates are China local dates (UTC+8). ISO weeks belong to their ISO year, so `2026-W01`
-//! runs 2025-12-29..2026-01-04 and `2026-W53` runs 2026-12-28..2027-01-03. Days exist so that
-//! stock indicators can be derived exactly at any period end from stored flows (see `stats`).
+//! runs 2025-12-29..2026-01-04 and `2026-W53` runs 2026-12-28..2027-01-03. ISO years (52 or
+//! 53 whole weeks) exist internally so that stocks at a week's end can be derived from stored
+//! flows as "ISO years before + weeks of this ISO year", as calendar years + months do for
+//! the other periods (see `stats`).
 
 use std::fmt;
 use std::str::FromStr;
@@ -16,8 +18,8 @@ pub const EARLIEST: Date = jiff::civil::date(2015, 1, 1);
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[repr(u8)]
 pub enum Kind {
-    /// One day (internal, used to derive stocks at week ends).
-    Day = 1,
+    /// ISO 8601 week-numbering year (internal, used to derive stocks at week ends).
+    IsoYear = 7,
     /// ISO 8601 week.
     Week = 2,
     /// Calendar month.
@@ -41,7 +43,7 @@ impl Kind {
     ];
     /// Every kind a dated record is counted in.
     pub const ALL: [Kind; 6] = [
-        Kind::Day,
+        Kind::IsoYear,
         Kind::Week,
         Kind::Month,
         Kind::Quarter,
@@ -56,7 +58,7 @@ impl Kind {
     /// Lower-case name.
     pub fn as_str(self) -> &'static str {
         match self {
-            Kind::Day => "day",
+            Kind::IsoYear => "iso_year",
             Kind::Week => "week",
             Kind::Month => "month",
             Kind::Quarter => "quarter",
@@ -67,8 +69,7 @@ impl Kind {
 }
 
 /// A period: kind, (ISO-week or calendar) year, and index within the year.
-/// Day index is the day of the year (1..=366), week 1..=53, month 1..=12, quarter 1..=4,
-/// half 1..=2, year 0.
+/// Index: week 1..=53, month 1..=12, quarter 1..=4, half 1..=2; 0 for a year or an ISO year.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Period {
     kind: Kind,
@@ -85,7 +86,7 @@ impl Period {
         let y = date.year();
         let m = date.month() as u16;
         let (year, index) = match kind {
-            Kind::Day => (y, date.day_of_year() as u16),
+            Kind::IsoYear => (date.iso_week_date().year(), 0),
             Kind::Week => {
                 let w = date.iso_week_date();
                 (w.year(), w.week() as u16)
@@ -130,17 +131,22 @@ impl Period {
         let d = |m: i8, day: i8| Date::new(y, m, day).map_err(|_| bad());
         let month_end = |m: i8| -> Result<Date, String> { Ok(d(m, 1)?.last_of_month()) };
         match self.kind {
-            Kind::Day => {
-                let first = d(1, 1)?;
-                if self.index == 0 || self.index > first.days_in_year() as u16 {
+            Kind::IsoYear => {
+                if self.index != 0 {
                     return Err(bad());
                 }
-                let day = first
-                    .with()
-                    .day_of_year(self.index as i16)
-                    .build()
-                    .map_err(|_| bad())?;
-                Ok((day, day))
+                let first = ISOWeekDate::new(y, 1, Weekday::Monday)
+                    .map_err(|_| bad())?
+                    .date();
+                let last_week = if ISOWeekDate::new(y, 53, Weekday::Monday).is_ok() {
+                    53
+                } else {
+                    52
+                };
+                let last = ISOWeekDate::new(y, last_week, Weekday::Sunday)
+                    .map_err(|_| bad())?
+                    .date();
+                Ok((first, last))
             }
             Kind::Week => {
                 let first = ISOWeekDate::new(y, self.index as i8, Weekday::Monday)
@@ -213,12 +219,10 @@ impl Period {
         Some(Period { kind, year, index })
     }
 
-    /// Parse `2026-W47`, `2026-11`, `2026-Q4`, `2026-H2`, `2026` or a day `2026-11-24`.
+    /// Parse `2026-W47`, `2026-11`, `2026-Q4`, `2026-H2` or `2026`.
     pub fn parse(s: &str) -> Result<Period, String> {
         let err = || {
-            format!(
-                "period {s:?} not understood: use 2026-W47, 2026-11, 2026-Q4, 2026-H2, 2026 or 2026-11-24"
-            )
+            format!("period {s:?} not understood: use 2026-W47, 2026-11, 2026-Q4, 2026-H2 or 2026")
         };
         let year_of = |y: &str| -> Result<i16, String> {
             if y.len() != 4 || !y.bytes().all(|b| b.is_ascii_digit()) {
@@ -245,8 +249,7 @@ impl Period {
                 } else if rest.len() == 2 {
                     Period::new(Kind::Month, y, num(rest)?)?
                 } else {
-                    let date: Date = s.parse().map_err(|_| err())?;
-                    Period::containing(Kind::Day, date)
+                    return Err(err());
                 }
             }
         };
@@ -287,7 +290,7 @@ impl Period {
 impl fmt::Display for Period {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.kind {
-            Kind::Day => write!(f, "{}", self.first_day()),
+            Kind::IsoYear => write!(f, "{:04}-ISO", self.year),
             Kind::Week => write!(f, "{:04}-W{:02}", self.year, self.index),
             Kind::Month => write!(f, "{:04}-{:02}", self.year, self.index),
             Kind::Quarter => write!(f, "{:04}-Q{}", self.year, self.index),
@@ -334,6 +337,11 @@ mod tests {
         assert_eq!(Period::containing(Kind::Week, date(2025, 12, 29)), w1);
         assert!(Period::parse("2025-W53").is_err(), "2025 has 52 ISO weeks");
         assert_eq!(w53.next(), Period::parse("2027-W01").unwrap());
+        let iso2026 = Period::containing(Kind::IsoYear, date(2027, 1, 3));
+        assert_eq!(iso2026.year(), 2026);
+        assert_eq!(iso2026.first_day(), date(2025, 12, 29));
+        assert_eq!(iso2026.last_day(), date(2027, 1, 3));
+        assert_eq!(iso2026.next().first_day(), date(2027, 1, 4));
         assert_eq!(w1.prev(), Period::parse("2025-W52").unwrap());
     }
 
@@ -346,7 +354,6 @@ mod tests {
             ("2026-Q4", date(2026, 10, 1), date(2026, 12, 31)),
             ("2026-H1", date(2026, 1, 1), date(2026, 6, 30)),
             ("2026", date(2026, 1, 1), date(2026, 12, 31)),
-            ("2026-11-24", date(2026, 11, 24), date(2026, 11, 24)),
         ] {
             let p = Period::parse(s).unwrap();
             assert_eq!(p.to_string(), s);

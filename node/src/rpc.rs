@@ -68,7 +68,7 @@ fn to_status(e: LedgerError) -> Status {
 
 fn kind_to_pb(k: Kind) -> pb::period::Kind {
     match k {
-        Kind::Day => pb::period::Kind::Day,
+        Kind::IsoYear => pb::period::Kind::IsoYear,
         Kind::Week => pb::period::Kind::Week,
         Kind::Month => pb::period::Kind::Month,
         Kind::Quarter => pb::period::Kind::Quarter,
@@ -79,7 +79,7 @@ fn kind_to_pb(k: Kind) -> pb::period::Kind {
 
 fn kind_from_pb(k: i32) -> Option<Kind> {
     Some(match pb::period::Kind::try_from(k).ok()? {
-        pb::period::Kind::Day => Kind::Day,
+        pb::period::Kind::IsoYear => Kind::IsoYear,
         pb::period::Kind::Week => Kind::Week,
         pb::period::Kind::Month => Kind::Month,
         pb::period::Kind::Quarter => Kind::Quarter,

@@ -3,7 +3,8 @@
 //! A **cell** is (division, period, indicator, dimension) → integer (a count, or fen for
 //! amounts). Only *flows* are stored: things that happen on a date. Stocks (households in
 //! monitoring at the end of a period) are derived at read time as cumulative inflow minus
-//! cumulative outflow up to the period's last day, using year + month + day cells, so an
+//! cumulative outflow up to the period's last day (calendar years + months for month-aligned
+//! periods, ISO years + weeks for weeks), so an
 //! open-ended monitoring row never has to be written into every future period. Ratios are
 //! derived at read time from sums, never stored or summed.
 //!
@@ -81,7 +82,7 @@ impl Stored {
         Stored::ALL.into_iter().find(|s| *s as u8 == c)
     }
 
-    /// Stock flows are also kept per day, to derive stocks at any period end.
+    /// Stock flows are also kept per ISO year, to derive stocks at week ends.
     fn is_stock_flow(self) -> bool {
         matches!(
             self,
@@ -182,7 +183,7 @@ pub fn contributions(
         }
         for division in village.lineage(top) {
             for kind in Kind::ALL {
-                if kind == Kind::Day && !ind.is_stock_flow() {
+                if kind == Kind::IsoYear && !ind.is_stock_flow() {
                     continue;
                 }
                 let period = Period::containing(kind, date);
@@ -289,23 +290,37 @@ impl CellSource for BTreeMap<CellKey, i64> {
     }
 }
 
-/// Sum of flows of `ind` (per dimension) with date <= `day`, from year, month and day cells.
+/// Sum of the flows of `wanted` (per dimension) dated on or before the last day of `period`:
+/// whole (ISO) years before it plus its own year's weeks or months up to it — periods of one
+/// kind tile time, so no day cells are needed.
 fn cumulative(
     src: &dyn CellSource,
     division: Code,
-    day: Date,
+    period: Period,
     wanted: &[Stored],
 ) -> Result<BTreeMap<(Stored, u8), i64>, String> {
     let mut acc: BTreeMap<(Stored, u8), i64> = BTreeMap::new();
-    let y = Period::containing(Kind::Year, day);
-    let m = Period::containing(Kind::Month, day);
-    let d = Period::containing(Kind::Day, day);
-    let ranges = [
-        (Period::containing(Kind::Year, EARLIEST), y),
-        (Period::containing(Kind::Month, y.first_day()), m),
-        (Period::containing(Kind::Day, m.first_day()), d.next()),
-    ];
-    for (from, to) in ranges {
+    let last = period.last_day();
+    let (years, within) = if period.kind() == Kind::Week {
+        let iso = Period::containing(Kind::IsoYear, last);
+        (
+            (Period::containing(Kind::IsoYear, EARLIEST), iso),
+            (
+                Period::containing(Kind::Week, iso.first_day()),
+                period.next(),
+            ),
+        )
+    } else {
+        let y = Period::containing(Kind::Year, last);
+        (
+            (Period::containing(Kind::Year, EARLIEST), y),
+            (
+                Period::containing(Kind::Month, y.first_day()),
+                Period::containing(Kind::Month, last).next(),
+            ),
+        )
+    };
+    for (from, to) in [years, within] {
         if from >= to {
             continue;
         }
@@ -402,7 +417,7 @@ pub fn indicators(
     let cum = cumulative(
         src,
         division,
-        last,
+        period,
         &[
             Stored::IdentifiedHouseholds,
             Stored::IdentifiedPersons,

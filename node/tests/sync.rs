@@ -64,12 +64,15 @@ async fn stop(n: Running) {
     n.task.await.expect("join").expect("clean shutdown");
 }
 
+/// Interval between polls of `eventually`.
+const POLL: Duration = Duration::from_millis(20);
+
 /// Poll `f` until it returns true, failing after a generous deadline.
 async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while !f() {
         assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(POLL).await;
     }
 }
 

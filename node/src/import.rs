@@ -26,6 +26,16 @@ use crate::domain::{
 };
 use crate::ledger::{Applied, Change, Ledger, LedgerError, Progress};
 
+/// The interchange files of a county, in dependency (import) order, without extension.
+pub const FILE_ORDER: [&str; 6] = [
+    "divisions",
+    "households",
+    "monitored",
+    "signals",
+    "cases",
+    "measures",
+];
+
 /// At most this many row errors are listed per file.
 pub const MAX_LISTED_ERRORS: usize = 50;
 

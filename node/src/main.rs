@@ -378,19 +378,11 @@ fn demo(
         files.display()
     );
     let week = Period::containing(bottomline::period::Kind::Week, today);
-    let kinds = [
-        "divisions",
-        "households",
-        "monitored",
-        "signals",
-        "cases",
-        "measures",
-    ];
     for county in &summary.counties {
         let code = Code::parse(county).map_err(anyhow::Error::msg)?;
         let data = dir.join("nodes").join(county);
         let ledger = Ledger::open_or_init(&data, Some(code), &StoreOptions::default())?;
-        let paths: Vec<PathBuf> = kinds
+        let paths: Vec<PathBuf> = bottomline::import::FILE_ORDER
             .iter()
             .map(|k| files.join(county).join(format!("{k}.csv")))
             .collect();

@@ -11,17 +11,10 @@ use bottomline::store::StoreOptions;
 const BIN: &str = env!("CARGO_BIN_EXE_bottomline");
 
 fn files(dir: &Path) -> Vec<PathBuf> {
-    [
-        "divisions",
-        "households",
-        "monitored",
-        "signals",
-        "cases",
-        "measures",
-    ]
-    .iter()
-    .map(|f| dir.join(format!("{f}.csv")))
-    .collect()
+    bottomline::import::FILE_ORDER
+        .iter()
+        .map(|f| dir.join(format!("{f}.csv")))
+        .collect()
 }
 
 fn gen(out: &Path) -> PathBuf {

@@ -138,17 +138,10 @@ async fn three_levels_converge_and_back_dated_corrections_reach_the_top() {
         let city = &cities[if c.starts_with("6101") { 0 } else { 1 }];
         let n = start(&nodes, c, city.addr.as_deref(), false).await;
         // Import while the tree is running: changes flow as they are flushed.
-        let paths: Vec<_> = [
-            "divisions",
-            "households",
-            "monitored",
-            "signals",
-            "cases",
-            "measures",
-        ]
-        .iter()
-        .map(|k| files.join(c).join(format!("{k}.csv")))
-        .collect();
+        let paths: Vec<_> = bottomline::import::FILE_ORDER
+            .iter()
+            .map(|k| files.join(c).join(format!("{k}.csv")))
+            .collect();
         bottomline::import::import_files(
             &n.handle.ledger,
             &paths,

@@ -201,6 +201,19 @@ pub enum ImportError {
     },
 }
 
+/// The error of a file with bad rows: all counted, the first [`MAX_LISTED_ERRORS`] listed
+/// in line order.
+fn rows_error(path: &Path, mut errors: Vec<RowError>) -> ImportError {
+    let total = errors.len();
+    errors.sort_by_key(|e| e.line);
+    errors.truncate(MAX_LISTED_ERRORS);
+    ImportError::Rows {
+        file: path.to_owned(),
+        errors,
+        total,
+    }
+}
+
 fn rows_message(file: &Path, errors: &[RowError], total: usize) -> String {
     let mut s = format!(
         "{}: {total} bad row(s); nothing was imported from this file",
@@ -615,13 +628,7 @@ fn read_csv(
         }
     }
     if !errors.is_empty() {
-        let total = errors.len();
-        errors.truncate(MAX_LISTED_ERRORS);
-        return Err(ImportError::Rows {
-            file: path.to_owned(),
-            errors,
-            total,
-        });
+        return Err(rows_error(path, errors));
     }
     Ok(rows)
 }
@@ -709,13 +716,7 @@ fn read_json_lines(
         }
     }
     if !errors.is_empty() {
-        let total = errors.len();
-        errors.truncate(MAX_LISTED_ERRORS);
-        return Err(ImportError::Rows {
-            file: path.to_owned(),
-            errors,
-            total,
-        });
+        return Err(rows_error(path, errors));
     }
     Ok(rows)
 }
@@ -735,17 +736,7 @@ pub fn import_file(
             })?;
     let (cols, rows) = read_rows(path, kind, progress)?;
     let n = rows.len() as u64;
-    let fail = |errors: Vec<RowError>| {
-        let total = errors.len();
-        let mut errors = errors;
-        errors.sort_by_key(|e| e.line);
-        errors.truncate(MAX_LISTED_ERRORS);
-        ImportError::Rows {
-            file: path.to_owned(),
-            errors,
-            total,
-        }
-    };
+    let fail = |errors: Vec<RowError>| rows_error(path, errors);
     let field_err = |line, e: FieldError| RowError {
         line,
         field: Some(e.field.to_string()),
@@ -901,13 +892,7 @@ pub fn parse_records(path: &Path, kind: RecordKind) -> Result<Vec<Record>, Impor
     if errors.is_empty() {
         Ok(out)
     } else {
-        let total = errors.len();
-        errors.truncate(MAX_LISTED_ERRORS);
-        Err(ImportError::Rows {
-            file: path.to_owned(),
-            errors,
-            total,
-        })
+        Err(rows_error(path, errors))
     }
 }
 

@@ -410,7 +410,10 @@ impl Ledger {
                         continue;
                     }
                     if old.as_ref() == Some(rec) {
-                        steps.push(Step { old, new: None }.unchanged());
+                        steps.push(Step {
+                            new: old.clone(),
+                            old,
+                        });
                         continue;
                     }
                     overlay.insert((kind, id), Some(rec.clone()));
@@ -892,15 +895,6 @@ impl Ledger {
             what: "cells",
             detail,
         })
-    }
-}
-
-impl Step {
-    fn unchanged(self) -> Step {
-        Step {
-            new: self.old.clone(),
-            old: self.old,
-        }
     }
 }
 

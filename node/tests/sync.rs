@@ -94,6 +94,17 @@ fn count(l: &Ledger, division: &str, period: &str, name: &str) -> i64 {
     .count(name, "total")
 }
 
+/// Σ of `name` over the counties whose code starts with `prefix`, each read at its own node.
+fn county_sum(counties: &[Running], prefix: &str, period: &str, name: &str) -> i64 {
+    counties
+        .iter()
+        .map(|n| n.handle.ledger.division().to_string())
+        .zip(counties)
+        .filter(|(code, _)| code.starts_with(prefix))
+        .map(|(code, n)| count(&n.handle.ledger, &code, period, name))
+        .sum()
+}
+
 const PERIODS: [&str; 6] = ["2026-W47", "2026-11", "2026-Q3", "2026-H1", "2026", "2025"];
 const NAMES: [&str; 6] = [
     "monitored_households",
@@ -178,31 +189,10 @@ async fn three_levels_converge_and_back_dated_corrections_reach_the_top() {
     // Every level equals the sum of its children, for every indicator checked.
     for period in PERIODS {
         for name in NAMES {
-            let county_sum: i64 = county_nodes
-                .iter()
-                .map(|n| {
-                    count(
-                        &n.handle.ledger,
-                        &n.handle.ledger.division().to_string(),
-                        period,
-                        name,
-                    )
-                })
-                .sum();
-            assert_eq!(count(&p, "61", period, name), county_sum, "{name} {period}");
+            let all = county_sum(&county_nodes, "", period, name);
+            assert_eq!(count(&p, "61", period, name), all, "{name} {period}");
             for city in ["6101", "6102"] {
-                let s: i64 = county_nodes
-                    .iter()
-                    .filter(|n| n.handle.ledger.division().to_string().starts_with(city))
-                    .map(|n| {
-                        count(
-                            &n.handle.ledger,
-                            &n.handle.ledger.division().to_string(),
-                            period,
-                            name,
-                        )
-                    })
-                    .sum();
+                let s = county_sum(&county_nodes, city, period, name);
                 assert_eq!(count(&p, city, period, name), s, "{city} {name} {period}");
             }
         }
@@ -239,34 +229,14 @@ async fn three_levels_converge_and_back_dated_corrections_reach_the_top() {
     eventually("the correction reaches the province", || {
         converged(&p, &county_nodes[..1])
             && count(&p, "61", "2026", "measure_amount")
-                == county_nodes
-                    .iter()
-                    .map(|n| {
-                        count(
-                            &n.handle.ledger,
-                            &n.handle.ledger.division().to_string(),
-                            "2026",
-                            "measure_amount",
-                        )
-                    })
-                    .sum::<i64>()
+                == county_sum(&county_nodes, "", "2026", "measure_amount")
     })
     .await;
     for (i, per) in ["2026-W06", "2026-02", "2026-Q1", "2026-H1", "2026"]
         .iter()
         .enumerate()
     {
-        let sum: i64 = county_nodes
-            .iter()
-            .map(|n| {
-                count(
-                    &n.handle.ledger,
-                    &n.handle.ledger.division().to_string(),
-                    per,
-                    "measure_amount",
-                )
-            })
-            .sum();
+        let sum = county_sum(&county_nodes, "", per, "measure_amount");
         assert_eq!(count(&p, "61", per, "measure_amount"), sum, "{per}");
         let moved_in = Period::parse(per).expect("period").contains(old_date);
         if !moved_in {

@@ -42,6 +42,9 @@ pub struct SyncConfig {
     pub connect_timeout_secs: f64,
     /// A child silent for longer than this is reported as an alert.
     pub silent_child_secs: u64,
+    /// Seconds between heartbeats a child sends on an open link (head and backlog), so that
+    /// a stalled link shows up as a silent child.
+    pub heartbeat_secs: f64,
 }
 
 impl Default for SyncConfig {
@@ -51,6 +54,7 @@ impl Default for SyncConfig {
             reconnect_secs: 0.5,
             connect_timeout_secs: 5.0,
             silent_child_secs: 600,
+            heartbeat_secs: 5.0,
         }
     }
 }
@@ -59,6 +63,14 @@ impl SyncConfig {
     /// First reconnection delay.
     pub fn reconnect(&self) -> Duration {
         Duration::from_secs_f64(self.reconnect_secs.max(0.01))
+    }
+    /// Interval between heartbeats.
+    pub fn heartbeat(&self) -> Duration {
+        Duration::from_secs_f64(self.heartbeat_secs.max(0.05))
+    }
+    /// When a quiet child counts as silent.
+    pub fn silent_after(&self) -> Duration {
+        Duration::from_secs(self.silent_child_secs)
     }
     /// Connection timeout.
     pub fn connect_timeout(&self) -> Duration {

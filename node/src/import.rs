@@ -896,6 +896,29 @@ pub fn parse_records(path: &Path, kind: RecordKind) -> Result<Vec<Record>, Impor
     }
 }
 
+/// The divisions of a `divisions.csv` (or `.jsonl`), parsed and checked row by row but not
+/// stored (the demo hands each node its part of a registry).
+pub fn read_divisions(path: &Path) -> Result<Vec<Division>, ImportError> {
+    let (cols, rows) = read_rows(path, FileKind::Divisions, &mut |_| {})?;
+    let mut out = Vec::with_capacity(rows.len());
+    let mut errors = Vec::new();
+    for row in &rows {
+        match parse_division(&Fields { row, cols: &cols }) {
+            Ok(d) => out.push(d),
+            Err(e) => errors.push(RowError {
+                line: row.line,
+                field: Some(e.field.to_string()),
+                reason: e.reason,
+            }),
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(rows_error(path, errors))
+    }
+}
+
 fn id_field(kind: RecordKind) -> &'static str {
     match kind {
         RecordKind::Household | RecordKind::Monitored => "household_code",

@@ -796,6 +796,31 @@ impl Ledger {
         })
     }
 
+    /// Every child that ever delivered cells: its durable floor and the time (Unix ms) of its
+    /// last delivered batch, in code order.
+    pub fn known_children(&self) -> Result<Vec<KnownChild>> {
+        let mut out = Vec::new();
+        for r in self.store.scan_prefix(TreeId::Meta, CHILD_ACK_PREFIX) {
+            let (k, v) = r?;
+            let Some(division) = Code::from_key(&k[CHILD_ACK_PREFIX.len()..]) else {
+                continue;
+            };
+            let last_batch_unix_ms =
+                match self.store.get(TreeId::Meta, &child_contact_key(division))? {
+                    Some(t) if t.len() == 8 => {
+                        i64::from_be_bytes(t[..8].try_into().unwrap_or_default())
+                    }
+                    _ => 0,
+                };
+            out.push(KnownChild {
+                division,
+                acked: u64::from_be_bytes(v[..8].try_into().unwrap_or_default()),
+                last_batch_unix_ms,
+            });
+        }
+        Ok(out)
+    }
+
     /// Apply cells replicated from direct child `child`, whose completed sweep floor is `upto`:
     /// every cell must lie in the child's subtree; a cell replaces the stored one only when
     /// its version is higher; changes of the child's own cells move this node's aggregate
@@ -852,6 +877,11 @@ impl Ledger {
             TreeId::Meta,
             child_ack_key(child),
             upto.to_be_bytes().to_vec(),
+        );
+        ws.put(
+            TreeId::Meta,
+            child_contact_key(child),
+            unix_ms_now().to_be_bytes().to_vec(),
         );
         self.store.commit(&ws)?;
         self.store.flush()?;
@@ -977,10 +1007,36 @@ impl Ledger {
     }
 }
 
+const CHILD_ACK_PREFIX: &[u8] = b"child_acked/";
+
 fn child_ack_key(child: Code) -> Vec<u8> {
-    let mut k = b"child_acked/".to_vec();
+    let mut k = CHILD_ACK_PREFIX.to_vec();
     k.extend_from_slice(&child.key());
     k
+}
+
+fn child_contact_key(child: Code) -> Vec<u8> {
+    let mut k = b"child_contact/".to_vec();
+    k.extend_from_slice(&child.key());
+    k
+}
+
+/// Milliseconds since the Unix epoch (0 if the clock is before it).
+pub fn unix_ms_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// A child known from its durable sync position.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KnownChild {
+    /// The child's division.
+    pub division: Code,
+    /// Its sweep floor made durable here.
+    pub acked: u64,
+    /// When its last batch was applied (Unix ms; 0 if unknown).
+    pub last_batch_unix_ms: i64,
 }
 
 fn cells_err(e: crate::cells::CellsError) -> LedgerError {

@@ -15,11 +15,13 @@
 //! - [`rpc`]: the gRPC edge (the only user of `bottomline_proto`): the parent's sync service
 //!   and the child's uplink.
 //! - [`node`]: a running node: server, uplink, ordered shutdown.
+//! - [`demo`]: a whole hierarchy in one process with generated data.
 //!
 //! See ARCHITECTURE.md for the invariants.
 
 pub mod cells;
 pub mod config;
+pub mod demo;
 pub mod division;
 pub mod domain;
 pub mod gen;

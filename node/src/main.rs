@@ -56,11 +56,15 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
-    /// Print the indicators of a division for a period.
+    /// Print the indicators of a division for a period, from a data dir or a running node.
     Stats {
-        /// The node's data directory.
-        #[arg(long, env = "BOTTOMLINE_DATA")]
-        data: PathBuf,
+        /// The node's data directory (when the node is not running).
+        #[arg(long, env = "BOTTOMLINE_DATA", required_unless_present = "addr")]
+        data: Option<PathBuf>,
+        /// A running node's gRPC address (`http://host:port`), e.g. the province for a
+        /// drill-down into any division below it.
+        #[arg(long, conflicts_with = "data")]
+        addr: Option<String>,
         /// Division to report on (default: the node's own).
         #[arg(long)]
         division: Option<Code>,
@@ -83,14 +87,28 @@ enum Command {
         #[arg(required = true)]
         ids: Vec<String>,
     },
+    /// Show a running node's links: its uplink, and per child the last contact, the acked
+    /// position, the backlog and a SILENT warning. Exits with status 1 when a child is silent.
+    Status {
+        /// The node's gRPC address (`http://host:port`).
+        #[arg(long, required_unless_present = "config")]
+        addr: Option<String>,
+        /// Or the node's config file (its `listen` address is used).
+        #[arg(short, long, env = "BOTTOMLINE_CONFIG", conflicts_with = "addr")]
+        config: Option<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
     /// Check that every statistics cell equals a recomputation from the records.
     Check {
         /// The node's data directory.
         #[arg(long, env = "BOTTOMLINE_DATA")]
         data: PathBuf,
     },
-    /// Generate a small province and import every county into its own data dir, then show
-    /// what to run next. (Until the sync service lands, the counties are not yet connected.)
+    /// Run a whole hierarchy on this machine: generate a province, start the province, city
+    /// and county nodes (in this process, on 127.0.0.1), import every county while the tree
+    /// syncs, print what to try, and stay up until Ctrl-C.
     Demo {
         /// Where the demo keeps generated files and data dirs.
         #[arg(long, default_value = "demo-data")]
@@ -101,12 +119,19 @@ enum Command {
         /// Counties, spread over the cities.
         #[arg(long, default_value_t = 4)]
         counties: u32,
-        /// Households per county (default: 5 000 for a quick start; omit a value of 0 for realistic size).
+        /// Households per county (default: 5 000 for a quick start; 0 for realistic size,
+        /// ~65 000 per county).
         #[arg(long, default_value_t = 5000)]
         households: u32,
         /// Random seed.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Port of the province; the cities take the next ones. 0 takes any free ports.
+        #[arg(long, default_value_t = 7100)]
+        port: u16,
+        /// Counties imported at the same time.
+        #[arg(long, default_value_t = 2)]
+        import_threads: usize,
     },
     /// Generate deterministic synthetic data in the interchange format.
     ///
@@ -151,14 +176,20 @@ fn parse_record_kind(s: &str) -> Result<RecordKind, String> {
 }
 
 fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // The demo runs a whole tree in one process: only warnings unless RUST_LOG asks for more.
+    let default_filter = match cli.command {
+        Command::Demo { .. } => "warn",
+        _ => "info",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
         )
         .with_writer(std::io::stderr)
         .init();
-    match run(Cli::parse()) {
+    match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -221,11 +252,27 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Stats {
-            data,
+            data: None,
+            addr: Some(addr),
             division,
             period,
             format,
         } => {
+            let rt = tokio::runtime::Runtime::new()?;
+            let (ind, names) = rt
+                .block_on(bottomline::rpc::fetch_stats(&addr, division, period))
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            print!("{}", render(&ind, &names, format));
+            Ok(())
+        }
+        Command::Stats {
+            data,
+            division,
+            period,
+            format,
+            ..
+        } => {
+            let data = data.context("give --data DIR or --addr http://host:port")?;
             let ledger = Ledger::open(&data, &opts)?;
             let division = division.unwrap_or(ledger.division());
             if !ledger.division().contains(division) {
@@ -257,6 +304,43 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 Err(e) => Err(e.into()),
             }
         }
+        Command::Status {
+            addr,
+            config,
+            format,
+        } => {
+            let addr = match (addr, config) {
+                (Some(a), _) => a,
+                (None, Some(path)) => {
+                    let c = bottomline::config::Config::load(&path)?;
+                    let Some(mut l) = c.listen else {
+                        bail!(
+                            "{} has no listen address: a node that only dials its parent has no \
+                             status endpoint; ask its parent (bottomline status --addr PARENT)",
+                            path.display()
+                        );
+                    };
+                    if l.ip().is_unspecified() {
+                        l.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+                    }
+                    format!("http://{l}")
+                }
+                (None, None) => bail!("give --addr http://host:port or --config node.toml"),
+            };
+            let rt = tokio::runtime::Runtime::new()?;
+            let st = rt
+                .block_on(bottomline::rpc::fetch_status(&addr))
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            print!(
+                "{}",
+                bottomline::report::render_status(&st, format, bottomline::ledger::unix_ms_now())
+            );
+            let silent = st.children.iter().filter(|c| c.silent).count();
+            if silent > 0 {
+                bail!("{silent} child(ren) of {} silent", st.division);
+            }
+            Ok(())
+        }
         Command::Check { data } => {
             let ledger = Ledger::open(&data, &opts)?;
             let stored = ledger.all_cells()?;
@@ -282,7 +366,24 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             counties,
             households,
             seed,
-        } => demo(&dir, cities, counties, households, seed),
+            port,
+            import_threads,
+        } => {
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(bottomline::demo::run(
+                bottomline::demo::DemoOptions {
+                    dir,
+                    cities,
+                    counties,
+                    households: (households > 0).then_some(households),
+                    seed,
+                    port,
+                    today: today_in_china(),
+                    import_threads,
+                },
+                shutdown_signal(),
+            ))
+        }
         Command::Gen {
             seed,
             out,
@@ -342,70 +443,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
-}
-
-fn demo(
-    dir: &std::path::Path,
-    cities: u32,
-    counties: u32,
-    households: u32,
-    seed: u64,
-) -> anyhow::Result<()> {
-    let started = Instant::now();
-    let today = today_in_china();
-    let files = dir.join("files");
-    let summary = bottomline::gen::generate(
-        &GenOptions {
-            seed,
-            out: files.clone(),
-            scope: GenScope::Province {
-                code: "61".into(),
-                cities,
-                counties,
-            },
-            end: today,
-            households_per_county: (households > 0).then_some(households),
-        },
-        &mut |_| {},
-    )?;
-    println!(
-        "generated {} counties, {} households, {} monitoring rows, {} signals, {} measures in {}",
-        summary.counties.len(),
-        summary.households,
-        summary.monitored,
-        summary.signals,
-        summary.measures,
-        files.display()
-    );
-    let week = Period::containing(bottomline::period::Kind::Week, today);
-    for county in &summary.counties {
-        let code = Code::parse(county).map_err(anyhow::Error::msg)?;
-        let data = dir.join("nodes").join(county);
-        let ledger = Ledger::open_or_init(&data, Some(code), &StoreOptions::default())?;
-        let paths: Vec<PathBuf> = bottomline::import::FILE_ORDER
-            .iter()
-            .map(|k| files.join(county).join(format!("{k}.csv")))
-            .collect();
-        bottomline::import::import_files(&ledger, &paths, None, today, &mut |_| {}, &mut |_| {})?;
-        let ind = ledger.indicators(code, week)?;
-        println!(
-            "county {county} {}: {} households monitored ({} persons) at the end of {week}, {} signals this week",
-            ledger.registry().name(code),
-            ind.count("monitored_households", "total"),
-            ind.count("monitored_persons", "total"),
-            ind.count("signals", "total"),
-        );
-    }
-    let first = summary.counties.first().cloned().unwrap_or_default();
-    println!(
-        "\ndone in {:.1} s. Try:\n  bottomline stats --data {} --period {week}\n  bottomline stats --data {} --period {} --format json\n  bottomline check --data {}",
-        started.elapsed().as_secs_f64(),
-        dir.join("nodes").join(&first).display(),
-        dir.join("nodes").join(&first).display(),
-        week.first_day().year(),
-        dir.join("nodes").join(&first).display(),
-    );
-    Ok(())
 }
 
 fn serve(path: &std::path::Path) -> anyhow::Result<()> {

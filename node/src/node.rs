@@ -57,7 +57,12 @@ pub async fn run(
     });
     let server = listener.map(|listener| {
         let (health_reporter, health_service) = tonic_health::server::health_reporter();
-        let svc = SyncService::new(handle.ledger.clone(), handle.children.clone());
+        let svc = SyncService::new(
+            handle.ledger.clone(),
+            handle.children.clone(),
+            handle.uplink.clone(),
+            config.sync.silent_after(),
+        );
         let mut stop = stop_rx.clone();
         tokio::spawn(async move {
             health_reporter
@@ -78,6 +83,11 @@ pub async fn run(
             Ok::<(), anyhow::Error>(())
         })
     });
+    let watcher = tokio::spawn(watch_silent_children(
+        handle.clone(),
+        config.sync.silent_after(),
+        stop_rx.clone(),
+    ));
     tracing::info!(division = %config.division, "node running");
     shutdown.await;
     tracing::info!("shutting down: stop accepting");
@@ -89,8 +99,49 @@ pub async fn run(
     if let Some(u) = uplink {
         u.await?;
     }
+    watcher.await?;
     let ledger = handle.ledger.clone();
     tokio::task::spawn_blocking(move || ledger.store().flush()).await??;
     tracing::info!("shutting down: store flushed");
     Ok(())
+}
+
+/// Log a warning when a child turns silent (no message for longer than `silent_after`) and
+/// when it is heard from again: a stalled link must never go unnoticed.
+async fn watch_silent_children(
+    handle: NodeHandle,
+    silent_after: std::time::Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let every = (silent_after / 4).clamp(
+        std::time::Duration::from_millis(100),
+        std::time::Duration::from_secs(30),
+    );
+    let mut silent: std::collections::BTreeSet<crate::division::Code> = Default::default();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        let (ledger, children) = (handle.ledger.clone(), handle.children.clone());
+        let reports = tokio::task::spawn_blocking(move || {
+            rpc::child_reports(&ledger, &children, silent_after)
+        })
+        .await;
+        let Ok(Ok(reports)) = reports else { continue };
+        for r in reports {
+            if r.silent && silent.insert(r.division) {
+                tracing::warn!(
+                    child = %r.division,
+                    last_contact_unix_ms = r.last_contact_unix_ms,
+                    acked = r.acked,
+                    backlog = r.backlog,
+                    "child is silent for longer than {} s",
+                    silent_after.as_secs()
+                );
+            } else if !r.silent && silent.remove(&r.division) {
+                tracing::info!(child = %r.division, "child heard from again");
+            }
+        }
+    }
 }

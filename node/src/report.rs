@@ -105,3 +105,152 @@ pub fn render(ind: &Indicators, registry: &Registry, format: Format) -> String {
         }
     }
 }
+
+/// A Unix-ms time as a China local time with its age, e.g. `2026-12-02 09:01:02 (3 s ago)`.
+fn contact_text(ms: i64, now_ms: i64) -> String {
+    if ms <= 0 {
+        return "never".into();
+    }
+    let tz = jiff::tz::TimeZone::fixed(jiff::tz::Offset::constant(8));
+    let when = jiff::Timestamp::from_millisecond(ms)
+        .map(|t| t.to_zoned(tz).strftime("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_else(|_| ms.to_string());
+    let age = (now_ms - ms).max(0) / 1000;
+    let age = match age {
+        a if a < 120 => format!("{a} s ago"),
+        a if a < 7200 => format!("{} min ago", a / 60),
+        a if a < 172_800 => format!("{} h ago", a / 3600),
+        a => format!("{} days ago", a / 86_400),
+    };
+    format!("{when} ({age})")
+}
+
+/// Render a node's link states (`bottomline status`): its uplink, then one line per child
+/// with last contact, acked position, backlog and a SILENT warning.
+pub fn render_status(st: &crate::rpc::NodeStatus, format: Format, now_ms: i64) -> String {
+    let registry = &st.names;
+    let name = |c| registry.get(c).map(|d| d.name.clone()).unwrap_or_default();
+    let mut s = String::new();
+    match format {
+        Format::Json => {
+            let children: Vec<_> = st
+                .children
+                .iter()
+                .map(|c| {
+                    serde_json::json!({
+                        "division": c.division.to_string(),
+                        "name": name(c.division),
+                        "connected": c.connected,
+                        "last_contact_unix_ms": c.last_contact_unix_ms,
+                        "acked": c.acked,
+                        "head": c.head,
+                        "backlog": c.backlog,
+                        "silent": c.silent,
+                    })
+                })
+                .collect();
+            let v = serde_json::json!({
+                "division": st.division.to_string(),
+                "name": name(st.division),
+                "software": st.software,
+                "head": st.head,
+                "silent_child_secs": st.silent_child_secs,
+                "uplink": {
+                    "parent": st.uplink.parent,
+                    "connected": st.uplink.connected,
+                    "acked": st.uplink.acked,
+                    "backlog": st.uplink.backlog,
+                    "last_error": st.uplink.last_error,
+                },
+                "children": children,
+            });
+            let _ = writeln!(s, "{v}");
+        }
+        Format::Csv => {
+            s.push_str("division,connected,last_contact_unix_ms,acked,head,backlog,silent\n");
+            for c in &st.children {
+                let _ = writeln!(
+                    s,
+                    "{},{},{},{},{},{},{}",
+                    c.division,
+                    c.connected,
+                    c.last_contact_unix_ms,
+                    c.acked,
+                    c.head,
+                    c.backlog,
+                    c.silent
+                );
+            }
+        }
+        Format::Table => {
+            let _ = writeln!(
+                s,
+                "node {} {} ({}), change log at {}",
+                st.division,
+                name(st.division),
+                st.software,
+                st.head
+            );
+            match &st.uplink.parent {
+                None => s.push_str("uplink: none (top of the tree)\n"),
+                Some(p) => {
+                    let _ = writeln!(
+                        s,
+                        "uplink to {p}: {}, parent acked {}, backlog {} blocks{}",
+                        if st.uplink.connected {
+                            "connected"
+                        } else {
+                            "DOWN"
+                        },
+                        st.uplink.acked,
+                        st.uplink.backlog,
+                        st.uplink
+                            .last_error
+                            .as_ref()
+                            .map(|e| format!(" (last error: {e})"))
+                            .unwrap_or_default()
+                    );
+                }
+            }
+            if st.children.is_empty() {
+                s.push_str("children: none has linked yet\n");
+                return s;
+            }
+            let _ = writeln!(
+                s,
+                "children (silent after {} s):\n{:<12} {:<5} {:<34} {:>10} {:>10} {:>8}  {:<6}  name",
+                st.silent_child_secs,
+                "division",
+                "link",
+                "last contact",
+                "acked",
+                "head",
+                "backlog",
+                "state"
+            );
+            for c in &st.children {
+                let _ = writeln!(
+                    s,
+                    "{:<12} {:<5} {:<34} {:>10} {:>10} {:>8}  {:<6}  {}",
+                    c.division.to_string(),
+                    if c.connected { "up" } else { "down" },
+                    contact_text(c.last_contact_unix_ms, now_ms),
+                    c.acked,
+                    c.head,
+                    c.backlog,
+                    if c.silent { "SILENT" } else { "ok" },
+                    name(c.division)
+                );
+            }
+            let silent = st.children.iter().filter(|c| c.silent).count();
+            if silent > 0 {
+                let _ = writeln!(
+                    s,
+                    "WARNING: {silent} child(ren) silent for longer than {} s",
+                    st.silent_child_secs
+                );
+            }
+        }
+    }
+    s
+}

@@ -38,6 +38,8 @@ pub struct ChildState {
     pub acked: u64,
     /// The child's change-log head as it last reported it.
     pub head: u64,
+    /// Blocks the child still had to deliver, as it last reported (heartbeat).
+    pub backlog: u64,
     /// A link is open now.
     pub connected: bool,
 }
@@ -45,17 +47,100 @@ pub struct ChildState {
 /// Children's link states, shared between the service and status reporting.
 pub type Children = Arc<Mutex<HashMap<Code, ChildState>>>;
 
-/// The parent side of the sync protocol and the stats query.
+/// The parent side of the sync protocol, the stats query and the status report.
 pub struct SyncService {
     ledger: Arc<Ledger>,
     children: Children,
+    uplink: Arc<Mutex<UplinkState>>,
+    silent_after: Duration,
 }
 
 impl SyncService {
-    /// Serve `ledger`, recording link states in `children`.
-    pub fn new(ledger: Arc<Ledger>, children: Children) -> Self {
-        SyncService { ledger, children }
+    /// Serve `ledger`, recording link states in `children`; `uplink` is this node's own link
+    /// state (reported by `Status`), `silent_after` when a quiet child counts as silent.
+    pub fn new(
+        ledger: Arc<Ledger>,
+        children: Children,
+        uplink: Arc<Mutex<UplinkState>>,
+        silent_after: Duration,
+    ) -> Self {
+        SyncService {
+            ledger,
+            children,
+            uplink,
+            silent_after,
+        }
     }
+}
+
+/// One child's link as `Status` reports it: durable position merged with the live state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChildReport {
+    /// The child.
+    pub division: Code,
+    /// A link is open now.
+    pub connected: bool,
+    /// Last contact (Unix ms; 0 = never).
+    pub last_contact_unix_ms: i64,
+    /// Durable floor of the child's log here.
+    pub acked: u64,
+    /// The child's head as last reported.
+    pub head: u64,
+    /// Blocks still to deliver, as last reported.
+    pub backlog: u64,
+    /// Quiet for longer than the configured limit (or never heard from since it was known).
+    pub silent: bool,
+}
+
+/// The children's link states: every child that ever delivered (durable) or is linked now.
+pub fn child_reports(
+    ledger: &Ledger,
+    children: &Children,
+    silent_after: Duration,
+) -> Result<Vec<ChildReport>, LedgerError> {
+    let mut out: std::collections::BTreeMap<Code, ChildReport> = Default::default();
+    for k in ledger.known_children()? {
+        out.insert(
+            k.division,
+            ChildReport {
+                division: k.division,
+                connected: false,
+                last_contact_unix_ms: k.last_batch_unix_ms,
+                acked: k.acked,
+                head: k.acked,
+                backlog: 0,
+                silent: false,
+            },
+        );
+    }
+    let live = children.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    for (code, st) in live {
+        let r = out.entry(code).or_insert(ChildReport {
+            division: code,
+            connected: false,
+            last_contact_unix_ms: 0,
+            acked: 0,
+            head: 0,
+            backlog: 0,
+            silent: false,
+        });
+        r.connected = st.connected;
+        if let Some(t) = st.last_contact {
+            let ms = t
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64);
+            r.last_contact_unix_ms = r.last_contact_unix_ms.max(ms);
+        }
+        r.acked = r.acked.max(st.acked);
+        r.head = r.head.max(st.head);
+        r.backlog = st.backlog;
+    }
+    let now = crate::ledger::unix_ms_now();
+    let limit = silent_after.as_millis() as i64;
+    for r in out.values_mut() {
+        r.silent = r.last_contact_unix_ms == 0 || now - r.last_contact_unix_ms > limit;
+    }
+    Ok(out.into_values().collect())
 }
 
 fn to_status(e: LedgerError) -> Status {
@@ -176,6 +261,7 @@ impl pb::sync_server::Sync for SyncService {
             st.last_contact = Some(SystemTime::now());
             st.acked = acked;
             st.head = hello.head;
+            st.backlog = hello.backlog;
             st.connected = true;
         }
         let (tx, rx) = mpsc::channel(16);
@@ -199,6 +285,54 @@ impl pb::sync_server::Sync for SyncService {
             c.entry(child).or_default().connected = false;
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn status(
+        &self,
+        _request: Request<pb::StatusRequest>,
+    ) -> Result<Response<pb::StatusReply>, Status> {
+        let ledger = self.ledger.clone();
+        let children = self.children.clone();
+        let silent_after = self.silent_after;
+        let reports =
+            tokio::task::spawn_blocking(move || child_reports(&ledger, &children, silent_after))
+                .await
+                .map_err(|e| Status::internal(e.to_string()))?
+                .map_err(to_status)?;
+        let up = self
+            .uplink
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let reg = self.ledger.registry();
+        let name = |c: Code| reg.get(c).map(|d| d.name.clone()).unwrap_or_default();
+        Ok(Response::new(pb::StatusReply {
+            division: self.ledger.division().to_string(),
+            name: name(self.ledger.division()),
+            head: self.ledger.durable_seq(),
+            children: reports
+                .into_iter()
+                .map(|r| pb::ChildStatus {
+                    division: r.division.to_string(),
+                    connected: r.connected,
+                    last_contact_unix_ms: r.last_contact_unix_ms,
+                    acked: r.acked,
+                    head: r.head,
+                    backlog: r.backlog,
+                    silent: r.silent,
+                    name: name(r.division),
+                })
+                .collect(),
+            uplink: Some(pb::UplinkStatus {
+                parent: up.parent.clone().unwrap_or_default(),
+                connected: up.connected,
+                acked: up.acked,
+                backlog: up.backlog,
+                last_error: up.last_error.clone().unwrap_or_default(),
+            }),
+            silent_child_secs: self.silent_after.as_secs(),
+            software: SOFTWARE.to_string(),
+        }))
     }
 
     async fn stats(
@@ -227,21 +361,32 @@ impl pb::sync_server::Sync for SyncService {
             .rows
             .iter()
             .map(|r| {
-                let (value, ratio, is_ratio) = match r.value {
-                    Value::Count(n) | Value::Fen(n) => (n, 0.0, false),
-                    Value::Ratio(x) | Value::Average(x) => (0, x.unwrap_or(0.0), true),
+                let (value, ratio, is_ratio, unit, defined) = match r.value {
+                    Value::Count(n) => (n, 0.0, false, "count", true),
+                    Value::Fen(n) => (n, 0.0, false, "fen", true),
+                    Value::Ratio(x) => (0, x.unwrap_or(0.0), true, "ratio", x.is_some()),
+                    Value::Average(x) => (0, x.unwrap_or(0.0), true, "average", x.is_some()),
                 };
                 pb::Indicator {
-                    name: r.indicator.to_string(),
+                    name: r.indicator.clone(),
                     dimension: r.dimension.clone(),
                     value,
                     ratio,
                     is_ratio,
+                    unit: unit.to_string(),
+                    defined,
                 }
             })
             .collect();
+        let name = self
+            .ledger
+            .registry()
+            .get(division)
+            .map(|d| d.name.clone())
+            .unwrap_or_default();
         Ok(Response::new(pb::StatsReply {
             division: division.to_string(),
+            name,
             period: period.to_string(),
             first_day: ind.first_day.to_string(),
             last_day: ind.last_day.to_string(),
@@ -297,10 +442,12 @@ async fn serve_link(
                 }
             }
             Some(Payload::Hello(h)) => {
+                // A heartbeat: the child is alive and reports its head and backlog.
                 let mut c = children.lock().unwrap_or_else(|p| p.into_inner());
                 let st = c.entry(child).or_default();
                 st.last_contact = Some(SystemTime::now());
                 st.head = h.head;
+                st.backlog = h.backlog;
             }
             _ => return Err(Status::invalid_argument("unexpected message on a link")),
         }
@@ -311,13 +458,20 @@ async fn serve_link(
 /// What a child knows about its link to the parent.
 #[derive(Clone, Debug, Default)]
 pub struct UplinkState {
+    /// The parent's endpoint (none at the top of the tree).
+    pub parent: Option<String>,
     /// Connected now.
     pub connected: bool,
     /// Highest log position the parent acked.
     pub acked: u64,
+    /// Blocks changed after the delivered floor (as of the last heartbeat).
+    pub backlog: u64,
     /// Last error, if the link is down.
     pub last_error: Option<String>,
 }
+
+/// What this software calls itself on the wire.
+pub const SOFTWARE: &str = concat!("bottomline ", env!("CARGO_PKG_VERSION"));
 
 /// Batches in flight before the sender waits for an ack.
 const WINDOW: u64 = 8;
@@ -331,6 +485,7 @@ pub async fn uplink(
     state: Arc<Mutex<UplinkState>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    state.lock().unwrap_or_else(|p| p.into_inner()).parent = Some(parent.clone());
     let mut delay = cfg.reconnect();
     loop {
         if *shutdown.borrow() {
@@ -372,7 +527,8 @@ async fn run_uplink(
     let hello = pb::Hello {
         division: me.to_string(),
         head: ledger.durable_seq(),
-        software: concat!("bottomline ", env!("CARGO_PKG_VERSION")).to_string(),
+        software: SOFTWARE.to_string(),
+        backlog: 0,
     };
     tx.send(envelope(me, 0, Payload::Hello(hello))).await?;
     let mut inbound = client.link(ReceiverStream::new(rx)).await?.into_inner();
@@ -401,9 +557,27 @@ async fn run_uplink(
         Ok::<(), Status>(())
     });
     let mut sent_batches: std::collections::VecDeque<u64> = Default::default();
+    // Send the first heartbeat (with the backlog) right away.
+    let mut last_heartbeat: Option<tokio::time::Instant> = None;
     let result = loop {
         if reader.is_finished() {
             break Err("the parent closed the link".into());
+        }
+        if last_heartbeat.is_none_or(|t| t.elapsed() >= cfg.heartbeat()) {
+            let l = ledger.clone();
+            let (head, backlog) = tokio::task::spawn_blocking(move || {
+                Ok::<_, LedgerError>((l.durable_seq(), l.backlog(floor)?))
+            })
+            .await??;
+            state.lock().unwrap_or_else(|p| p.into_inner()).backlog = backlog;
+            let hb = pb::Hello {
+                division: me.to_string(),
+                head,
+                software: SOFTWARE.to_string(),
+                backlog,
+            };
+            tx.send(envelope(me, 0, Payload::Hello(hb))).await?;
+            last_heartbeat = Some(tokio::time::Instant::now());
         }
         let acked = *acked_rx.borrow();
         while sent_batches.front().is_some_and(|s| *s <= acked) {
@@ -433,10 +607,151 @@ async fn run_uplink(
         tokio::select! {
             _ = &mut changed => {}
             _ = acked_rx.changed() => {}
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = tokio::time::sleep(cfg.heartbeat().min(Duration::from_secs(1))) => {}
             _ = shutdown.changed() => break Ok(()),
         }
     };
     reader.abort();
     result
+}
+
+/// A node's link states as `bottomline status` shows them (decoded from the `Status` RPC).
+#[derive(Clone, Debug)]
+pub struct NodeStatus {
+    /// The node's division.
+    pub division: Code,
+    /// Its software version string.
+    pub software: String,
+    /// Highest durable position of its change log.
+    pub head: u64,
+    /// When a quiet child counts as silent.
+    pub silent_child_secs: u64,
+    /// Its own link to its parent.
+    pub uplink: UplinkState,
+    /// Its children's links.
+    pub children: Vec<ChildReport>,
+    /// Names of the node and its children, as far as the node knows them.
+    pub names: crate::division::Registry,
+}
+
+fn name_into(names: &mut crate::division::Registry, code: Code, name: &str) {
+    if !name.is_empty() {
+        names.insert(crate::division::Division {
+            code,
+            name: name.to_string(),
+        });
+    }
+}
+
+/// Ask the node at `addr` (`http://host:port`) for its link states.
+pub async fn fetch_status(
+    addr: &str,
+) -> Result<NodeStatus, Box<dyn std::error::Error + Send + Sync>> {
+    let channel = tonic::transport::Endpoint::from_shared(addr.to_string())?
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(30))
+        .connect()
+        .await
+        .map_err(|e| format!("cannot reach {addr}: {e}"))?;
+    let mut client = pb::sync_client::SyncClient::new(channel);
+    let r = client.status(pb::StatusRequest {}).await?.into_inner();
+    let up = r.uplink.unwrap_or_default();
+    let mut names = crate::division::Registry::new();
+    let division = Code::parse(&r.division)?;
+    name_into(&mut names, division, &r.name);
+    for c in &r.children {
+        if let Ok(code) = Code::parse(&c.division) {
+            name_into(&mut names, code, &c.name);
+        }
+    }
+    let children = r
+        .children
+        .iter()
+        .map(|c| {
+            Ok(ChildReport {
+                division: Code::parse(&c.division)?,
+                connected: c.connected,
+                last_contact_unix_ms: c.last_contact_unix_ms,
+                acked: c.acked,
+                head: c.head,
+                backlog: c.backlog,
+                silent: c.silent,
+            })
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    Ok(NodeStatus {
+        names,
+        division,
+        software: r.software,
+        head: r.head,
+        silent_child_secs: r.silent_child_secs,
+        uplink: UplinkState {
+            parent: (!up.parent.is_empty()).then_some(up.parent),
+            connected: up.connected,
+            acked: up.acked,
+            backlog: up.backlog,
+            last_error: (!up.last_error.is_empty()).then_some(up.last_error),
+        },
+        children,
+    })
+}
+
+/// Ask the node at `addr` for the indicators of `division` (empty: its own) for `period`.
+pub async fn fetch_stats(
+    addr: &str,
+    division: Option<Code>,
+    period: Period,
+) -> Result<
+    (crate::stats::Indicators, crate::division::Registry),
+    Box<dyn std::error::Error + Send + Sync>,
+> {
+    let channel = tonic::transport::Endpoint::from_shared(addr.to_string())?
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(60))
+        .connect()
+        .await
+        .map_err(|e| format!("cannot reach {addr}: {e}"))?;
+    let mut client = pb::sync_client::SyncClient::new(channel);
+    let r = client
+        .stats(pb::StatsRequest {
+            division: division.map(|d| d.to_string()).unwrap_or_default(),
+            period: period.to_string(),
+        })
+        .await?
+        .into_inner();
+    let day = |s: &str| -> Result<jiff::civil::Date, String> {
+        s.parse()
+            .map_err(|e| format!("bad date {s:?} in the reply: {e}"))
+    };
+    let rows = r
+        .indicators
+        .into_iter()
+        .map(|i| {
+            let value = match i.unit.as_str() {
+                "fen" => Value::Fen(i.value),
+                "ratio" => Value::Ratio(i.defined.then_some(i.ratio)),
+                "average" => Value::Average(i.defined.then_some(i.ratio)),
+                _ if i.is_ratio => Value::Ratio(Some(i.ratio)),
+                _ => Value::Count(i.value),
+            };
+            crate::stats::Row {
+                indicator: i.name,
+                dimension: i.dimension,
+                value,
+            }
+        })
+        .collect();
+    let division = Code::parse(&r.division)?;
+    let mut names = crate::division::Registry::new();
+    name_into(&mut names, division, &r.name);
+    Ok((
+        crate::stats::Indicators {
+            division,
+            period: Period::parse(&r.period)?,
+            first_day: day(&r.first_day)?,
+            last_day: day(&r.last_day)?,
+            rows,
+        },
+        names,
+    ))
 }

@@ -351,7 +351,7 @@ pub enum Value {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Row {
     /// Indicator name as in SPEC.md.
-    pub indicator: &'static str,
+    pub indicator: String,
     /// Dimension (`category=marginal`, `source=department`, …) or `total`.
     pub dimension: String,
     /// The value.
@@ -430,7 +430,7 @@ pub fn indicators(
     let mut rows = Vec::new();
     let mut push = |indicator: &'static str, dimension: String, value: Value| {
         rows.push(Row {
-            indicator,
+            indicator: indicator.to_string(),
             dimension,
             value,
         })

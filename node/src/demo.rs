@@ -1,0 +1,405 @@
+//! `bottomline demo`: a whole hierarchy on one machine.
+//!
+//! Generates a province (default 2 cities, 4 counties; Shaanxi size with `--cities 10
+//! --counties 107`), starts every node in this process — the province and the cities listen
+//! on 127.0.0.1, the counties only dial their city, exactly as `serve` would run them —
+//! imports each county's files while the tree runs, waits until the province holds every
+//! county's statistics, prints what to open and run, and stays up until the shutdown future
+//! resolves (Ctrl-C). The node configs it uses are written to `DIR/configs/*.toml`, so any
+//! node can later be run on its own with `bottomline serve --config`.
+//!
+//! Running again on the same directory reopens the nodes: the files are regenerated
+//! byte-identically and re-importing them changes nothing.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use jiff::civil::Date;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::division::{Code, Division};
+use crate::gen::{GenOptions, GenScope};
+use crate::ledger::Ledger;
+use crate::node::{self, NodeHandle};
+use crate::period::{Kind, Period};
+
+/// What to start.
+#[derive(Clone, Debug)]
+pub struct DemoOptions {
+    /// Where files, configs and data dirs go.
+    pub dir: PathBuf,
+    /// Cities.
+    pub cities: u32,
+    /// Counties, spread over the cities.
+    pub counties: u32,
+    /// Households per county (None: realistic, ~65 000).
+    pub households: Option<u32>,
+    /// Generator seed.
+    pub seed: u64,
+    /// Port of the province; cities take the next ones. 0: any free ports.
+    pub port: u16,
+    /// "Today" (the last day of generated data and the validation date).
+    pub today: Date,
+    /// Parallel county imports.
+    pub import_threads: usize,
+}
+
+/// A node of the running demo.
+pub struct DemoNode {
+    /// Its config (as written to `configs/`).
+    pub config: Config,
+    /// Its shared state.
+    pub handle: NodeHandle,
+    /// Where it listens (province and cities).
+    pub addr: Option<SocketAddr>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+/// A running demo hierarchy.
+pub struct Demo {
+    /// Province first, then the cities, then the counties.
+    pub nodes: Vec<DemoNode>,
+    stop: watch::Sender<bool>,
+    /// Counties generated.
+    pub counties: Vec<Code>,
+}
+
+impl Demo {
+    /// The province node.
+    pub fn province(&self) -> &DemoNode {
+        &self.nodes[0]
+    }
+
+    /// The node serving `code`.
+    pub fn node(&self, code: Code) -> Option<&DemoNode> {
+        self.nodes.iter().find(|n| n.config.division == code)
+    }
+
+    /// True when every node's parent has made the node's whole change log durable.
+    pub fn converged(&self) -> anyhow::Result<bool> {
+        for n in &self.nodes {
+            let Some(parent) = n.config.division.parent().and_then(|p| self.node(p)) else {
+                continue;
+            };
+            let acked = parent.handle.ledger.child_acked(n.config.division)?;
+            if acked < n.handle.ledger.durable_seq() {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Stop every node in order and wait for each to flush.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(true);
+        for n in self.nodes.into_iter().rev() {
+            n.task.await??;
+        }
+        Ok(())
+    }
+}
+
+fn toml_config(
+    division: Code,
+    data_dir: &Path,
+    listen: Option<SocketAddr>,
+    parent: Option<&str>,
+    cache_mib: u64,
+) -> String {
+    let mut t = format!(
+        "# Written by `bottomline demo`.\ndivision = \"{division}\"\ndata_dir = {:?}\ncache_mib = {cache_mib}\n",
+        data_dir.display().to_string()
+    );
+    if let Some(l) = listen {
+        t.push_str(&format!("listen = \"{l}\"\n"));
+    }
+    if let Some(p) = parent {
+        t.push_str(&format!("parent = \"{p}\"\n"));
+    }
+    t.push_str("\n[sync]\nreconnect_secs = 0.2\nheartbeat_secs = 2.0\nsilent_child_secs = 30\n");
+    t
+}
+
+async fn bind(port: u16) -> anyhow::Result<TcpListener> {
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    TcpListener::bind(addr).await.map_err(|e| {
+        anyhow::anyhow!("cannot listen on {addr}: {e} (use --port 0 to take any free ports)")
+    })
+}
+
+/// Where progress lines go.
+pub type Say = Arc<dyn Fn(String) + Send + Sync>;
+
+/// Generate the data and start the tree; county imports run on `import_threads` threads while
+/// the nodes sync. Progress goes to `say`.
+pub async fn start(opts: &DemoOptions, say: Say) -> anyhow::Result<Demo> {
+    let files = opts.dir.join("files");
+    let configs = opts.dir.join("configs");
+    std::fs::create_dir_all(&configs)?;
+    let started = Instant::now();
+    let gen_opts = GenOptions {
+        seed: opts.seed,
+        out: files.clone(),
+        scope: GenScope::Province {
+            code: "61".into(),
+            cities: opts.cities,
+            counties: opts.counties,
+        },
+        end: opts.today,
+        households_per_county: opts.households,
+    };
+    let summary = tokio::task::spawn_blocking(move || {
+        crate::gen::generate(&gen_opts, &mut |_| {}).map_err(anyhow::Error::from)
+    })
+    .await??;
+    say(format!(
+        "generated {} counties, {} households ({} persons), {} monitoring rows, {} signals, {} measures into {} in {:.1} s",
+        summary.counties.len(),
+        summary.households,
+        summary.persons,
+        summary.monitored,
+        summary.signals,
+        summary.measures,
+        files.display(),
+        started.elapsed().as_secs_f64()
+    ));
+    let counties: Vec<Code> = summary
+        .counties
+        .iter()
+        .map(|c| Code::parse(c).map_err(anyhow::Error::msg))
+        .collect::<anyhow::Result<_>>()?;
+    let province = Code::parse("61").map_err(anyhow::Error::msg)?;
+    let mut cities: Vec<Code> = counties.iter().filter_map(|c| c.parent()).collect();
+    cities.dedup();
+
+    let (stop, stop_rx) = watch::channel(false);
+    let mut nodes: Vec<DemoNode> = Vec::new();
+    let mut addr_of: std::collections::HashMap<Code, String> = Default::default();
+    let mut port = opts.port;
+    let levels = [vec![province], cities.clone(), counties.clone()];
+    for (depth, codes) in levels.iter().enumerate() {
+        for &code in codes {
+            let listens = depth < 2;
+            let listener = if listens {
+                let l = bind(port).await?;
+                if port != 0 {
+                    port += 1;
+                }
+                Some(l)
+            } else {
+                None
+            };
+            let listen = listener.as_ref().map(|l| l.local_addr()).transpose()?;
+            let parent = code.parent().and_then(|p| addr_of.get(&p)).cloned();
+            let cache = match depth {
+                0 => 64,
+                1 => 16,
+                _ => 8,
+            };
+            let data = opts.dir.join("nodes").join(code.to_string());
+            let text = toml_config(code, &data, listen, parent.as_deref(), cache);
+            let path = configs.join(format!("{code}.toml"));
+            std::fs::write(&path, &text)?;
+            let config = Config::load(&path)?;
+            let handle = node::open(&config)?;
+            if let Some(l) = listen {
+                addr_of.insert(code, format!("http://{l}"));
+            }
+            let mut rx = stop_rx.clone();
+            let task = tokio::spawn(node::run(
+                config.clone(),
+                handle.clone(),
+                listener,
+                async move {
+                    let _ = rx.wait_for(|s| *s).await;
+                },
+            ));
+            nodes.push(DemoNode {
+                config,
+                handle,
+                addr: listen,
+                task,
+            });
+        }
+    }
+    let demo = Demo {
+        nodes,
+        stop,
+        counties,
+    };
+    say(format!(
+        "started {} nodes: province {} on {}, {} cities, {} counties dialling their city",
+        demo.nodes.len(),
+        province,
+        addr_of.get(&province).map_or("-", |s| s.as_str()),
+        cities.len(),
+        demo.counties.len()
+    ));
+
+    // Names for every level: each node keeps its ancestors and its subtree.
+    let all = crate::import::read_divisions(&files.join("divisions.csv"))?;
+    for n in demo.nodes.iter().take(1 + cities.len()) {
+        let me = n.config.division;
+        let mine: Vec<Division> = all
+            .iter()
+            .filter(|d| me.contains(d.code) || d.code.contains(me))
+            .cloned()
+            .collect();
+        let ledger = n.handle.ledger.clone();
+        tokio::task::spawn_blocking(move || ledger.put_divisions(&mine)).await??;
+    }
+
+    // Import every county while the tree runs: its cells flow up as they are flushed.
+    let county_ledgers: Vec<Arc<Ledger>> = demo
+        .nodes
+        .iter()
+        .filter(|n| demo.counties.contains(&n.config.division))
+        .map(|n| n.handle.ledger.clone())
+        .collect();
+    let threads = opts.import_threads.max(1);
+    let today = opts.today;
+    let total = county_ledgers.len();
+    let import_started = Instant::now();
+    let import = move || -> anyhow::Result<()> {
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let done = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|s| -> anyhow::Result<()> {
+            let workers: Vec<_> = (0..threads)
+                .map(|_| {
+                    s.spawn(|| -> anyhow::Result<()> {
+                        loop {
+                            let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                            let Some(ledger) = county_ledgers.get(i) else {
+                                return Ok(());
+                            };
+                            let code = ledger.division();
+                            let paths: Vec<PathBuf> = crate::import::FILE_ORDER
+                                .iter()
+                                .map(|k| files.join(code.to_string()).join(format!("{k}.csv")))
+                                .collect();
+                            let mut records = 0u64;
+                            crate::import::import_files(
+                                ledger,
+                                &paths,
+                                None,
+                                today,
+                                &mut |_| {},
+                                &mut |r| records += r.rows,
+                            )?;
+                            let d = done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                            say(format!(
+                            "imported county {code} {} ({records} records) [{d}/{total}, {:.0} s]",
+                            ledger.registry().name(code),
+                            import_started.elapsed().as_secs_f64()
+                        ));
+                        }
+                    })
+                })
+                .collect();
+            for w in workers {
+                w.join()
+                    .map_err(|_| anyhow::anyhow!("an import thread panicked"))??;
+            }
+            Ok(())
+        })
+    };
+    // On the blocking pool: the nodes keep running on the runtime meanwhile.
+    tokio::task::spawn_blocking(import).await??;
+    crate::store::release_memory();
+    Ok(demo)
+}
+
+/// Run the demo: start it, wait for the province to hold everything, print what to try, and
+/// stay up until `shutdown` resolves.
+pub async fn run(
+    opts: DemoOptions,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let demo = start(&opts, Arc::new(|s: String| println!("{s}"))).await?;
+    let mut last = Instant::now();
+    loop {
+        if demo.converged()? {
+            break;
+        }
+        if last.elapsed() > Duration::from_secs(5) {
+            last = Instant::now();
+            let p = &demo.province().handle.ledger;
+            let behind = demo
+                .nodes
+                .iter()
+                .filter(|n| {
+                    n.config
+                        .division
+                        .parent()
+                        .and_then(|c| demo.node(c))
+                        .is_some_and(|parent| {
+                            parent
+                                .handle
+                                .ledger
+                                .child_acked(n.config.division)
+                                .unwrap_or(0)
+                                < n.handle.ledger.durable_seq()
+                        })
+                })
+                .count();
+            println!(
+                "syncing: {behind} node(s) still delivering to their parent; province change log at {}",
+                p.durable_seq()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let p = demo.province();
+    let week = Period::containing(Kind::Week, opts.today);
+    let year = Period::containing(Kind::Year, opts.today);
+    let ledger = p.handle.ledger.clone();
+    let (w, y) = tokio::task::spawn_blocking(move || {
+        Ok::<_, anyhow::Error>((
+            ledger.indicators(ledger.division(), week)?,
+            ledger.indicators(ledger.division(), year)?,
+        ))
+    })
+    .await??;
+    let addr = p.addr.map(|a| a.to_string()).unwrap_or_else(|| "-".into());
+    let county = demo.counties.first().copied();
+    let city = county.and_then(|c| c.parent());
+    println!(
+        "\nthe province holds every county's statistics ({:.1} s after start): {} households monitored ({} persons) at the end of {week}; {} risk signals and {} measures in {year}",
+        started.elapsed().as_secs_f64(),
+        w.count("monitored_households", "total"),
+        w.count("monitored_persons", "total"),
+        y.count("signals", "total"),
+        y.count("measures", "total"),
+    );
+    println!("\nThe tree is running (Ctrl-C stops it). Try, in another terminal:");
+    println!("  bottomline status --addr http://{addr}");
+    if let Some(city) = city.and_then(|c| demo.node(c)).and_then(|n| n.addr) {
+        println!("  bottomline status --addr http://{city}");
+    }
+    println!("  bottomline stats --addr http://{addr} --period {week}");
+    if let Some(c) = county {
+        println!(
+            "  bottomline stats --addr http://{addr} --division {c} --period {year} --format json"
+        );
+    }
+    println!(
+        "  grpcurl -plaintext -d '{{\"division\":\"{}\",\"period\":\"{}\"}}' {addr} bottomline.v1.Sync/Stats",
+        city.map(|c| c.to_string()).unwrap_or_default(),
+        Period::containing(Kind::Quarter, opts.today)
+    );
+    println!("  grpcurl -plaintext {addr} list");
+    println!(
+        "Node configs: {} (each can run alone with `bottomline serve --config`).",
+        opts.dir.join("configs").display()
+    );
+    shutdown.await;
+    println!("stopping: every node stops accepting, stops its uplink and flushes");
+    demo.stop().await?;
+    println!("stopped");
+    Ok(())
+}

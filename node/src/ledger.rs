@@ -148,6 +148,13 @@ pub struct Ledger {
     changed: tokio::sync::Notify,
     /// Highest cell log position known to be flushed: the sync layer sends nothing above it.
     durable: std::sync::atomic::AtomicU64,
+    /// One flusher at a time; writers that committed while a flush ran share the next one
+    /// (group commit, see [`Ledger::flush_through`]).
+    flush: Mutex<()>,
+    /// Commits that flush after releasing the write lock, counted when committed …
+    commits: std::sync::atomic::AtomicU64,
+    /// … and the count covered by the last completed flush.
+    flushed: std::sync::atomic::AtomicU64,
 }
 
 /// Store key of a record: kind, then id.
@@ -256,6 +263,9 @@ impl Ledger {
             write: Mutex::new(()),
             changed: tokio::sync::Notify::new(),
             durable: std::sync::atomic::AtomicU64::new(0),
+            flush: Mutex::new(()),
+            commits: std::sync::atomic::AtomicU64::new(0),
+            flushed: std::sync::atomic::AtomicU64::new(0),
         };
         // What sled recovered on open is on disk.
         ledger.mark_durable(ledger.cell_seq()?);
@@ -735,6 +745,10 @@ impl Ledger {
     /// committed is also flushed, so nothing unflushed leaves the node.
     pub fn sweep(&self, floor: u64, pos: u64, limit: usize) -> Result<Sweep> {
         let _w = self.write.lock().unwrap_or_else(|p| p.into_inner());
+        // Writers commit under the write lock but may flush after releasing it (group
+        // commit); make everything committed durable first, so the log read below is exactly
+        // the durable state and no block can sit above the durable head.
+        self.flush_through(self.commits.load(std::sync::atomic::Ordering::SeqCst))?;
         let head = self.durable_seq();
         let mut out = Sweep {
             cells: Vec::new(),
@@ -839,7 +853,7 @@ impl Ledger {
                 node: child,
             });
         }
-        let _w = self.write.lock().unwrap_or_else(|p| p.into_inner());
+        let w = self.write.lock().unwrap_or_else(|p| p.into_inner());
         let mut sorted: Vec<Replica> = cells.to_vec();
         sorted.sort_by_key(|c| c.key);
         let mut seq = self.cell_seq()?;
@@ -884,9 +898,36 @@ impl Ledger {
             unix_ms_now().to_be_bytes().to_vec(),
         );
         self.store.commit(&ws)?;
-        self.store.flush()?;
-        self.mark_durable(seq);
+        let commit = self
+            .commits
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            + 1;
+        drop(w);
+        // Group commit: batches of several children committed meanwhile share one flush.
+        self.flush_through(commit)?;
         Ok(changed)
+    }
+
+    /// Make commit number `commit` (of those that flush outside the write lock) durable:
+    /// the first caller flushes everything committed so far; callers arriving during that
+    /// flush wait for it and return if it covered them, else one of them runs the next flush
+    /// for all. sled's flush covers every write committed before it starts, so the counts and
+    /// the log head are read before flushing.
+    fn flush_through(&self, commit: u64) -> Result<()> {
+        use std::sync::atomic::Ordering::SeqCst;
+        if self.flushed.load(SeqCst) >= commit {
+            return Ok(());
+        }
+        let _f = self.flush.lock().unwrap_or_else(|p| p.into_inner());
+        if self.flushed.load(SeqCst) >= commit {
+            return Ok(());
+        }
+        let covered = self.commits.load(SeqCst);
+        let head = self.cell_seq()?;
+        self.store.flush()?;
+        self.flushed.fetch_max(covered, SeqCst);
+        self.mark_durable(head);
+        Ok(())
     }
 
     /// Every stored cell with a non-zero value (for checks and tests).

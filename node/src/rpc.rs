@@ -755,3 +755,17 @@ pub async fn fetch_stats(
         names,
     ))
 }
+
+/// Encoded size in bytes of `cells` as `Cell` messages inside a `CellBatch` (what a link must
+/// carry at least; benchmarks compare the bytes on the wire with it).
+pub fn encoded_cells_len(cells: &[(CellKey, CellValue)]) -> usize {
+    use prost::Message;
+    cells
+        .iter()
+        .map(|(k, v)| {
+            let len = cell_to_pb(k, v).encoded_len();
+            // Field tag + length prefix of a repeated message.
+            1 + prost::length_delimiter_len(len) + len
+        })
+        .sum()
+}

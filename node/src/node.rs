@@ -62,6 +62,7 @@ pub async fn run(
             handle.children.clone(),
             handle.uplink.clone(),
             config.sync.silent_after(),
+            stop_rx.clone(),
         );
         let mut stop = stop_rx.clone();
         tokio::spawn(async move {

@@ -53,22 +53,27 @@ pub struct SyncService {
     children: Children,
     uplink: Arc<Mutex<UplinkState>>,
     silent_after: Duration,
+    stop: watch::Receiver<bool>,
 }
 
 impl SyncService {
     /// Serve `ledger`, recording link states in `children`; `uplink` is this node's own link
     /// state (reported by `Status`), `silent_after` when a quiet child counts as silent.
+    /// When `stop` turns true every open link finishes the batch it is applying and ends, so
+    /// that the server's graceful shutdown is not held open by children's long-lived streams.
     pub fn new(
         ledger: Arc<Ledger>,
         children: Children,
         uplink: Arc<Mutex<UplinkState>>,
         silent_after: Duration,
+        stop: watch::Receiver<bool>,
     ) -> Self {
         SyncService {
             ledger,
             children,
             uplink,
             silent_after,
+            stop,
         }
     }
 }
@@ -275,10 +280,15 @@ impl pb::sync_server::Sync for SyncService {
             .map_err(|_| Status::cancelled("link closed"))?;
         let ledger = self.ledger.clone();
         let children = self.children.clone();
+        let mut stop = self.stop.clone();
         tokio::spawn(async move {
-            let result = serve_link(&ledger, &children, child, &mut inbound, &tx).await;
+            let result = serve_link(&ledger, &children, child, &mut inbound, &tx, &mut stop).await;
             if let Err(e) = &result {
-                tracing::warn!(%child, cause = %e, "link ended with an error");
+                if *stop.borrow() {
+                    tracing::info!(%child, "link closed: this node is shutting down");
+                } else {
+                    tracing::warn!(%child, cause = %e, "link ended with an error");
+                }
                 let _ = tx.send(Err(e.clone())).await;
             }
             let mut c = children.lock().unwrap_or_else(|p| p.into_inner());
@@ -402,9 +412,18 @@ async fn serve_link(
     child: Code,
     inbound: &mut Streaming<pb::Envelope>,
     tx: &mpsc::Sender<Result<pb::Envelope, Status>>,
+    stop: &mut watch::Receiver<bool>,
 ) -> Result<(), Status> {
     let me = ledger.division();
-    while let Some(env) = inbound.message().await? {
+    loop {
+        // Stop between messages only: a batch being applied is finished (and acked) first.
+        let next = tokio::select! {
+            m = inbound.message() => m?,
+            _ = async { stop.wait_for(|s| *s).await.map(|_| ()) } => {
+                return Err(Status::unavailable("the parent is shutting down; reconnect later"));
+            }
+        };
+        let Some(env) = next else { break };
         match env.payload {
             Some(Payload::Cells(batch)) => {
                 let upto = batch.floor;

@@ -241,3 +241,33 @@ async fn demo_tree_converges_to_the_sum_of_its_counties() {
     }
     demo.stop().await.expect("ordered stop");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parent_stops_in_order_while_its_child_stays_linked() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let nodes = tmp.path().join("nodes");
+    let city = start(&nodes, "6101", None, true).await;
+    let addr = city.addr.clone().expect("listens");
+    let county = start(&nodes, "610102", Some(&addr), false).await;
+    let code = Code::parse("610102").expect("code");
+    eventually("the county is linked", || {
+        let addr = addr.clone();
+        async move {
+            let st = bottomline::rpc::fetch_status(&addr).await.expect("status");
+            st.children
+                .iter()
+                .any(|c| c.division == code && c.connected)
+        }
+    })
+    .await;
+    // The city stops first: its open link stream must not keep it from stopping.
+    tokio::time::timeout(Duration::from_secs(20), stop(city))
+        .await
+        .expect("the city stops in bounded time with a child linked");
+    eventually("the county sees its uplink down", || {
+        let up = county.handle.uplink.lock().expect("lock").connected;
+        async move { !up }
+    })
+    .await;
+    stop(county).await;
+}

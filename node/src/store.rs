@@ -34,6 +34,15 @@ pub enum StoreError {
         #[source]
         source: sled::Error,
     },
+    /// Another process (usually a running node) has the data directory open.
+    #[error(
+        "data dir {path} is in use by another process (a running `bottomline serve` or demo?): \
+         stop it first, or query the running node with --addr"
+    )]
+    InUse {
+        /// The data directory.
+        path: PathBuf,
+    },
     /// The fsync after a flush failed.
     #[error("could not sync {path} to disk: {source}")]
     Sync {
@@ -205,7 +214,18 @@ impl Store {
             .cache_capacity(opts.cache_bytes)
             .flush_every_ms(Some(500))
             .open()
-            .map_err(sled_err)?;
+            .map_err(|e| match &e {
+                // sled wraps the failed flock (EWOULDBLOCK) in an error of its own.
+                sled::Error::Io(io)
+                    if io.kind() == std::io::ErrorKind::WouldBlock
+                        || io.to_string().contains("could not acquire lock") =>
+                {
+                    StoreError::InUse {
+                        path: dir.to_owned(),
+                    }
+                }
+                _ => sled_err(e),
+            })?;
         let data = db.open_tree(DATA_TREE).map_err(sled_err)?;
         let db_file = dir.join("db");
         let sync_file = File::open(&db_file).map_err(|source| StoreError::Sync {

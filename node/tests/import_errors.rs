@@ -2140,3 +2140,23 @@ fn cli_stops_at_the_first_rejected_file() {
         .collect();
     assert_eq!(kinds, [RecordKind::Household, RecordKind::Monitored]);
 }
+
+#[test]
+fn cli_refuses_a_data_dir_a_running_node_holds() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    let ledger = open_ledger(&data);
+    let csv = tmp.path().join("signals.csv");
+    std::fs::write(&csv, header("signals.csv")).expect("write");
+    let out = bottomline([
+        OsStr::new("import"),
+        OsStr::new("--data"),
+        data.as_os_str(),
+        csv.as_os_str(),
+    ]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert_contains(&err, "is in use by another process");
+    assert_contains(&err, &data.display().to_string());
+    drop(ledger);
+}

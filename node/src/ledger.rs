@@ -802,11 +802,22 @@ impl Ledger {
         self.changed.notified()
     }
 
-    /// The sweep floor of child `child` this node has made durable (where the child resumes).
+    /// The sweep floor of child `child` this node has made durable: everything the child
+    /// changed at or before it is here.
     pub fn child_acked(&self, child: Code) -> Result<u64> {
+        Ok(self.child_resume(child)?.0)
+    }
+
+    /// Where child `child` resumes: `(floor, pos)` of its sweep as made durable here — every
+    /// change at or before `floor` is here, and the sweep from `floor` has delivered the blocks
+    /// logged up to `pos` (so a child killed in the middle of a long sweep continues it instead
+    /// of starting over; see `Ledger::sweep`).
+    pub fn child_resume(&self, child: Code) -> Result<(u64, u64)> {
+        let n = |b: &[u8]| u64::from_be_bytes(b.try_into().unwrap_or_default());
         Ok(match self.store.get(TreeId::Meta, &child_ack_key(child))? {
-            Some(v) if v.len() == 8 => u64::from_be_bytes(v[..8].try_into().unwrap_or_default()),
-            _ => 0,
+            Some(v) if v.len() == 16 => (n(&v[..8]), n(&v[8..16])),
+            Some(v) if v.len() == 8 => (n(&v[..8]), n(&v[..8])),
+            _ => (0, 0),
         })
     }
 
@@ -828,19 +839,31 @@ impl Ledger {
                 };
             out.push(KnownChild {
                 division,
-                acked: u64::from_be_bytes(v[..8].try_into().unwrap_or_default()),
+                acked: u64::from_be_bytes(
+                    v.get(..8)
+                        .unwrap_or_default()
+                        .try_into()
+                        .unwrap_or_default(),
+                ),
                 last_batch_unix_ms,
             });
         }
         Ok(out)
     }
 
-    /// Apply cells replicated from direct child `child`, whose completed sweep floor is `upto`:
+    /// Apply cells replicated from direct child `child`, a batch of its sweep from floor `upto`
+    /// read up to log position `pos`:
     /// every cell must lie in the child's subtree; a cell replaces the stored one only when
     /// its version is higher; changes of the child's own cells move this node's aggregate
     /// cells by the difference. The cells, the aggregates and the child's position are one
     /// atomic commit, flushed before this returns (so the caller may ack `upto`).
-    pub fn apply_replicas(&self, child: Code, cells: &[Replica], upto: u64) -> Result<u64> {
+    pub fn apply_replicas(
+        &self,
+        child: Code,
+        cells: &[Replica],
+        upto: u64,
+        pos: u64,
+    ) -> Result<u64> {
         if child.parent() != Some(self.division) {
             return Err(LedgerError::NotInSubtree {
                 division: child,
@@ -885,13 +908,12 @@ impl Ledger {
                 .map_err(cells_err)?;
         }
         ws.put(TreeId::Meta, META_CELL_SEQ, seq.to_be_bytes().to_vec());
-        // A replayed old batch must not move the child's position back.
-        let upto = upto.max(self.child_acked(child)?);
-        ws.put(
-            TreeId::Meta,
-            child_ack_key(child),
-            upto.to_be_bytes().to_vec(),
-        );
+        // A replayed old batch must not move the child's position back: (floor, pos) only
+        // grows, in that order (a completed sweep has floor = pos = its head).
+        let (floor, pos) = (upto, pos.max(upto)).max(self.child_resume(child)?);
+        let mut v = floor.to_be_bytes().to_vec();
+        v.extend_from_slice(&pos.to_be_bytes());
+        ws.put(TreeId::Meta, child_ack_key(child), v);
         ws.put(
             TreeId::Meta,
             child_contact_key(child),

@@ -258,8 +258,8 @@ impl pb::sync_server::Sync for SyncService {
                 "{child} is not a direct child of {me}"
             )));
         }
-        let acked = self.ledger.child_acked(child).map_err(to_status)?;
-        tracing::info!(%child, acked, head = hello.head, "child connected");
+        let (acked, resume_pos) = self.ledger.child_resume(child).map_err(to_status)?;
+        tracing::info!(%child, acked, resume_pos, head = hello.head, "child connected");
         {
             let mut c = self.children.lock().unwrap_or_else(|p| p.into_inner());
             let st = c.entry(child).or_default();
@@ -274,6 +274,7 @@ impl pb::sync_server::Sync for SyncService {
             division: me.to_string(),
             acked,
             down_acked: 0,
+            resume_pos,
         };
         tx.send(Ok(envelope(me, 0, Payload::Welcome(welcome))))
             .await
@@ -426,7 +427,7 @@ async fn serve_link(
         let Some(env) = next else { break };
         match env.payload {
             Some(Payload::Cells(batch)) => {
-                let upto = batch.floor;
+                let (upto, pos) = (batch.floor, env.seq);
                 let cells = batch
                     .cells
                     .iter()
@@ -434,7 +435,7 @@ async fn serve_link(
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(Status::invalid_argument)?;
                 let l = ledger.clone();
-                tokio::task::spawn_blocking(move || l.apply_replicas(child, &cells, upto))
+                tokio::task::spawn_blocking(move || l.apply_replicas(child, &cells, upto, pos))
                     .await
                     .map_err(|e| Status::internal(e.to_string()))?
                     .map_err(|e| {
@@ -487,6 +488,8 @@ pub struct UplinkState {
     pub backlog: u64,
     /// Last error, if the link is down.
     pub last_error: Option<String>,
+    /// Links established since start (a Welcome received).
+    pub links: u64,
 }
 
 /// What this software calls itself on the wire.
@@ -510,6 +513,7 @@ pub async fn uplink(
         if *shutdown.borrow() {
             return;
         }
+        let links_before = state.lock().unwrap_or_else(|p| p.into_inner()).links;
         match run_uplink(&ledger, &parent, &cfg, &state, &mut shutdown).await {
             Ok(()) => return,
             Err(e) => {
@@ -517,10 +521,16 @@ pub async fn uplink(
                 let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
                 s.connected = false;
                 s.last_error = Some(e.to_string());
+                // A link that was up: the next failure starts the backoff over.
+                if s.links != links_before {
+                    delay = cfg.reconnect();
+                }
             }
         }
+        // Jitter (±25 %) so that counties cut off together do not all redial at once.
+        let jitter = 0.75 + 0.5 * rand::random::<f64>();
         tokio::select! {
-            _ = tokio::time::sleep(delay) => {}
+            _ = tokio::time::sleep(delay.mul_f64(jitter)) => {}
             _ = shutdown.changed() => return,
         }
         delay = (delay * 2).min(Duration::from_secs(30));
@@ -556,15 +566,17 @@ async fn run_uplink(
         _ => return Err("the parent did not answer Hello with Welcome".into()),
     };
     // Sweep state: `floor` = everything changed at or before it is delivered; `pos` = read up to.
-    let (mut floor, mut pos) = (welcome.acked, welcome.acked);
+    // A sweep interrupted by a crash or a cut continues where the parent's durable copy ends.
+    let (mut floor, mut pos) = (welcome.acked, welcome.resume_pos.max(welcome.acked));
     let (acked_tx, mut acked_rx) = watch::channel(welcome.acked);
     {
         let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
         s.connected = true;
         s.acked = welcome.acked;
         s.last_error = None;
+        s.links += 1;
     }
-    tracing::info!(%parent, resume_from = floor, "linked to parent");
+    tracing::info!(%parent, floor, resume_from = pos, "linked to parent");
     let st = state.clone();
     let reader = tokio::spawn(async move {
         while let Some(env) = inbound.message().await? {
@@ -710,6 +722,7 @@ pub async fn fetch_status(
             acked: up.acked,
             backlog: up.backlog,
             last_error: (!up.last_error.is_empty()).then_some(up.last_error),
+            links: 0,
         },
         children,
     })

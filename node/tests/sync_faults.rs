@@ -551,6 +551,12 @@ async fn county_killed_mid_sync_restarts_and_converges_without_double_counting()
         acked < head,
         "killed mid-sync: the durable floor {acked} is below the head {head}"
     );
+    // The interrupted sweep continues where the city's durable copy ends, not from scratch.
+    let resume = field("resume_pos");
+    assert!(
+        acked < resume && resume <= head,
+        "the restarted county resumes its sweep at {resume}, past its floor {acked}"
+    );
 
     // The province converges to the ground truth for the county, the city and itself.
     let deadline = Instant::now() + DEADLINE;

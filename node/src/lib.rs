@@ -16,6 +16,8 @@
 //!   and the child's uplink.
 //! - [`node`]: a running node: server, uplink, ordered shutdown.
 //! - [`demo`]: a whole hierarchy in one process with generated data.
+//! - [`tickets`]: rectification tickets: events, the state machine, the deterministic fold,
+//!   statistics flows, inventories and their progress (pure domain, no storage).
 //!
 //! See ARCHITECTURE.md for the invariants.
 
@@ -23,6 +25,7 @@ pub mod cells;
 pub mod config;
 pub mod demo;
 pub mod division;
+#[macro_use] // `vocabulary!`, reused by `tickets`
 pub mod domain;
 pub mod gen;
 pub mod import;
@@ -33,3 +36,4 @@ pub mod report;
 pub mod rpc;
 pub mod stats;
 pub mod store;
+pub mod tickets;

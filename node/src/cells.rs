@@ -13,12 +13,10 @@
 //! change, and a peer that acked `n` catches up by reading the log after `n` and sending the
 //! entries whose sequence is above `n`.
 
-use std::collections::BTreeMap;
-
 use crate::division::{Code, CODE_KEY_LEN};
 use crate::period::{Period, PERIOD_KEY_LEN};
 use crate::stats::{CellKey, Stored};
-use crate::store::{Store, StoreError, TreeId, WriteSet};
+use crate::store::{Bytes, Store, StoreError, TreeId, WriteSet};
 
 /// Length of a block key: division then period.
 pub const BLOCK_KEY_LEN: usize = CODE_KEY_LEN + PERIOD_KEY_LEN;
@@ -164,20 +162,49 @@ pub fn read_block(store: &Store, division: Code, period: Period) -> Result<Block
     )
 }
 
+/// Reads blocks for a write, skipping the store lookup for a key outside the stored keys (so
+/// the blocks a first import creates cost no sled read). Made before the write; only for
+/// blocks not written since it was made (a write touches each block once).
+pub struct BlockReader<'s> {
+    store: &'s Store,
+    bounds: Option<(Bytes, Bytes)>,
+}
+
+impl<'s> BlockReader<'s> {
+    /// A reader of the blocks stored now.
+    pub fn new(store: &'s Store) -> Result<Self, CellsError> {
+        Ok(BlockReader {
+            store,
+            bounds: store.bounds(TreeId::Cells, b"")?,
+        })
+    }
+
+    /// The block of (division, period), empty when absent.
+    pub fn read(&self, division: Code, period: Period) -> Result<Block, CellsError> {
+        let key = block_key(division, period);
+        match &self.bounds {
+            Some((first, last)) if key[..] >= first[..] && key[..] <= last[..] => {
+                read_block(self.store, division, period)
+            }
+            _ => Ok(Block::default()),
+        }
+    }
+}
+
 /// The deltas of one block: its (division, period) and (indicator, dimension, delta) triples.
 pub type BlockDeltas = ((Code, Period), Vec<(Stored, u8, i64)>);
 
-/// Deltas grouped by block, in key order.
-pub fn group(deltas: &BTreeMap<CellKey, i64>) -> Vec<BlockDeltas> {
+/// Deltas (in key order) grouped by block; zero deltas are dropped.
+pub fn group(deltas: impl IntoIterator<Item = (CellKey, i64)>) -> Vec<BlockDeltas> {
     let mut out: Vec<BlockDeltas> = Vec::new();
     for (k, d) in deltas {
-        if *d == 0 {
+        if d == 0 {
             continue;
         }
         let bk = (k.division, k.period);
         match out.last_mut() {
-            Some((last, v)) if *last == bk => v.push((k.indicator, k.dim, *d)),
-            _ => out.push((bk, vec![(k.indicator, k.dim, *d)])),
+            Some((last, v)) if *last == bk => v.push((k.indicator, k.dim, d)),
+            _ => out.push((bk, vec![(k.indicator, k.dim, d)])),
         }
     }
     out
@@ -186,13 +213,13 @@ pub fn group(deltas: &BTreeMap<CellKey, i64>) -> Vec<BlockDeltas> {
 /// Stage the changes of one block into `ws`: read it, add the deltas under the next sequence
 /// number, move its change-log entry. Returns the number of cells changed.
 pub fn stage_block(
-    store: &Store,
+    reader: &BlockReader<'_>,
     (division, period): (Code, Period),
     deltas: &[(Stored, u8, i64)],
     seq: &mut u64,
     ws: &mut WriteSet,
 ) -> Result<u64, CellsError> {
-    let mut block = read_block(store, division, period)?;
+    let mut block = reader.read(division, period)?;
     let old_seq = block.max_seq();
     *seq += 1;
     for &(ind, dim, d) in deltas {
@@ -200,10 +227,10 @@ pub fn stage_block(
     }
     let key = block_key(division, period);
     if old_seq != 0 {
-        ws.remove(TreeId::CellLog, old_seq.to_be_bytes().to_vec());
+        ws.remove(TreeId::CellLog, old_seq.to_be_bytes());
     }
-    ws.put(TreeId::CellLog, seq.to_be_bytes().to_vec(), key.to_vec());
-    ws.put(TreeId::Cells, key.to_vec(), block.encode());
+    ws.put(TreeId::CellLog, seq.to_be_bytes(), key.to_vec());
+    ws.put(TreeId::Cells, key, block.encode());
     Ok(deltas.len() as u64)
 }
 
@@ -223,13 +250,13 @@ pub struct Replica {
 /// value changes `(indicator, dim, new - old)` that were applied; the block gets the next
 /// sequence number only when something changed.
 pub fn stage_replica_block(
-    store: &Store,
+    reader: &BlockReader<'_>,
     (division, period): (Code, Period),
     cells: &[Replica],
     seq: &mut u64,
     ws: &mut WriteSet,
 ) -> Result<Vec<(Stored, u8, i64)>, CellsError> {
-    let mut block = read_block(store, division, period)?;
+    let mut block = reader.read(division, period)?;
     let old_seq = block.max_seq();
     let mut changed = Vec::new();
     let next = *seq + 1;
@@ -270,10 +297,10 @@ pub fn stage_replica_block(
     *seq = next;
     let key = block_key(division, period);
     if old_seq != 0 {
-        ws.remove(TreeId::CellLog, old_seq.to_be_bytes().to_vec());
+        ws.remove(TreeId::CellLog, old_seq.to_be_bytes());
     }
-    ws.put(TreeId::CellLog, next.to_be_bytes().to_vec(), key.to_vec());
-    ws.put(TreeId::Cells, key.to_vec(), block.encode());
+    ws.put(TreeId::CellLog, next.to_be_bytes(), key.to_vec());
+    ws.put(TreeId::Cells, key, block.encode());
     Ok(changed)
 }
 

@@ -6,8 +6,9 @@
 //! 1. **raw**: sled 0.34 opened with the product's settings, one tree, every record encoded
 //!    with [`encode_record`] and inserted under [`record_key`] by `apply_batch` in batches of
 //!    [`BATCH`], then one `flush()`;
-//! 2. **Bottomline**: [`Ledger::apply`] per record kind (validation, household index, every
-//!    statistics cell, crash marker, durable flush).
+//! 2. **Bottomline**: one [`Ledger::apply_files`] of the five record lists in dependency order,
+//!    what `bottomline import` does with the files of a county (validation of each list in
+//!    order, household index, every statistics cell, crash marker, durable flush).
 //!
 //! Three rounds, fresh data dirs each; the medians are reported with their ratio (target ≥ 0.5).
 //! Then, on the last ledger, `indicators` is timed for the county at every period of 2026
@@ -118,21 +119,30 @@ fn raw_ingest(dir: &Path, records: &[(RecordKind, Vec<Change>)]) -> Res<Duration
 
 struct Ingest {
     total: Duration,
-    /// Seconds and cells written per record kind.
-    per_kind: Vec<(RecordKind, Duration, u64)>,
+    /// Cells moved per record kind.
+    per_kind: Vec<(RecordKind, u64)>,
     cells_written: u64,
 }
 
-/// Bottomline ingest into an already opened ledger (divisions imported).
+/// Bottomline ingest into an already opened ledger (divisions imported): one
+/// [`Ledger::apply_files`] of the five record lists in dependency order, as
+/// `import::import_files` (the CLI's `import`) writes the files of one import.
 fn bottomline_ingest(ledger: &Ledger, records: &[(RecordKind, Vec<Change>)]) -> Res<Ingest> {
+    let lists: Vec<&[Change]> = records.iter().map(|(_, cs)| cs.as_slice()).collect();
+    let start = Instant::now();
+    let out = ledger.apply_files(&lists, TODAY, &mut |_| {})?;
+    let total = start.elapsed();
+    if let Some((i, refusals)) = out.refused {
+        return Err(format!(
+            "{}: {} change(s) refused",
+            records[i].0.as_str(),
+            refusals.len()
+        )
+        .into());
+    }
     let mut per_kind = Vec::new();
     let mut cells_written = 0;
-    let start = Instant::now();
-    for (kind, changes) in records {
-        let t = Instant::now();
-        let applied = ledger.apply(changes, TODAY)?;
-        per_kind.push((*kind, t.elapsed(), applied.cells_written));
-        cells_written += applied.cells_written;
+    for ((kind, changes), applied) in records.iter().zip(&out.applied) {
         if applied.inserted != changes.len() as u64 {
             return Err(format!(
                 "{}: {} of {} records inserted",
@@ -142,9 +152,11 @@ fn bottomline_ingest(ledger: &Ledger, records: &[(RecordKind, Vec<Change>)]) -> 
             )
             .into());
         }
+        per_kind.push((*kind, applied.cells_written));
+        cells_written += applied.cells_written;
     }
     Ok(Ingest {
-        total: start.elapsed(),
+        total,
         per_kind,
         cells_written,
     })
@@ -238,7 +250,6 @@ fn main() -> Res<()> {
     // ---- rounds: raw first, then Bottomline, fresh dirs each ----
     let mut raw_rates = Vec::new();
     let mut ingest_rates = Vec::new();
-    let mut per_kind_runs: Vec<Vec<f64>> = vec![Vec::new(); RecordKind::ALL.len()];
     let mut cells_written = 0;
     let mut per_kind_cells = Vec::new();
     let mut last: Option<(tempfile::TempDir, Ledger)> = None;
@@ -263,11 +274,8 @@ fn main() -> Res<()> {
         }
         let rate = n_records as f64 / ing.total.as_secs_f64();
         ingest_rates.push(rate);
-        for (i, (_, d, _)) in ing.per_kind.iter().enumerate() {
-            per_kind_runs[i].push(d.as_secs_f64());
-        }
         cells_written = ing.cells_written;
-        per_kind_cells = ing.per_kind.iter().map(|(_, _, c)| *c).collect();
+        per_kind_cells = ing.per_kind.iter().map(|(_, c)| *c).collect();
         eprintln!(
             "  round {round}: raw {:.2} s = {raw_rate:.0} rec/s; Bottomline {:.2} s = {rate:.0} \
              rec/s; ratio {:.2}",
@@ -333,14 +341,9 @@ fn main() -> Res<()> {
     }
     let peak = peak_rss_kib();
 
-    let mut per_kind_s = Map::new();
     let mut per_kind_records = Map::new();
     let mut per_kind_cells_written = Map::new();
     for (i, (kind, cs)) in records.iter().enumerate() {
-        per_kind_s.insert(
-            kind.as_str().into(),
-            json!(round3(median(&per_kind_runs[i]))),
-        );
         per_kind_records.insert(kind.as_str().into(), json!(cs.len()));
         per_kind_cells_written.insert(kind.as_str().into(), json!(per_kind_cells.get(i)));
     }
@@ -360,7 +363,6 @@ fn main() -> Res<()> {
         "ingest_runs_records_per_s": ingest_rates.iter().map(|r| r.round()).collect::<Vec<_>>(),
         "cells": stored.len(),
         "cells_written": cells_written,
-        "per_kind_s": Value::Object(per_kind_s),
         "per_kind_cells_written": Value::Object(per_kind_cells_written),
         "cell_blocks": blocks,
         "cell_block_mib": round2(mib(block_bytes)),

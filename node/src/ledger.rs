@@ -216,10 +216,12 @@ pub struct FilesApplied {
 
 /// Records as they stand while an apply is planned, per kind (see [`kind_index`]) and id.
 #[derive(Default)]
-struct Overlay {
-    /// What earlier changes of the apply made of a record (`None`: deleted).
-    changed: [HashMap<String, Option<Record>>; 5],
-    /// Store reads already done (`None`: not stored), so a record is read and decoded once.
+struct Overlay<'a> {
+    /// What earlier changes of the apply made of a record (`None`: deleted), borrowed from
+    /// the changes.
+    changed: [HashMap<&'a str, Option<&'a Record>>; 5],
+    /// Store reads already done (`None`: not stored), so a record is read and decoded once
+    /// (a key outside `bounds` is not read, nor remembered).
     read: [HashMap<String, Option<Record>>; 5],
     /// First and last stored key of each kind, once looked up (`Some(None)`: none stored).
     bounds: [Option<Option<(Bytes, Bytes)>>; 5],
@@ -412,7 +414,7 @@ impl Ledger {
     fn current(&self, ov: &mut Overlay, kind: RecordKind, id: &str) -> Result<Option<Record>> {
         let k = kind_index(kind);
         if let Some(r) = ov.changed[k].get(id) {
-            return Ok(r.clone());
+            return Ok(r.cloned());
         }
         if let Some(r) = ov.read[k].get(id) {
             return Ok(r.clone());
@@ -425,19 +427,21 @@ impl Ledger {
             }
         };
         let key = record_key(kind, id);
-        let stored = match bounds {
-            Some((first, last)) if key[..] >= first[..] && key[..] <= last[..] => self
-                .store
-                .get(TreeId::Records, &key)?
-                .map(|v| decode_record(&v))
-                .transpose()?,
-            _ => None,
-        };
-        ov.read[k].insert(id.to_string(), stored.clone());
-        Ok(stored)
+        match bounds {
+            Some((first, last)) if key[..] >= first[..] && key[..] <= last[..] => {
+                let stored = self
+                    .store
+                    .get(TreeId::Records, &key)?
+                    .map(|v| decode_record(&v))
+                    .transpose()?;
+                ov.read[k].insert(id.to_string(), stored.clone());
+                Ok(stored)
+            }
+            _ => Ok(None),
+        }
     }
 
-    fn household(&self, ov: &mut Overlay, code: &str) -> Result<Option<Household>> {
+    fn household(&self, ov: &mut Overlay<'_>, code: &str) -> Result<Option<Household>> {
         Ok(match self.current(ov, RecordKind::Household, code)? {
             Some(Record::Household(h)) => Some(h),
             _ => None,
@@ -450,7 +454,7 @@ impl Ledger {
     fn plan<'a>(
         &self,
         reg: &Registry,
-        ov: &mut Overlay,
+        ov: &mut Overlay<'a>,
         changes: &'a [Change],
         today: Date,
     ) -> Result<std::result::Result<Planned<'a>, Vec<Refusal>>> {
@@ -508,7 +512,7 @@ impl Ledger {
                             p.applied.inserted += 1;
                         }
                     }
-                    ov.changed[kind_index(kind)].insert(id.to_string(), Some(rec.clone()));
+                    ov.changed[kind_index(kind)].insert(id, Some(rec));
                     p.steps.push(Step {
                         kind,
                         old,
@@ -541,7 +545,7 @@ impl Ledger {
                         emit(-1, &old, hh.as_ref(), &mut p.deltas);
                         p.applied.deleted += 1;
                     }
-                    ov.changed[kind_index(*kind)].insert(id.clone(), None);
+                    ov.changed[kind_index(*kind)].insert(id, None);
                     p.steps.push(Step {
                         kind: *kind,
                         old: Some(old),
@@ -634,7 +638,7 @@ impl Ledger {
             };
             let kind = RecordKind::from_code(kc).unwrap_or(RecordKind::Household);
             let id = String::from_utf8_lossy(id).into_owned();
-            if let Some(None) = ov.changed[kind_index(kind)].get(&id) {
+            if let Some(None) = ov.changed[kind_index(kind)].get(id.as_str()) {
                 continue; // deleted earlier in this same apply
             }
             return Ok(Some(format!("{} {id}", kind.as_str())));

@@ -815,6 +815,7 @@ impl Ledger {
         progress: &mut dyn FnMut(usize),
     ) -> Result<u64> {
         let reader = crate::cells::BlockReader::new(&self.store).map_err(cells_err)?;
+        let mut log = crate::cells::LogWriter::new(&self.store);
         let mut seq = self.cell_seq()?;
         let mut cells = 0;
         let mut done = 0;
@@ -827,9 +828,10 @@ impl Ledger {
         while let Some(chunk) = chunks.next() {
             let mut ws = WriteSet::new();
             for (bk, ds) in chunk {
-                cells += crate::cells::stage_block(&reader, *bk, ds, &mut seq, &mut ws)
+                cells += crate::cells::stage_block(&reader, *bk, ds, &mut seq, &mut ws, &mut log)
                     .map_err(cells_err)?;
             }
+            log.stage(&mut ws);
             ws.put(TreeId::Meta, META_CELL_SEQ, seq.to_be_bytes().to_vec());
             if chunks.peek().is_none() {
                 ws.remove(TreeId::Meta, META_STATS_PENDING);
@@ -873,41 +875,62 @@ impl Ledger {
         }
         let start = (pos + 1).to_be_bytes();
         let end = (head + 1).to_be_bytes();
-        for r in self.store.range(TreeId::CellLog, &start, &end).take(limit) {
-            let (seq, k) = r?;
-            out.pos = u64::from_be_bytes(seq[..8].try_into().unwrap_or_default());
-            let (division, period) =
-                crate::cells::decode_block_key(&k).ok_or_else(|| LedgerError::Corrupt {
-                    what: "cell log",
-                    detail: format!("{} byte key", k.len()),
-                })?;
-            let block =
-                crate::cells::read_block(&self.store, division, period).map_err(cells_err)?;
-            for (key, e) in crate::cells::cells_of_block(division, period, &block) {
-                if e.seq > floor {
-                    out.cells.push((
-                        key,
-                        CellValue {
-                            value: e.value,
-                            seq: e.seq,
-                            version: e.version,
-                        },
-                    ));
+        let mut read = 0;
+        let mut more = false;
+        'groups: for r in self.store.range(TreeId::CellLog, &start, &end) {
+            let (k, v) = r?;
+            let gkey = crate::cells::seq_of(&k).map_err(log_err)?;
+            for (seq, bk) in crate::cells::decode_log(gkey, &v).map_err(log_err)? {
+                if seq <= out.pos {
+                    continue; // read by an earlier step of this sweep
+                }
+                if read == limit {
+                    more = true;
+                    break 'groups;
+                }
+                read += 1;
+                out.pos = seq;
+                let (division, period) =
+                    crate::cells::decode_block_key(&bk).ok_or_else(|| LedgerError::Corrupt {
+                        what: "cell log",
+                        detail: "undecodable block key".into(),
+                    })?;
+                let block =
+                    crate::cells::read_block(&self.store, division, period).map_err(cells_err)?;
+                for (key, e) in crate::cells::cells_of_block(division, period, &block) {
+                    if e.seq > floor {
+                        out.cells.push((
+                            key,
+                            CellValue {
+                                value: e.value,
+                                seq: e.seq,
+                                version: e.version,
+                            },
+                        ));
+                    }
                 }
             }
+            // The whole group is read: every position up to its key is passed.
+            out.pos = gkey;
         }
-        out.complete = self
-            .store
-            .range(TreeId::CellLog, &(out.pos + 1).to_be_bytes(), &end)
-            .next()
-            .is_none();
+        if !more {
+            out.pos = head;
+            out.complete = true;
+        }
         Ok(out)
     }
 
     /// Number of blocks changed after log position `after` (a peer's backlog).
     pub fn backlog(&self, after: u64) -> Result<u64> {
         let start = (after + 1).to_be_bytes();
-        Ok(self.store.range_from(TreeId::CellLog, &start).count() as u64)
+        let mut n = 0;
+        for r in self.store.range_from(TreeId::CellLog, &start) {
+            let (k, v) = r?;
+            let gkey = crate::cells::seq_of(&k).map_err(log_err)?;
+            let members = crate::cells::decode_log(gkey, &v).map_err(log_err)?;
+            n += members.iter().filter(|(s, _)| *s > after).count() as u64;
+        }
+        Ok(n)
     }
 
     /// Resolves after the next flush that made cell changes durable.
@@ -946,6 +969,7 @@ impl Ledger {
         sorted.sort_by_key(|c| c.key);
         let mut seq = self.cell_seq()?;
         let reader = crate::cells::BlockReader::new(&self.store).map_err(cells_err)?;
+        let mut log = crate::cells::LogWriter::new(&self.store);
         let mut ws = WriteSet::new();
         let mut aggregate: BTreeMap<CellKey, i64> = BTreeMap::new();
         let mut changed = 0;
@@ -953,8 +977,9 @@ impl Ledger {
             sorted.chunk_by(|a, b| (a.key.division, a.key.period) == (b.key.division, b.key.period))
         {
             let bk = (group[0].key.division, group[0].key.period);
-            let deltas = crate::cells::stage_replica_block(&reader, bk, group, &mut seq, &mut ws)
-                .map_err(cells_err)?;
+            let deltas =
+                crate::cells::stage_replica_block(&reader, bk, group, &mut seq, &mut ws, &mut log)
+                    .map_err(cells_err)?;
             changed += deltas.len() as u64;
             if bk.0 == child {
                 for (indicator, dim, d) in deltas {
@@ -969,8 +994,10 @@ impl Ledger {
             }
         }
         for (bk, ds) in crate::cells::group(aggregate.iter().map(|(k, d)| (*k, *d))) {
-            crate::cells::stage_block(&reader, bk, &ds, &mut seq, &mut ws).map_err(cells_err)?;
+            crate::cells::stage_block(&reader, bk, &ds, &mut seq, &mut ws, &mut log)
+                .map_err(cells_err)?;
         }
+        log.stage(&mut ws);
         ws.put(TreeId::Meta, META_CELL_SEQ, seq.to_be_bytes().to_vec());
         // A replayed old batch must not move the child's position back.
         let upto = upto.max(self.child_acked(child)?);
@@ -1107,6 +1134,13 @@ fn child_ack_key(child: Code) -> Vec<u8> {
     let mut k = b"child_acked/".to_vec();
     k.extend_from_slice(&child.key());
     k
+}
+
+fn log_err(e: crate::cells::CorruptBlock) -> LedgerError {
+    LedgerError::Corrupt {
+        what: "cell log",
+        detail: e.0,
+    }
 }
 
 fn cells_err(e: crate::cells::CellsError) -> LedgerError {

@@ -238,12 +238,49 @@ struct Step<'a> {
     new: Option<&'a Record>,
 }
 
+/// Summed cell deltas of a plan. A county import emits about a million (record, cell)
+/// contributions into it; SipHash was a tenth of planning, and the keys are our own
+/// fixed-size cell addresses (no untrusted key choice), so a multiply-rotate hash serves.
+type Deltas = HashMap<CellKey, i64, std::hash::BuildHasherDefault<CellKeyHasher>>;
+
+/// FxHash-style hasher (rustc's): word at a time, rotate, xor, multiply.
+#[derive(Default)]
+struct CellKeyHasher(u64);
+
+impl std::hash::Hasher for CellKeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut w = [0u8; 8];
+            w[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(w));
+        }
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.write_u64(u64::from(i));
+    }
+    fn write_u16(&mut self, i: u16) {
+        self.write_u64(u64::from(i));
+    }
+    fn write_u32(&mut self, i: u32) {
+        self.write_u64(u64::from(i));
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.write_u64(i as u64);
+    }
+}
+
 /// One list of changes, validated: its effective steps, their summed non-zero cell deltas,
 /// and the counts.
 #[derive(Default)]
 struct Planned<'a> {
     steps: Vec<Step<'a>>,
-    deltas: HashMap<CellKey, i64>,
+    deltas: Deltas,
     applied: Applied,
 }
 
@@ -462,7 +499,7 @@ impl Ledger {
         let mut p = Planned::default();
         let mut refusals = Vec::new();
         let emit =
-            |sign: i64, r: &Record, hh: Option<&Household>, d: &mut HashMap<CellKey, i64>| {
+            |sign: i64, r: &Record, hh: Option<&Household>, d: &mut Deltas| {
                 stats::contributions(r, hh, top, &mut |k, v| *d.entry(k).or_insert(0) += sign * v);
             };
         for (index, change) in changes.iter().enumerate() {

@@ -66,6 +66,23 @@ fn peak_rss_kib() -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// CPU time (user + system, all threads: sled's flusher included) of this process so far, in
+/// seconds (clock ticks of 10 ms), from `/proc/self/stat`.
+fn cpu_s() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return f64::NAN;
+    };
+    // Fields after the command name (which is in parentheses): utime is the 12th, stime 13th.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<f64> = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    f.iter().sum::<f64>() / 100.0
+}
+
 /// Reset `VmHWM` to the current RSS (Linux ≥ 4.0); false when not possible.
 fn reset_peak_rss() -> bool {
     std::fs::write("/proc/self/clear_refs", "5").is_ok()
@@ -261,9 +278,13 @@ fn main() -> Res<()> {
     let mut last: Option<(tempfile::TempDir, Ledger)> = None;
     let mut peak_ingest_kib = None;
     let mut open_retries = 0;
-    let raw_round = |records: &[(RecordKind, Vec<Change>)]| -> Res<Duration> {
+    let mut raw_cpu = Vec::new();
+    let mut ingest_cpu = Vec::new();
+    let mut raw_round = |records: &[(RecordKind, Vec<Change>)]| -> Res<Duration> {
         let raw_dir = tempfile::tempdir_in(work.path())?;
+        let c = cpu_s();
         let raw = raw_ingest(raw_dir.path(), records)?;
+        raw_cpu.push(cpu_s() - c);
         drop(raw_dir);
         Ok(raw)
     };
@@ -279,7 +300,9 @@ fn main() -> Res<()> {
         let dir = tempfile::tempdir_in(work.path())?;
         let ledger = open_ledger(dir.path(), &divisions_csv, &mut open_retries)?;
         let measure_peak = round == ROUNDS && reset_peak_rss();
+        let c = cpu_s();
         let ing = bottomline_ingest(&ledger, &records)?;
+        ingest_cpu.push(cpu_s() - c);
         if measure_peak {
             peak_ingest_kib = peak_rss_kib();
         }
@@ -322,6 +345,8 @@ fn main() -> Res<()> {
         (lo, hi)
     };
     let (paired_lo, paired_hi) = spread(&paired);
+    // CPU seconds, less sensitive than wall time to other processes on a shared machine.
+    let cpu_ratio = median(&raw_cpu) / median(&ingest_cpu);
 
     // ---- stats: the county at every period of the year ----
     let periods = periods_of_year()?;
@@ -394,6 +419,9 @@ fn main() -> Res<()> {
         "paired_ratio_min": round3(paired_lo),
         "paired_ratio_max": round3(paired_hi),
         "paired_ratio_runs": paired.iter().map(|r| round3(*r)).collect::<Vec<_>>(),
+        "raw_cpu_s_runs": raw_cpu.iter().map(|c| round3(*c)).collect::<Vec<_>>(),
+        "ingest_cpu_s_runs": ingest_cpu.iter().map(|c| round3(*c)).collect::<Vec<_>>(),
+        "cpu_ratio": round3(cpu_ratio),
         "ratio_target": RATIO_TARGET,
         "ratio_target_met": ratio >= RATIO_TARGET,
         "raw_runs_records_per_s": raw_rates.iter().map(|r| r.round()).collect::<Vec<_>>(),
@@ -424,7 +452,7 @@ fn main() -> Res<()> {
     eprintln!(
         "raw {raw_med:.0} rec/s, Bottomline {ingest_med:.0} rec/s, ratio {ratio:.2} \
          (target {RATIO_TARGET}: {}; per-round ratios median {paired_med:.2}, \
-         {paired_lo:.2}–{paired_hi:.2}); stats {} periods {:.1} ms (max {} µs); whole-county \
+         {paired_lo:.2}–{paired_hi:.2}; CPU-time ratio {cpu_ratio:.2}); stats {} periods {:.1} ms (max {} µs); whole-county \
          report {} divisions × 5 periods {:.1} ms; {} cells, consistent: {cells_consistent}; \
          peak RSS {:.0} MiB; disk {:.1} MiB",
         if ratio >= RATIO_TARGET {

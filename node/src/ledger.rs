@@ -498,10 +498,9 @@ impl Ledger {
         let top = self.division;
         let mut p = Planned::default();
         let mut refusals = Vec::new();
-        let emit =
-            |sign: i64, r: &Record, hh: Option<&Household>, d: &mut Deltas| {
-                stats::contributions(r, hh, top, &mut |k, v| *d.entry(k).or_insert(0) += sign * v);
-            };
+        let emit = |sign: i64, r: &Record, hh: Option<&Household>, d: &mut Deltas| {
+            stats::contributions(r, hh, top, &mut |k, v| *d.entry(k).or_insert(0) += sign * v);
+        };
         for (index, change) in changes.iter().enumerate() {
             let mut refuse = |error| refusals.push(Refusal { index, error });
             match change {

@@ -6,10 +6,14 @@
 //! 1. **raw**: sled 0.34 opened with the product's settings, one tree, every record encoded
 //!    with [`encode_record`] and inserted under [`record_key`] by `apply_batch` in batches of
 //!    [`BATCH`], then one `flush()`;
-//! 2. **Bottomline**: [`Ledger::apply`] per record kind (validation, household index, every
-//!    statistics cell, crash marker, durable flush).
+//! 2. **Bottomline**: one [`Ledger::apply_files`] of the five record lists in dependency order,
+//!    what `bottomline import` does with the files of a county (validation of each list in
+//!    order, household index, every statistics cell, crash marker, durable flush).
 //!
-//! Three rounds, fresh data dirs each; the medians are reported with their ratio (target ≥ 0.5).
+//! Five rounds, fresh data dirs each, alternating which of the two goes first (the VM is shared
+//! and its speed drifts); the medians are reported with their ratio (target ≥ 0.5), and the
+//! per-round ratios (raw and Bottomline of the same round, side by side) with their median and
+//! range, which show how noisy the run was.
 //! Then, on the last ledger, `indicators` is timed for the county at every period of 2026
 //! (53 ISO weeks, 12 months, 4 quarters, 2 halves, the year) and for every division of the
 //! county at the current week/month/quarter/half/year (a whole-county report).
@@ -36,7 +40,8 @@ type Res<T> = Result<T, Box<dyn Error>>;
 
 const COUNTY: &str = "610102";
 const HOUSEHOLDS: u32 = 65_000;
-const ROUNDS: usize = 3;
+/// Odd, so that the last round (whose ledger the stats queries use) runs raw first.
+const ROUNDS: usize = 5;
 const RATIO_TARGET: f64 = 0.5;
 const YEAR: i16 = 2026;
 /// The day the ingest happens ("today" for validation).
@@ -59,6 +64,23 @@ fn peak_rss_kib() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// CPU time (user + system, all threads: sled's flusher included) of this process so far, in
+/// seconds (clock ticks of 10 ms), from `/proc/self/stat`.
+fn cpu_s() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return f64::NAN;
+    };
+    // Fields after the command name (which is in parentheses): utime is the 12th, stime 13th.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<f64> = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    f.iter().sum::<f64>() / 100.0
 }
 
 /// Reset `VmHWM` to the current RSS (Linux ≥ 4.0); false when not possible.
@@ -118,21 +140,30 @@ fn raw_ingest(dir: &Path, records: &[(RecordKind, Vec<Change>)]) -> Res<Duration
 
 struct Ingest {
     total: Duration,
-    /// Seconds and cells written per record kind.
-    per_kind: Vec<(RecordKind, Duration, u64)>,
+    /// Cells moved per record kind.
+    per_kind: Vec<(RecordKind, u64)>,
     cells_written: u64,
 }
 
-/// Bottomline ingest into an already opened ledger (divisions imported).
+/// Bottomline ingest into an already opened ledger (divisions imported): one
+/// [`Ledger::apply_files`] of the five record lists in dependency order, as
+/// `import::import_files` (the CLI's `import`) writes the files of one import.
 fn bottomline_ingest(ledger: &Ledger, records: &[(RecordKind, Vec<Change>)]) -> Res<Ingest> {
+    let lists: Vec<&[Change]> = records.iter().map(|(_, cs)| cs.as_slice()).collect();
+    let start = Instant::now();
+    let out = ledger.apply_files(&lists, TODAY, &mut |_| {})?;
+    let total = start.elapsed();
+    if let Some((i, refusals)) = out.refused {
+        return Err(format!(
+            "{}: {} change(s) refused",
+            records[i].0.as_str(),
+            refusals.len()
+        )
+        .into());
+    }
     let mut per_kind = Vec::new();
     let mut cells_written = 0;
-    let start = Instant::now();
-    for (kind, changes) in records {
-        let t = Instant::now();
-        let applied = ledger.apply(changes, TODAY)?;
-        per_kind.push((*kind, t.elapsed(), applied.cells_written));
-        cells_written += applied.cells_written;
+    for ((kind, changes), applied) in records.iter().zip(&out.applied) {
         if applied.inserted != changes.len() as u64 {
             return Err(format!(
                 "{}: {} of {} records inserted",
@@ -142,9 +173,11 @@ fn bottomline_ingest(ledger: &Ledger, records: &[(RecordKind, Vec<Change>)]) -> 
             )
             .into());
         }
+        per_kind.push((*kind, applied.cells_written));
+        cells_written += applied.cells_written;
     }
     Ok(Ingest {
-        total: start.elapsed(),
+        total,
         per_kind,
         cells_written,
     })
@@ -231,56 +264,89 @@ fn main() -> Res<()> {
     let rss_after_parse = peak_rss_kib();
     eprintln!(
         "ingest bench: county {COUNTY}, {} households, {n_records} records \
-         (gen {gen_s:.2} s, parse {parse_s:.2} s); {ROUNDS} rounds of raw then Bottomline",
+         (gen {gen_s:.2} s, parse {parse_s:.2} s); {ROUNDS} rounds, raw and Bottomline alternating which goes first",
         summary.households
     );
 
-    // ---- rounds: raw first, then Bottomline, fresh dirs each ----
+    // ---- rounds, fresh dirs each: odd rounds raw first, even rounds Bottomline first, so a
+    // slow spell of the (shared) machine does not always hit the same side ----
     let mut raw_rates = Vec::new();
     let mut ingest_rates = Vec::new();
-    let mut per_kind_runs: Vec<Vec<f64>> = vec![Vec::new(); RecordKind::ALL.len()];
+    let mut paired = Vec::new();
     let mut cells_written = 0;
     let mut per_kind_cells = Vec::new();
     let mut last: Option<(tempfile::TempDir, Ledger)> = None;
     let mut peak_ingest_kib = None;
     let mut open_retries = 0;
+    let mut raw_cpu = Vec::new();
+    let mut ingest_cpu = Vec::new();
+    let mut raw_round = |records: &[(RecordKind, Vec<Change>)]| -> Res<Duration> {
+        let raw_dir = tempfile::tempdir_in(work.path())?;
+        let c = cpu_s();
+        let raw = raw_ingest(raw_dir.path(), records)?;
+        raw_cpu.push(cpu_s() - c);
+        drop(raw_dir);
+        Ok(raw)
+    };
     for round in 1..=ROUNDS {
         // Close the previous round's ledger (and remove its dir) before this round.
         drop(last.take());
-
-        let raw_dir = tempfile::tempdir_in(work.path())?;
-        let raw = raw_ingest(raw_dir.path(), &records)?;
-        drop(raw_dir);
-        let raw_rate = n_records as f64 / raw.as_secs_f64();
-        raw_rates.push(raw_rate);
+        let raw_first = round % 2 == 1;
+        let mut raw = Duration::ZERO;
+        if raw_first {
+            raw = raw_round(&records)?;
+        }
 
         let dir = tempfile::tempdir_in(work.path())?;
         let ledger = open_ledger(dir.path(), &divisions_csv, &mut open_retries)?;
         let measure_peak = round == ROUNDS && reset_peak_rss();
+        let c = cpu_s();
         let ing = bottomline_ingest(&ledger, &records)?;
+        ingest_cpu.push(cpu_s() - c);
         if measure_peak {
             peak_ingest_kib = peak_rss_kib();
         }
+        cells_written = ing.cells_written;
+        per_kind_cells = ing.per_kind.iter().map(|(_, c)| *c).collect();
+        if raw_first {
+            last = Some((dir, ledger));
+        } else {
+            // The last round runs raw first, so this ledger is not kept: close it before raw.
+            drop(ledger);
+            drop(dir);
+            raw = raw_round(&records)?;
+        }
+        let raw_rate = n_records as f64 / raw.as_secs_f64();
+        raw_rates.push(raw_rate);
         let rate = n_records as f64 / ing.total.as_secs_f64();
         ingest_rates.push(rate);
-        for (i, (_, d, _)) in ing.per_kind.iter().enumerate() {
-            per_kind_runs[i].push(d.as_secs_f64());
-        }
-        cells_written = ing.cells_written;
-        per_kind_cells = ing.per_kind.iter().map(|(_, _, c)| *c).collect();
+        paired.push(rate / raw_rate);
         eprintln!(
-            "  round {round}: raw {:.2} s = {raw_rate:.0} rec/s; Bottomline {:.2} s = {rate:.0} \
-             rec/s; ratio {:.2}",
+            "  round {round} ({}): raw {:.2} s = {raw_rate:.0} rec/s; Bottomline {:.2} s = \
+             {rate:.0} rec/s; ratio {:.2}",
+            if raw_first {
+                "raw first"
+            } else {
+                "Bottomline first"
+            },
             raw.as_secs_f64(),
             ing.total.as_secs_f64(),
             rate / raw_rate
         );
-        last = Some((dir, ledger));
     }
     let (_dir, ledger) = last.ok_or("no round ran")?;
     let raw_med = median(&raw_rates);
     let ingest_med = median(&ingest_rates);
     let ratio = ingest_med / raw_med;
+    let paired_med = median(&paired);
+    let spread = |xs: &[f64]| {
+        let lo = xs.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = xs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        (lo, hi)
+    };
+    let (paired_lo, paired_hi) = spread(&paired);
+    // CPU seconds, less sensitive than wall time to other processes on a shared machine.
+    let cpu_ratio = median(&raw_cpu) / median(&ingest_cpu);
 
     // ---- stats: the county at every period of the year ----
     let periods = periods_of_year()?;
@@ -333,14 +399,9 @@ fn main() -> Res<()> {
     }
     let peak = peak_rss_kib();
 
-    let mut per_kind_s = Map::new();
     let mut per_kind_records = Map::new();
     let mut per_kind_cells_written = Map::new();
     for (i, (kind, cs)) in records.iter().enumerate() {
-        per_kind_s.insert(
-            kind.as_str().into(),
-            json!(round3(median(&per_kind_runs[i]))),
-        );
         per_kind_records.insert(kind.as_str().into(), json!(cs.len()));
         per_kind_cells_written.insert(kind.as_str().into(), json!(per_kind_cells.get(i)));
     }
@@ -354,13 +415,19 @@ fn main() -> Res<()> {
         "raw_records_per_s": raw_med.round(),
         "ingest_records_per_s": ingest_med.round(),
         "ratio": round3(ratio),
+        "paired_ratio_median": round3(paired_med),
+        "paired_ratio_min": round3(paired_lo),
+        "paired_ratio_max": round3(paired_hi),
+        "paired_ratio_runs": paired.iter().map(|r| round3(*r)).collect::<Vec<_>>(),
+        "raw_cpu_s_runs": raw_cpu.iter().map(|c| round3(*c)).collect::<Vec<_>>(),
+        "ingest_cpu_s_runs": ingest_cpu.iter().map(|c| round3(*c)).collect::<Vec<_>>(),
+        "cpu_ratio": round3(cpu_ratio),
         "ratio_target": RATIO_TARGET,
         "ratio_target_met": ratio >= RATIO_TARGET,
         "raw_runs_records_per_s": raw_rates.iter().map(|r| r.round()).collect::<Vec<_>>(),
         "ingest_runs_records_per_s": ingest_rates.iter().map(|r| r.round()).collect::<Vec<_>>(),
         "cells": stored.len(),
         "cells_written": cells_written,
-        "per_kind_s": Value::Object(per_kind_s),
         "per_kind_cells_written": Value::Object(per_kind_cells_written),
         "cell_blocks": blocks,
         "cell_block_mib": round2(mib(block_bytes)),
@@ -384,7 +451,8 @@ fn main() -> Res<()> {
     println!("{out}");
     eprintln!(
         "raw {raw_med:.0} rec/s, Bottomline {ingest_med:.0} rec/s, ratio {ratio:.2} \
-         (target {RATIO_TARGET}: {}); stats {} periods {:.1} ms (max {} µs); whole-county \
+         (target {RATIO_TARGET}: {}; per-round ratios median {paired_med:.2}, \
+         {paired_lo:.2}–{paired_hi:.2}; CPU-time ratio {cpu_ratio:.2}); stats {} periods {:.1} ms (max {} µs); whole-county \
          report {} divisions × 5 periods {:.1} ms; {} cells, consistent: {cells_consistent}; \
          peak RSS {:.0} MiB; disk {:.1} MiB",
         if ratio >= RATIO_TARGET {

@@ -11,14 +11,15 @@
 //! The change log maps a sequence to the block changed at that sequence; a block's old log
 //! entry is removed when it gets a new one, so the log holds each block once, at its latest
 //! change, and a peer that acked `n` catches up by reading the log after `n` and sending the
-//! entries whose sequence is above `n`.
+//! entries whose sequence is above `n`. The entries of one commit are stored together, as one
+//! value (see [`LogWriter`]).
 
 use std::collections::BTreeMap;
 
 use crate::division::{Code, CODE_KEY_LEN};
 use crate::period::{Period, PERIOD_KEY_LEN};
 use crate::stats::{CellKey, Stored};
-use crate::store::{Store, StoreError, TreeId, WriteSet};
+use crate::store::{Bytes, Store, StoreError, TreeId, WriteSet};
 
 /// Length of a block key: division then period.
 pub const BLOCK_KEY_LEN: usize = CODE_KEY_LEN + PERIOD_KEY_LEN;
@@ -164,47 +165,221 @@ pub fn read_block(store: &Store, division: Code, period: Period) -> Result<Block
     )
 }
 
+/// Reads blocks for a write, skipping the store lookup for a key outside the stored keys (so
+/// the blocks a first import creates cost no sled read). Made before the write; only for
+/// blocks not written since it was made (a write touches each block once).
+pub struct BlockReader<'s> {
+    store: &'s Store,
+    bounds: Option<(Bytes, Bytes)>,
+}
+
+impl<'s> BlockReader<'s> {
+    /// A reader of the blocks stored now.
+    pub fn new(store: &'s Store) -> Result<Self, CellsError> {
+        Ok(BlockReader {
+            store,
+            bounds: store.bounds(TreeId::Cells, b"")?,
+        })
+    }
+
+    /// The block of (division, period), empty when absent.
+    pub fn read(&self, division: Code, period: Period) -> Result<Block, CellsError> {
+        let key = block_key(division, period);
+        match &self.bounds {
+            Some((first, last)) if key[..] >= first[..] && key[..] <= last[..] => {
+                read_block(self.store, division, period)
+            }
+            _ => Ok(Block::default()),
+        }
+    }
+}
+
 /// The deltas of one block: its (division, period) and (indicator, dimension, delta) triples.
 pub type BlockDeltas = ((Code, Period), Vec<(Stored, u8, i64)>);
 
-/// Deltas grouped by block, in key order.
-pub fn group(deltas: &BTreeMap<CellKey, i64>) -> Vec<BlockDeltas> {
+/// Deltas (in key order) grouped by block; zero deltas are dropped.
+pub fn group(deltas: impl IntoIterator<Item = (CellKey, i64)>) -> Vec<BlockDeltas> {
     let mut out: Vec<BlockDeltas> = Vec::new();
     for (k, d) in deltas {
-        if *d == 0 {
+        if d == 0 {
             continue;
         }
         let bk = (k.division, k.period);
         match out.last_mut() {
-            Some((last, v)) if *last == bk => v.push((k.indicator, k.dim, *d)),
-            _ => out.push((bk, vec![(k.indicator, k.dim, *d)])),
+            Some((last, v)) if *last == bk => v.push((k.indicator, k.dim, d)),
+            _ => out.push((bk, vec![(k.indicator, k.dim, d)])),
         }
     }
     out
 }
 
 /// Stage the changes of one block into `ws`: read it, add the deltas under the next sequence
-/// number, move its change-log entry. Returns the number of cells changed.
+/// number, move its change-log entry (via `log`). Returns the number of cells changed.
 pub fn stage_block(
-    store: &Store,
+    reader: &BlockReader<'_>,
     (division, period): (Code, Period),
     deltas: &[(Stored, u8, i64)],
     seq: &mut u64,
     ws: &mut WriteSet,
+    log: &mut LogWriter<'_>,
 ) -> Result<u64, CellsError> {
-    let mut block = read_block(store, division, period)?;
+    let mut block = reader.read(division, period)?;
     let old_seq = block.max_seq();
     *seq += 1;
+    block.entries.reserve(deltas.len());
     for &(ind, dim, d) in deltas {
         block.add(ind, dim, d, *seq);
     }
     let key = block_key(division, period);
-    if old_seq != 0 {
-        ws.remove(TreeId::CellLog, old_seq.to_be_bytes().to_vec());
-    }
-    ws.put(TreeId::CellLog, seq.to_be_bytes().to_vec(), key.to_vec());
-    ws.put(TreeId::Cells, key.to_vec(), block.encode());
+    log.moved(old_seq)?;
+    log.logged(*seq, key);
+    ws.put(TreeId::Cells, key, block.encode());
     Ok(deltas.len() as u64)
+}
+
+/// Format marker of a change-log group value: then (sequence, block key) pairs in sequence
+/// order. (A value of exactly one block key, keyed by its sequence, is the first layout's
+/// one-block entry; it is still read.)
+const LOG_GROUP_V1: u8 = 1;
+const LOG_MEMBER_LEN: usize = 8 + BLOCK_KEY_LEN;
+
+/// One member of the change log: a block and the sequence of its latest change.
+pub type LogMember = (u64, [u8; BLOCK_KEY_LEN]);
+
+/// Decode the change-log value stored under sequence `key`: its members in sequence order.
+pub fn decode_log(key: u64, v: &[u8]) -> Result<Vec<LogMember>, CorruptBlock> {
+    if v.len() == BLOCK_KEY_LEN {
+        // One-block entry of the first layout (never 1 + n * LOG_MEMBER_LEN bytes long).
+        let mut k = [0; BLOCK_KEY_LEN];
+        k.copy_from_slice(v);
+        return Ok(vec![(key, k)]);
+    }
+    let Some((&LOG_GROUP_V1, rest)) = v.split_first() else {
+        return Err(CorruptBlock(format!(
+            "change log: unknown marker {:?}",
+            v.first()
+        )));
+    };
+    if rest.len() % LOG_MEMBER_LEN != 0 {
+        return Err(CorruptBlock(format!("change log: {} bytes", rest.len())));
+    }
+    Ok(rest
+        .chunks_exact(LOG_MEMBER_LEN)
+        .map(|c| {
+            let mut k = [0; BLOCK_KEY_LEN];
+            k.copy_from_slice(&c[8..]);
+            // Exactly 8 bytes, cut above.
+            (u64::from_be_bytes(c[..8].try_into().unwrap_or_default()), k)
+        })
+        .collect())
+}
+
+fn encode_log(members: &[LogMember]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(1 + members.len() * LOG_MEMBER_LEN);
+    v.push(LOG_GROUP_V1);
+    for (seq, k) in members {
+        v.extend_from_slice(&seq.to_be_bytes());
+        v.extend_from_slice(k);
+    }
+    v
+}
+
+/// Writes the change log for a series of commits.
+///
+/// The log holds every block once, at its latest change, as before; but the blocks of one
+/// commit share **one** log value (a group), keyed by the highest sequence it was written
+/// with, instead of one sled key per block (a county's first import writes ~30 000 blocks;
+/// each sled operation costs microseconds). A block that changes again is removed from its
+/// old group (the group is rewritten, or removed when empty), in the same commit as its new
+/// entry. Groups cover disjoint sequence ranges, so the group holding sequence `s` is the
+/// first key at or after `s`.
+pub struct LogWriter<'s> {
+    store: &'s Store,
+    /// Groups of earlier commits that lost members in this series, with what remains of them.
+    old: BTreeMap<u64, Vec<LogMember>>,
+    /// Keys of `old` changed since the last [`LogWriter::stage`].
+    dirty: Vec<u64>,
+    /// The entries of the commit being staged.
+    new: Vec<LogMember>,
+}
+
+impl<'s> LogWriter<'s> {
+    /// A writer over the log as stored now.
+    pub fn new(store: &'s Store) -> Self {
+        LogWriter {
+            store,
+            old: BTreeMap::new(),
+            dirty: Vec::new(),
+            new: Vec::new(),
+        }
+    }
+
+    /// The block logged at `old_seq` changes again: drop it from its group (0: never logged).
+    pub fn moved(&mut self, old_seq: u64) -> Result<(), CellsError> {
+        if old_seq == 0 {
+            return Ok(());
+        }
+        let cached = self
+            .old
+            .range(old_seq..)
+            .next()
+            .filter(|(_, m)| m.binary_search_by_key(&old_seq, |e| e.0).is_ok())
+            .map(|(k, _)| *k);
+        let gkey = match cached {
+            Some(k) => k,
+            None => {
+                let Some(r) = self
+                    .store
+                    .range_from(TreeId::CellLog, &old_seq.to_be_bytes())
+                    .next()
+                else {
+                    return Ok(());
+                };
+                let (k, v) = r?;
+                let gkey = seq_of(&k)?;
+                if let std::collections::btree_map::Entry::Vacant(e) = self.old.entry(gkey) {
+                    e.insert(decode_log(gkey, &v)?);
+                }
+                gkey
+            }
+        };
+        if let Some(members) = self.old.get_mut(&gkey) {
+            if let Ok(i) = members.binary_search_by_key(&old_seq, |e| e.0) {
+                members.remove(i);
+                self.dirty.push(gkey);
+            }
+        }
+        Ok(())
+    }
+
+    /// The block `key` changed at `seq` (in increasing order within a commit).
+    pub fn logged(&mut self, seq: u64, key: [u8; BLOCK_KEY_LEN]) {
+        self.new.push((seq, key));
+    }
+
+    /// Stage the log changes since the last call into `ws` (the commit that writes the
+    /// blocks).
+    pub fn stage(&mut self, ws: &mut WriteSet) {
+        self.dirty.sort_unstable();
+        self.dirty.dedup();
+        for k in self.dirty.drain(..) {
+            match self.old.get(&k) {
+                Some(m) if !m.is_empty() => ws.put(TreeId::CellLog, k.to_be_bytes(), encode_log(m)),
+                _ => ws.remove(TreeId::CellLog, k.to_be_bytes()),
+            }
+        }
+        if let Some(&(last, _)) = self.new.last() {
+            ws.put(TreeId::CellLog, last.to_be_bytes(), encode_log(&self.new));
+            self.new.clear();
+        }
+    }
+}
+
+/// The sequence of a change-log key.
+pub fn seq_of(k: &[u8]) -> Result<u64, CorruptBlock> {
+    k.try_into()
+        .map(u64::from_be_bytes)
+        .map_err(|_| CorruptBlock(format!("change log: {} byte key", k.len())))
 }
 
 /// A cell as it travels between nodes: absolute value and the origin's version.
@@ -223,13 +398,14 @@ pub struct Replica {
 /// value changes `(indicator, dim, new - old)` that were applied; the block gets the next
 /// sequence number only when something changed.
 pub fn stage_replica_block(
-    store: &Store,
+    reader: &BlockReader<'_>,
     (division, period): (Code, Period),
     cells: &[Replica],
     seq: &mut u64,
     ws: &mut WriteSet,
+    log: &mut LogWriter<'_>,
 ) -> Result<Vec<(Stored, u8, i64)>, CellsError> {
-    let mut block = read_block(store, division, period)?;
+    let mut block = reader.read(division, period)?;
     let old_seq = block.max_seq();
     let mut changed = Vec::new();
     let next = *seq + 1;
@@ -269,11 +445,9 @@ pub fn stage_replica_block(
     }
     *seq = next;
     let key = block_key(division, period);
-    if old_seq != 0 {
-        ws.remove(TreeId::CellLog, old_seq.to_be_bytes().to_vec());
-    }
-    ws.put(TreeId::CellLog, next.to_be_bytes().to_vec(), key.to_vec());
-    ws.put(TreeId::Cells, key.to_vec(), block.encode());
+    log.moved(old_seq)?;
+    log.logged(next, key);
+    ws.put(TreeId::Cells, key, block.encode());
     Ok(changed)
 }
 

@@ -734,143 +734,229 @@ pub fn import_file(
             .ok_or_else(|| ImportError::UnknownKind {
                 file: path.to_owned(),
             })?;
-    let (cols, rows) = read_rows(path, kind, progress)?;
-    let n = rows.len() as u64;
-    let fail = |errors: Vec<RowError>| rows_error(path, errors);
-    let field_err = |line, e: FieldError| RowError {
+    match kind {
+        FileKind::Divisions => import_divisions(ledger, path, progress),
+        FileKind::Records(rk) => {
+            let file = match parse_record_file(path, rk, progress)? {
+                Ok(file) => file,
+                Err(rejected) => return Err(reject(ledger, rejected, today)),
+            };
+            let mut reports = Vec::with_capacity(1);
+            write_files(ledger, &[file], today, progress, &mut |_| {}, &mut reports)?;
+            // One file given, one written (or an error returned above).
+            reports.pop().ok_or_else(|| ImportError::UnknownKind {
+                file: path.to_owned(),
+            })
+        }
+    }
+}
+
+fn field_err(line: u64, e: FieldError) -> RowError {
+    RowError {
         line,
         field: Some(e.field.to_string()),
         reason: e.reason,
-    };
+    }
+}
 
-    let applied = match kind {
-        FileKind::Divisions => {
-            let mut divisions = Vec::with_capacity(rows.len());
-            let mut errors = Vec::new();
-            for row in &rows {
-                match parse_division(&Fields { row, cols: &cols }) {
-                    Ok(d) => divisions.push((row.line, d)),
-                    Err(e) => errors.push(field_err(row.line, e)),
-                }
-            }
-            let registry = ledger.registry();
-            let in_file: HashMap<Code, u64> = divisions.iter().map(|(l, d)| (d.code, *l)).collect();
-            for (line, d) in &divisions {
-                if in_file.get(&d.code) != Some(line) {
-                    errors.push(RowError {
-                        line: *line,
-                        field: Some("code".into()),
-                        reason: format!(
-                            "{} appears twice (also line {})",
-                            d.code, in_file[&d.code]
-                        ),
-                    });
-                }
-                if let Some(p) = d.code.parent().filter(|p| !p.is_root()) {
-                    if !in_file.contains_key(&p) && !registry.contains(p) {
-                        errors.push(RowError {
-                            line: *line,
-                            field: Some("parent".into()),
-                            reason: format!("unknown division code {p}: list the parent first"),
-                        });
-                    }
-                }
-            }
-            if !errors.is_empty() {
-                return Err(fail(errors));
-            }
-            let ds: Vec<Division> = divisions.into_iter().map(|(_, d)| d).collect();
-            let changed = ledger
-                .put_divisions(&ds)
-                .map_err(|source| ImportError::Ledger {
-                    file: path.to_owned(),
-                    source,
-                })?;
-            Applied {
-                inserted: changed as u64,
-                unchanged: n - changed as u64,
-                ..Applied::default()
+fn import_divisions(
+    ledger: &Ledger,
+    path: &Path,
+    progress: &mut dyn FnMut(ImportEvent),
+) -> Result<FileReport, ImportError> {
+    let (cols, rows) = read_rows(path, FileKind::Divisions, progress)?;
+    let n = rows.len() as u64;
+    let fail = |errors: Vec<RowError>| rows_error(path, errors);
+    let applied = {
+        let mut divisions = Vec::with_capacity(rows.len());
+        let mut errors = Vec::new();
+        for row in &rows {
+            match parse_division(&Fields { row, cols: &cols }) {
+                Ok(d) => divisions.push((row.line, d)),
+                Err(e) => errors.push(field_err(row.line, e)),
             }
         }
-        FileKind::Records(rk) => {
-            let mut changes = Vec::with_capacity(rows.len());
-            let mut lines = Vec::with_capacity(rows.len());
-            let mut errors = Vec::new();
-            let mut first_seen: HashMap<String, (u64, usize)> = HashMap::new();
-            for row in &rows {
-                match parse_record(rk, &Fields { row, cols: &cols }) {
-                    Ok(rec) => {
-                        if let Some(&(l, i)) = first_seen.get(rec.id()) {
-                            if changes[i] != Change::Put(rec.clone()) {
-                                errors.push(RowError {
-                                    line: row.line,
-                                    field: Some(id_field(rk).into()),
-                                    reason: format!(
-                                        "{} {:?} also appears on line {l} with different content; \
-                                         send one version per file",
-                                        rk.as_str(),
-                                        rec.id()
-                                    ),
-                                });
-                            }
-                            continue;
-                        }
-                        first_seen.insert(rec.id().to_string(), (row.line, changes.len()));
-                        changes.push(Change::Put(rec));
-                        lines.push(row.line);
-                    }
-                    Err(e) => errors.push(field_err(row.line, e)),
+        let registry = ledger.registry();
+        let in_file: HashMap<Code, u64> = divisions.iter().map(|(l, d)| (d.code, *l)).collect();
+        for (line, d) in &divisions {
+            if in_file.get(&d.code) != Some(line) {
+                errors.push(RowError {
+                    line: *line,
+                    field: Some("code".into()),
+                    reason: format!("{} appears twice (also line {})", d.code, in_file[&d.code]),
+                });
+            }
+            if let Some(p) = d.code.parent().filter(|p| !p.is_root()) {
+                if !in_file.contains_key(&p) && !registry.contains(p) {
+                    errors.push(RowError {
+                        line: *line,
+                        field: Some("parent".into()),
+                        reason: format!("unknown division code {p}: list the parent first"),
+                    });
                 }
             }
-            if !errors.is_empty() {
-                // List the rows that parsed but would be refused too, so one round of fixes
-                // suffices.
-                let refusals =
-                    ledger
-                        .check(&changes, today)
-                        .map_err(|source| ImportError::Ledger {
-                            file: path.to_owned(),
-                            source,
-                        })?;
-                errors.extend(
-                    refusals
-                        .into_iter()
-                        .map(|r| field_err(lines[r.index], r.error)),
-                );
-                return Err(fail(errors));
-            }
-            drop(first_seen);
-            let mut on_progress = |p: Progress| {
-                progress(ImportEvent::Written {
-                    file: path,
-                    progress: p,
-                })
-            };
-            match ledger.apply_with_progress(&changes, today, &mut on_progress) {
-                Ok(a) => a,
-                Err(LedgerError::Refused(refusals)) => {
-                    return Err(fail(
-                        refusals
-                            .into_iter()
-                            .map(|r| field_err(lines[r.index], r.error))
-                            .collect(),
-                    ))
-                }
-                Err(source) => {
-                    return Err(ImportError::Ledger {
-                        file: path.to_owned(),
-                        source,
-                    })
-                }
-            }
+        }
+        if !errors.is_empty() {
+            return Err(fail(errors));
+        }
+        let ds: Vec<Division> = divisions.into_iter().map(|(_, d)| d).collect();
+        let changed = ledger
+            .put_divisions(&ds)
+            .map_err(|source| ImportError::Ledger {
+                file: path.to_owned(),
+                source,
+            })?;
+        Applied {
+            inserted: changed as u64,
+            unchanged: n - changed as u64,
+            ..Applied::default()
         }
     };
     Ok(FileReport {
         file: path.to_owned(),
-        kind,
+        kind: FileKind::Divisions,
         rows: n,
         applied,
     })
+}
+
+/// A record file read and parsed, not yet written.
+struct ParsedFile<'p> {
+    path: &'p Path,
+    kind: RecordKind,
+    rows: u64,
+    changes: Vec<Change>,
+    /// The line of each change.
+    lines: Vec<u64>,
+}
+
+/// A record file with malformed rows: those errors, and the rows that did parse.
+struct Rejected<'p> {
+    parsed: ParsedFile<'p>,
+    errors: Vec<RowError>,
+}
+
+/// Read and parse a record file; `Err` inside for malformed rows (see [`reject`]).
+fn parse_record_file<'p>(
+    path: &'p Path,
+    rk: RecordKind,
+    progress: &mut dyn FnMut(ImportEvent),
+) -> Result<Result<ParsedFile<'p>, Rejected<'p>>, ImportError> {
+    let (cols, rows) = read_rows(path, FileKind::Records(rk), progress)?;
+    let mut changes = Vec::with_capacity(rows.len());
+    let mut lines = Vec::with_capacity(rows.len());
+    let mut errors = Vec::new();
+    let mut first_seen: HashMap<String, (u64, usize)> = HashMap::new();
+    for row in &rows {
+        match parse_record(rk, &Fields { row, cols: &cols }) {
+            Ok(rec) => {
+                if let Some(&(l, i)) = first_seen.get(rec.id()) {
+                    if changes[i] != Change::Put(rec.clone()) {
+                        errors.push(RowError {
+                            line: row.line,
+                            field: Some(id_field(rk).into()),
+                            reason: format!(
+                                "{} {:?} also appears on line {l} with different content; \
+                                 send one version per file",
+                                rk.as_str(),
+                                rec.id()
+                            ),
+                        });
+                    }
+                    continue;
+                }
+                first_seen.insert(rec.id().to_string(), (row.line, changes.len()));
+                changes.push(Change::Put(rec));
+                lines.push(row.line);
+            }
+            Err(e) => errors.push(field_err(row.line, e)),
+        }
+    }
+    let parsed = ParsedFile {
+        path,
+        kind: rk,
+        rows: rows.len() as u64,
+        changes,
+        lines,
+    };
+    Ok(if errors.is_empty() {
+        Ok(parsed)
+    } else {
+        Err(Rejected { parsed, errors })
+    })
+}
+
+/// The error of a file with malformed rows. It also lists the rows that parsed but would be
+/// refused (checked against the store as it is now, so write the files before it first), so
+/// that one round of fixes suffices.
+fn reject(ledger: &Ledger, rejected: Rejected<'_>, today: Date) -> ImportError {
+    let Rejected { parsed, mut errors } = rejected;
+    match ledger.check(&parsed.changes, today) {
+        Ok(refusals) => errors.extend(
+            refusals
+                .into_iter()
+                .map(|r| field_err(parsed.lines[r.index], r.error)),
+        ),
+        Err(source) => {
+            return ImportError::Ledger {
+                file: parsed.path.to_owned(),
+                source,
+            }
+        }
+    }
+    rows_error(parsed.path, errors)
+}
+
+/// Write parsed record files as one [`Ledger::apply_files`]: each file all or nothing, the
+/// files before a refused one written. Reports of the written files go to `done` and
+/// `reports`; a refused file is the error.
+fn write_files(
+    ledger: &Ledger,
+    files: &[ParsedFile<'_>],
+    today: Date,
+    progress: &mut dyn FnMut(ImportEvent),
+    done: &mut dyn FnMut(&FileReport),
+    reports: &mut Vec<FileReport>,
+) -> Result<(), ImportError> {
+    let Some(first) = files.first() else {
+        return Ok(());
+    };
+    let lists: Vec<&[Change]> = files.iter().map(|f| f.changes.as_slice()).collect();
+    let mut on_progress = |p: Progress| {
+        progress(ImportEvent::Written {
+            file: files.get(p.list).map_or(first.path, |f| f.path),
+            progress: p,
+        })
+    };
+    let out = ledger
+        .apply_files(&lists, today, &mut on_progress)
+        .map_err(|source| ImportError::Ledger {
+            file: first.path.to_owned(),
+            source,
+        })?;
+    for (f, applied) in files.iter().zip(out.applied) {
+        let r = FileReport {
+            file: f.path.to_owned(),
+            kind: FileKind::Records(f.kind),
+            rows: f.rows,
+            applied,
+        };
+        done(&r);
+        reports.push(r);
+    }
+    match out.refused {
+        None => Ok(()),
+        Some((i, refusals)) => {
+            let f = &files[i];
+            Err(rows_error(
+                f.path,
+                refusals
+                    .into_iter()
+                    .map(|r| field_err(f.lines[r.index], r.error))
+                    .collect(),
+            ))
+        }
+    }
 }
 
 /// The records of a file, parsed and checked field by field but not written (for tools and
@@ -926,7 +1012,9 @@ fn id_field(kind: RecordKind) -> &'static str {
     }
 }
 
-/// Import several files in dependency order; stops at the first rejected file.
+/// Import several files in dependency order; stops at the first rejected file (the files
+/// before it stay imported). The record files are parsed first and then written as one apply
+/// (see [`Ledger::apply_files`]), so each statistics block is written once per import.
 pub fn import_files(
     ledger: &Ledger,
     paths: &[PathBuf],
@@ -944,11 +1032,44 @@ pub fn import_files(
     }
     files.sort_by_key(|(k, _)| *k);
     let mut reports = Vec::new();
+    let mut pending: Vec<ParsedFile<'_>> = Vec::new();
+    let mut result = Ok(());
     for (k, p) in files {
-        let r = import_file(ledger, p, Some(k), today, progress)?;
-        done(&r);
-        reports.push(r);
+        let step = match k {
+            FileKind::Divisions => {
+                // Divisions sort first, but write anything parsed before them anyway.
+                write_files(ledger, &pending, today, progress, done, &mut reports).and_then(|()| {
+                    pending.clear();
+                    let r = import_divisions(ledger, p, progress)?;
+                    done(&r);
+                    reports.push(r);
+                    Ok(())
+                })
+            }
+            FileKind::Records(rk) => match parse_record_file(p, rk, progress) {
+                Ok(Ok(parsed)) => {
+                    pending.push(parsed);
+                    Ok(())
+                }
+                Ok(Err(rejected)) => {
+                    write_files(ledger, &pending, today, progress, done, &mut reports)
+                        .and_then(|()| Err(reject(ledger, rejected, today)))
+                }
+                Err(e) => {
+                    write_files(ledger, &pending, today, progress, done, &mut reports).and(Err(e))
+                }
+            },
+        };
+        if let Err(e) = step {
+            pending.clear();
+            result = Err(e);
+            break;
+        }
     }
+    if result.is_ok() {
+        result = write_files(ledger, &pending, today, progress, done, &mut reports);
+    }
+    drop(pending);
     crate::store::release_memory();
-    Ok(reports)
+    result.map(|()| reports)
 }

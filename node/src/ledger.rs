@@ -27,7 +27,7 @@ use crate::division::{Code, Division, Registry};
 use crate::domain::{FieldError, Household, Record, RecordKind};
 use crate::period::Period;
 use crate::stats::{self, CellKey, CellSource, Indicators};
-use crate::store::{Store, StoreError, StoreOptions, TreeId, WriteSet};
+use crate::store::{Bytes, Store, StoreError, StoreOptions, TreeId, WriteSet};
 
 /// Records (or cell blocks) per atomic commit (sled is fastest and leanest at about 1 000;
 /// see GUIDE.md).
@@ -130,6 +130,9 @@ pub struct Applied {
 /// Progress of a long apply, for user feedback.
 #[derive(Clone, Copy, Debug)]
 pub struct Progress {
+    /// Which list of an [`Ledger::apply_files`] is being written (0 for `apply`); while the
+    /// cells are written, the last one.
+    pub list: usize,
     /// Changes written so far.
     pub done: usize,
     /// Changes to write in all.
@@ -208,13 +211,84 @@ pub struct CellValue {
     pub version: u64,
 }
 
-/// The current state of the records a plan touched, by (kind, id).
-type Overlay = HashMap<(RecordKind, String), Option<Record>>;
+/// What the lists of changes of an [`Ledger::apply_files`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FilesApplied {
+    /// One entry per list written, in order (the lists before the refused one, or all).
+    pub applied: Vec<Applied>,
+    /// The first refused list (its position) and why; it and the lists after it were not
+    /// written.
+    pub refused: Option<(usize, Vec<Refusal>)>,
+}
+
+/// Records as they stand while an apply is planned, per kind (see [`kind_index`]) and id.
+#[derive(Default)]
+struct Overlay<'a> {
+    /// What earlier changes of the apply made of a record (`None`: deleted), borrowed from
+    /// the changes.
+    changed: [HashMap<&'a str, Option<&'a Record>>; 5],
+    /// Store reads already done (`None`: not stored), so a record is read and decoded once
+    /// (a key outside `bounds` is not read, nor remembered).
+    read: [HashMap<String, Option<Record>>; 5],
+    /// First and last stored key of each kind, once looked up (`Some(None)`: none stored).
+    bounds: [Option<Option<(Bytes, Bytes)>>; 5],
+}
+
+fn kind_index(kind: RecordKind) -> usize {
+    kind as usize - 1
+}
 
 /// One validated, effective change: the record before and after.
-struct Step {
+struct Step<'a> {
+    kind: RecordKind,
     old: Option<Record>,
-    new: Option<Record>,
+    new: Option<&'a Record>,
+}
+
+/// Summed cell deltas of a plan. A county import emits about a million (record, cell)
+/// contributions into it; SipHash was a tenth of planning, and the keys are our own
+/// fixed-size cell addresses (no untrusted key choice), so a multiply-rotate hash serves.
+type Deltas = HashMap<CellKey, i64, std::hash::BuildHasherDefault<CellKeyHasher>>;
+
+/// FxHash-style hasher (rustc's): word at a time, rotate, xor, multiply.
+#[derive(Default)]
+struct CellKeyHasher(u64);
+
+impl std::hash::Hasher for CellKeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut w = [0u8; 8];
+            w[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(w));
+        }
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.write_u64(u64::from(i));
+    }
+    fn write_u16(&mut self, i: u16) {
+        self.write_u64(u64::from(i));
+    }
+    fn write_u32(&mut self, i: u32) {
+        self.write_u64(u64::from(i));
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.write_u64(i as u64);
+    }
+}
+
+/// One list of changes, validated: its effective steps, their summed non-zero cell deltas,
+/// and the counts.
+#[derive(Default)]
+struct Planned<'a> {
+    steps: Vec<Step<'a>>,
+    deltas: Deltas,
+    applied: Applied,
 }
 
 impl Ledger {
@@ -240,7 +314,7 @@ impl Ledger {
                 Some(d) => {
                     let mut ws = WriteSet::new();
                     ws.put(TreeId::Meta, META_DIVISION, d.to_string());
-                    store.commit(&ws)?;
+                    store.commit(ws)?;
                     store.flush()?;
                     d
                 }
@@ -302,7 +376,8 @@ impl Ledger {
             cells = deltas.len(),
             "an earlier import stopped between records and statistics; statistics recomputed"
         );
-        let n = self.write_cells(&deltas, &mut |_| {})?;
+        let groups = crate::cells::group(deltas.iter().map(|(k, d)| (*k, *d)));
+        let n = self.write_cells(&groups, &mut |_| {})?;
         self.store.flush()?;
         self.mark_durable(self.cell_seq()?);
         Ok(n)
@@ -350,13 +425,13 @@ impl Ledger {
                     // Plain data: cannot fail.
                     ws.put(
                         TreeId::Divisions,
-                        d.code.key().to_vec(),
+                        d.code.key(),
                         serde_json::to_vec(d).unwrap_or_default(),
                     );
                 }
             }
         }
-        self.store.commit(&ws)?;
+        self.store.commit(ws)?;
         self.store.flush()?;
         let mut reg = self.registry.write().unwrap_or_else(|p| p.into_inner());
         for d in divisions {
@@ -380,81 +455,145 @@ impl Ledger {
             .map(|r| decode_record(&r?.1))
     }
 
-    fn current(&self, overlay: &Overlay, kind: RecordKind, id: &str) -> Result<Option<Record>> {
-        match overlay.get(&(kind, id.to_string())) {
-            Some(r) => Ok(r.clone()),
-            None => self.get(kind, id),
+    /// The record `kind`/`id` as it stands during a plan: after the earlier changes of the
+    /// apply, else as stored. A store read is remembered, and skipped when the key lies outside
+    /// the stored keys of its kind (a brand-new id costs no sled lookup).
+    fn current(&self, ov: &mut Overlay, kind: RecordKind, id: &str) -> Result<Option<Record>> {
+        let k = kind_index(kind);
+        if let Some(r) = ov.changed[k].get(id) {
+            return Ok(r.cloned());
+        }
+        if let Some(r) = ov.read[k].get(id) {
+            return Ok(r.clone());
+        }
+        let bounds = match &ov.bounds[k] {
+            Some(b) => b,
+            None => {
+                let b = self.store.bounds(TreeId::Records, &[kind as u8])?;
+                ov.bounds[k].insert(b)
+            }
+        };
+        let key = record_key(kind, id);
+        match bounds {
+            Some((first, last)) if key[..] >= first[..] && key[..] <= last[..] => {
+                let stored = self
+                    .store
+                    .get(TreeId::Records, &key)?
+                    .map(|v| decode_record(&v))
+                    .transpose()?;
+                ov.read[k].insert(id.to_string(), stored.clone());
+                Ok(stored)
+            }
+            _ => Ok(None),
         }
     }
 
-    fn household(&self, overlay: &Overlay, code: &str) -> Result<Option<Household>> {
-        Ok(match self.current(overlay, RecordKind::Household, code)? {
+    fn household(&self, ov: &mut Overlay<'_>, code: &str) -> Result<Option<Household>> {
+        Ok(match self.current(ov, RecordKind::Household, code)? {
             Some(Record::Household(h)) => Some(h),
             _ => None,
         })
     }
 
-    /// Validate `changes` in order against the store (and the earlier changes), without
-    /// writing. Returns the effective steps, or every refusal.
-    fn plan(&self, changes: &[Change], today: Date) -> Result<Vec<Step>> {
-        let reg = self.registry.read().unwrap_or_else(|p| p.into_inner());
-        let mut overlay: Overlay = HashMap::new();
-        let mut steps = Vec::new();
+    /// Validate one list of `changes` in order against the store and the overlay (earlier
+    /// changes of the same apply, which it then extends), without writing. Returns the
+    /// effective steps with their summed cell deltas, or every refusal.
+    fn plan<'a>(
+        &self,
+        reg: &Registry,
+        ov: &mut Overlay<'a>,
+        changes: &'a [Change],
+        today: Date,
+    ) -> Result<std::result::Result<Planned<'a>, Vec<Refusal>>> {
+        let top = self.division;
+        let mut p = Planned::default();
         let mut refusals = Vec::new();
-        let mut refuse = |index, error| refusals.push(Refusal { index, error });
+        let emit = |sign: i64, r: &Record, hh: Option<&Household>, d: &mut Deltas| {
+            stats::contributions(r, hh, top, &mut |k, v| *d.entry(k).or_insert(0) += sign * v);
+        };
         for (index, change) in changes.iter().enumerate() {
+            let mut refuse = |error| refusals.push(Refusal { index, error });
             match change {
                 Change::Put(rec) => {
                     if let Err(e) = rec.validate(self.division, today) {
-                        refuse(index, e);
+                        refuse(e);
                         continue;
                     }
-                    let (kind, id) = (rec.kind(), rec.id().to_string());
-                    if let Err(e) = self.check_references(&reg, &overlay, rec) {
-                        refuse(index, e);
-                        continue;
-                    }
-                    let old = self.current(&overlay, kind, &id)?;
+                    let (kind, id) = (rec.kind(), rec.id());
+                    let hh = match self.check_references(reg, ov, rec) {
+                        Ok(hh) => hh,
+                        Err(e) => {
+                            refuse(e);
+                            continue;
+                        }
+                    };
+                    let old = self.current(ov, kind, id)?;
                     if let Err(e) = check_transition(old.as_ref(), rec) {
-                        refuse(index, e);
+                        refuse(e);
                         continue;
                     }
                     if old.as_ref() == Some(rec) {
-                        steps.push(Step {
-                            new: old.clone(),
-                            old,
-                        });
+                        p.applied.unchanged += 1;
                         continue;
                     }
-                    overlay.insert((kind, id), Some(rec.clone()));
-                    steps.push(Step {
+                    // Once something is refused the deltas are never used.
+                    if refusals.is_empty() {
+                        let hh = hh.as_ref().filter(|_| stats::depends_on_household(rec));
+                        if let Some(o) = &old {
+                            emit(-1, o, hh, &mut p.deltas);
+                        }
+                        if let (Some(Record::Household(o)), Record::Household(n)) = (&old, rec) {
+                            // A monitoring row counts the household's members: re-count it.
+                            if o.members != n.members {
+                                if let Some(m) = self.current(ov, RecordKind::Monitored, id)? {
+                                    emit(-1, &m, Some(o), &mut p.deltas);
+                                    emit(1, &m, Some(n), &mut p.deltas);
+                                }
+                            }
+                        }
+                        emit(1, rec, hh, &mut p.deltas);
+                        if old.is_some() {
+                            p.applied.corrected += 1;
+                        } else {
+                            p.applied.inserted += 1;
+                        }
+                    }
+                    ov.changed[kind_index(kind)].insert(id, Some(rec));
+                    p.steps.push(Step {
+                        kind,
                         old,
-                        new: Some(rec.clone()),
+                        new: Some(rec),
                     });
                 }
                 Change::Delete(kind, id) => {
-                    let old = self.current(&overlay, *kind, id)?;
-                    let Some(old) = old else {
-                        refuse(
-                            index,
-                            FieldError::new("id", format!("no {} with id {id:?}", kind.as_str())),
-                        );
+                    let Some(old) = self.current(ov, *kind, id)? else {
+                        refuse(FieldError::new(
+                            "id",
+                            format!("no {} with id {id:?}", kind.as_str()),
+                        ));
                         continue;
                     };
                     if *kind == RecordKind::Household {
-                        if let Some(dep) = self.first_dependent(&overlay, id)? {
-                            refuse(
-                                index,
-                                FieldError::new(
-                                    "household_code",
-                                    format!("household {id} is still referred to by {dep}"),
-                                ),
-                            );
+                        if let Some(dep) = self.first_dependent(ov, id)? {
+                            refuse(FieldError::new(
+                                "household_code",
+                                format!("household {id} is still referred to by {dep}"),
+                            ));
                             continue;
                         }
                     }
-                    overlay.insert((*kind, id.clone()), None);
-                    steps.push(Step {
+                    if refusals.is_empty() {
+                        let hh = if stats::depends_on_household(&old) {
+                            self.household(ov, old.household_code())?
+                        } else {
+                            None
+                        };
+                        emit(-1, &old, hh.as_ref(), &mut p.deltas);
+                        p.applied.deleted += 1;
+                    }
+                    ov.changed[kind_index(*kind)].insert(id, None);
+                    p.steps.push(Step {
+                        kind: *kind,
                         old: Some(old),
                         new: None,
                     });
@@ -462,19 +601,22 @@ impl Ledger {
             }
         }
         if refusals.is_empty() {
-            Ok(steps)
+            p.deltas.retain(|_, d| *d != 0);
+            p.applied.cells_written = p.deltas.len() as u64;
+            Ok(Ok(p))
         } else {
-            Err(LedgerError::Refused(refusals))
+            Ok(Err(refusals))
         }
     }
 
-    /// Cross-record rules: the division is registered, the household exists.
+    /// Cross-record rules: the division is registered, the household exists. Returns the
+    /// household a non-household record refers to.
     fn check_references(
         &self,
         reg: &Registry,
-        overlay: &Overlay,
+        ov: &mut Overlay,
         rec: &Record,
-    ) -> std::result::Result<(), FieldError> {
+    ) -> std::result::Result<Option<Household>, FieldError> {
         let io = |e: LedgerError| FieldError::new("household_code", format!("lookup failed: {e}"));
         match rec {
             Record::Household(h) => {
@@ -489,7 +631,7 @@ impl Ledger {
                 }
                 if !h.alleviated {
                     let m = self
-                        .current(overlay, RecordKind::Monitored, &h.household_code)
+                        .current(ov, RecordKind::Monitored, &h.household_code)
                         .map_err(io)?;
                     if let Some(Record::Monitored(m)) = m {
                         if m.category == crate::domain::Category::UnstableAlleviated {
@@ -504,11 +646,11 @@ impl Ledger {
                         }
                     }
                 }
-                Ok(())
+                Ok(None)
             }
             other => {
                 let code = other.household_code();
-                let Some(h) = self.household(overlay, code).map_err(io)? else {
+                let Some(h) = self.household(ov, code).map_err(io)? else {
                     return Err(FieldError::new(
                         "household_code",
                         format!("unknown household {code}: import it in households.csv first"),
@@ -525,13 +667,13 @@ impl Ledger {
                         ));
                     }
                 }
-                Ok(())
+                Ok(Some(h))
             }
         }
     }
 
     /// Some record that refers to household `code`, if any (after the overlay).
-    fn first_dependent(&self, overlay: &Overlay, code: &str) -> Result<Option<String>> {
+    fn first_dependent(&self, ov: &Overlay, code: &str) -> Result<Option<String>> {
         let mut prefix = code.as_bytes().to_vec();
         prefix.push(0);
         for r in self.store.scan_prefix(TreeId::ByHousehold, &prefix) {
@@ -542,16 +684,19 @@ impl Ledger {
             };
             let kind = RecordKind::from_code(kc).unwrap_or(RecordKind::Household);
             let id = String::from_utf8_lossy(id).into_owned();
-            if let Some(None) = overlay.get(&(kind, id.clone())) {
+            if let Some(None) = ov.changed[kind_index(kind)].get(id.as_str()) {
                 continue; // deleted earlier in this same apply
             }
             return Ok(Some(format!("{} {id}", kind.as_str())));
         }
-        for ((kind, id), rec) in overlay {
-            if *kind != RecordKind::Household
-                && rec.as_ref().is_some_and(|r| r.household_code() == code)
-            {
-                return Ok(Some(format!("{} {id}", kind.as_str())));
+        for kind in RecordKind::ALL {
+            if kind == RecordKind::Household {
+                continue;
+            }
+            for (id, rec) in &ov.changed[kind_index(kind)] {
+                if rec.as_ref().is_some_and(|r| r.household_code() == code) {
+                    return Ok(Some(format!("{} {id}", kind.as_str())));
+                }
             }
         }
         Ok(None)
@@ -560,10 +705,10 @@ impl Ledger {
     /// Validate `changes` as `apply` would, writing nothing; returns every refusal.
     pub fn check(&self, changes: &[Change], today: Date) -> Result<Vec<Refusal>> {
         let _w = self.write.lock().unwrap_or_else(|p| p.into_inner());
-        match self.plan(changes, today) {
+        let reg = self.registry.read().unwrap_or_else(|p| p.into_inner());
+        match self.plan(&reg, &mut Overlay::default(), changes, today)? {
             Ok(_) => Ok(Vec::new()),
-            Err(LedgerError::Refused(r)) => Ok(r),
-            Err(e) => Err(e),
+            Err(r) => Ok(r),
         }
     }
 
@@ -580,43 +725,120 @@ impl Ledger {
         today: Date,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Applied> {
+        let mut out = self.apply_files(&[changes], today, progress)?;
+        match out.refused.take() {
+            Some((_, refusals)) => Err(LedgerError::Refused(refusals)),
+            None => Ok(out.applied.pop().unwrap_or_default()),
+        }
+    }
+
+    /// Apply several lists of changes (the files of one import, in dependency order) as one
+    /// write: each list is validated in order against the store and the lists before it, and
+    /// is all or nothing; the first refused list and everything after it are not written, the
+    /// lists before it are. The records of the accepted lists are committed in batches, then the
+    /// cell deltas of all of them, summed, so each touched block is written once per import
+    /// rather than once per file; then one flush. Progress counts over the whole write.
+    pub fn apply_files(
+        &self,
+        files: &[&[Change]],
+        today: Date,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<FilesApplied> {
         let _w = self.write.lock().unwrap_or_else(|p| p.into_inner());
-        let steps = self.plan(changes, today)?;
-        let mut applied = Applied::default();
-        let deltas = self.deltas(&steps, &mut applied)?;
-        let effective: Vec<&Step> = steps.iter().filter(|s| s.old != s.new).collect();
-        if effective.is_empty() {
-            return Ok(applied);
+        let mut planned = Vec::with_capacity(files.len());
+        let mut refused = None;
+        {
+            let reg = self.registry.read().unwrap_or_else(|p| p.into_inner());
+            let mut ov = Overlay::default();
+            for (i, changes) in files.iter().enumerate() {
+                match self.plan(&reg, &mut ov, changes, today)? {
+                    Ok(p) => planned.push(p),
+                    Err(r) => {
+                        refused = Some((i, r));
+                        break;
+                    }
+                }
+            }
         }
-        let blocks = crate::cells::group(&deltas).len();
-        let total = effective.len() + blocks;
+        self.write_planned(&mut planned, progress)?;
+        Ok(FilesApplied {
+            applied: planned.into_iter().map(|p| p.applied).collect(),
+            refused,
+        })
+    }
+
+    /// Write planned lists: records (+ household index) in batches, the first of which sets
+    /// the `stats_pending` marker, then the summed cell deltas, then flush.
+    fn write_planned(
+        &self,
+        planned: &mut [Planned<'_>],
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<()> {
+        let effective: usize = planned.iter().map(|p| p.steps.len()).sum();
+        if effective == 0 {
+            return Ok(());
+        }
+        // Sum the deltas of all lists: sort their entries (each list's map is drained, so
+        // the memory moves rather than doubles) and add up equal keys.
+        let mut all: Vec<(CellKey, i64)> =
+            Vec::with_capacity(planned.iter().map(|p| p.deltas.len()).sum());
+        for p in planned.iter_mut() {
+            all.extend(p.deltas.drain());
+        }
+        all.sort_unstable_by_key(|(k, _)| *k);
+        let mut summed: Vec<(CellKey, i64)> = Vec::with_capacity(all.len());
+        for (k, d) in all {
+            match summed.last_mut() {
+                Some((last, sum)) if *last == k => *sum += d,
+                _ => summed.push((k, d)),
+            }
+        }
+        let groups = crate::cells::group(summed.iter().copied());
+        drop(summed);
+        let total = effective + groups.len();
         let mut done = 0;
-        for (i, chunk) in effective.chunks(BATCH).enumerate() {
-            let mut ws = WriteSet::new();
-            if i == 0 {
-                ws.put(TreeId::Meta, META_STATS_PENDING, Vec::new());
+        let last = planned.len() - 1;
+        let steps = planned
+            .iter()
+            .enumerate()
+            .flat_map(|(list, p)| p.steps.iter().map(move |s| (list, s)));
+        let mut ws = WriteSet::new();
+        let mut in_batch = 0;
+        ws.put(TreeId::Meta, META_STATS_PENDING, Vec::new());
+        for (list, step) in steps {
+            stage_record(step, &mut ws);
+            in_batch += 1;
+            if in_batch == BATCH {
+                self.store.commit(std::mem::take(&mut ws))?;
+                done += in_batch;
+                in_batch = 0;
+                progress(Progress { list, done, total });
             }
-            for step in chunk {
-                stage_record(step, &mut ws);
-            }
-            self.store.commit(&ws)?;
-            done += chunk.len();
-            progress(Progress { done, total });
         }
-        if !deltas.is_empty() && failpoint("ledger.between_records_and_cells") {
+        if in_batch > 0 {
+            self.store.commit(ws)?;
+            done += in_batch;
+            progress(Progress {
+                list: last,
+                done,
+                total,
+            });
+        }
+        if !groups.is_empty() && failpoint("ledger.between_records_and_cells") {
             // Crash tests: die like kill -9 with the records durable and the cells not written.
             self.store.flush()?;
             std::process::abort();
         }
-        applied.cells_written = self.write_cells(&deltas, &mut |n| {
+        self.write_cells(&groups, &mut |n| {
             progress(Progress {
+                list: last,
                 done: done + n,
                 total,
             })
         })?;
         self.store.flush()?;
         self.mark_durable(self.cell_seq()?);
-        Ok(applied)
+        Ok(())
     }
 
     /// Record that the change log up to `seq` is flushed and wake the sync sender.
@@ -631,73 +853,15 @@ impl Ledger {
         self.durable.load(std::sync::atomic::Ordering::SeqCst)
     }
 
-    /// The summed cell deltas of `steps`, replayed in order; counts what kind of change each
-    /// step is.
-    fn deltas(&self, steps: &[Step], applied: &mut Applied) -> Result<BTreeMap<CellKey, i64>> {
-        let top = self.division;
-        let mut deltas: BTreeMap<CellKey, i64> = BTreeMap::new();
-        let emit =
-            |sign: i64, r: &Record, hh: Option<&Household>, d: &mut BTreeMap<CellKey, i64>| {
-                stats::contributions(r, hh, top, &mut |k, v| *d.entry(k).or_insert(0) += sign * v);
-            };
-        // Records as they stand while the steps are replayed in order.
-        let mut overlay: Overlay = HashMap::new();
-        for step in steps {
-            let (old, new) = match (&step.old, &step.new) {
-                (o, n) if o == n => {
-                    applied.unchanged += 1;
-                    continue;
-                }
-                (o, n) => (o.as_ref(), n.as_ref()),
-            };
-            match (old, new) {
-                (None, _) => applied.inserted += 1,
-                (Some(_), Some(_)) => applied.corrected += 1,
-                (Some(_), None) => applied.deleted += 1,
-            }
-            // At least one side exists: equal sides (incl. both None) were skipped above.
-            let Some(any) = new.or(old) else { continue };
-            let (kind, hcode) = (any.kind(), any.household_code().to_string());
-            let needs_household = stats::depends_on_household(any);
-            let hh_before = if needs_household {
-                self.household(&overlay, &hcode)?
-            } else {
-                None
-            };
-            if let Some(o) = old {
-                emit(-1, o, hh_before.as_ref(), &mut deltas);
-            }
-            if let (Some(Record::Household(o)), Some(Record::Household(n))) = (old, new) {
-                // A monitoring row counts the household's members: re-count it.
-                if o.members != n.members {
-                    if let Some(m) = self.current(&overlay, RecordKind::Monitored, &hcode)? {
-                        emit(-1, &m, Some(o), &mut deltas);
-                        emit(1, &m, Some(n), &mut deltas);
-                    }
-                }
-            }
-            overlay.insert((kind, any.id().to_string()), new.cloned());
-            if let Some(n) = new {
-                let hh_after = if needs_household {
-                    self.household(&overlay, &hcode)?
-                } else {
-                    None
-                };
-                emit(1, n, hh_after.as_ref(), &mut deltas);
-            }
-        }
-        deltas.retain(|_, d| *d != 0);
-        Ok(deltas)
-    }
-
-    /// Write summed deltas to the cell blocks in batches; the last batch clears the
-    /// `stats_pending` marker. Returns the number of cells changed.
+    /// Write summed deltas, grouped by block, to the cell blocks in batches; the last batch
+    /// clears the `stats_pending` marker. Returns the number of cells changed.
     fn write_cells(
         &self,
-        deltas: &BTreeMap<CellKey, i64>,
+        groups: &[crate::cells::BlockDeltas],
         progress: &mut dyn FnMut(usize),
     ) -> Result<u64> {
-        let groups = crate::cells::group(deltas);
+        let reader = crate::cells::BlockReader::new(&self.store).map_err(cells_err)?;
+        let mut log = crate::cells::LogWriter::new(&self.store);
         let mut seq = self.cell_seq()?;
         let mut cells = 0;
         let mut done = 0;
@@ -705,19 +869,20 @@ impl Ledger {
         if chunks.peek().is_none() {
             let mut ws = WriteSet::new();
             ws.remove(TreeId::Meta, META_STATS_PENDING);
-            self.store.commit(&ws)?;
+            self.store.commit(ws)?;
         }
         while let Some(chunk) = chunks.next() {
             let mut ws = WriteSet::new();
             for (bk, ds) in chunk {
-                cells += crate::cells::stage_block(&self.store, *bk, ds, &mut seq, &mut ws)
+                cells += crate::cells::stage_block(&reader, *bk, ds, &mut seq, &mut ws, &mut log)
                     .map_err(cells_err)?;
             }
+            log.stage(&mut ws);
             ws.put(TreeId::Meta, META_CELL_SEQ, seq.to_be_bytes().to_vec());
             if chunks.peek().is_none() {
                 ws.remove(TreeId::Meta, META_STATS_PENDING);
             }
-            self.store.commit(&ws)?;
+            self.store.commit(ws)?;
             done += chunk.len();
             progress(done);
         }
@@ -760,41 +925,62 @@ impl Ledger {
         }
         let start = (pos + 1).to_be_bytes();
         let end = (head + 1).to_be_bytes();
-        for r in self.store.range(TreeId::CellLog, &start, &end).take(limit) {
-            let (seq, k) = r?;
-            out.pos = u64::from_be_bytes(seq[..8].try_into().unwrap_or_default());
-            let (division, period) =
-                crate::cells::decode_block_key(&k).ok_or_else(|| LedgerError::Corrupt {
-                    what: "cell log",
-                    detail: format!("{} byte key", k.len()),
-                })?;
-            let block =
-                crate::cells::read_block(&self.store, division, period).map_err(cells_err)?;
-            for (key, e) in crate::cells::cells_of_block(division, period, &block) {
-                if e.seq > floor {
-                    out.cells.push((
-                        key,
-                        CellValue {
-                            value: e.value,
-                            seq: e.seq,
-                            version: e.version,
-                        },
-                    ));
+        let mut read = 0;
+        let mut more = false;
+        'groups: for r in self.store.range(TreeId::CellLog, &start, &end) {
+            let (k, v) = r?;
+            let gkey = crate::cells::seq_of(&k).map_err(log_err)?;
+            for (seq, bk) in crate::cells::decode_log(gkey, &v).map_err(log_err)? {
+                if seq <= out.pos {
+                    continue; // read by an earlier step of this sweep
+                }
+                if read == limit {
+                    more = true;
+                    break 'groups;
+                }
+                read += 1;
+                out.pos = seq;
+                let (division, period) =
+                    crate::cells::decode_block_key(&bk).ok_or_else(|| LedgerError::Corrupt {
+                        what: "cell log",
+                        detail: "undecodable block key".into(),
+                    })?;
+                let block =
+                    crate::cells::read_block(&self.store, division, period).map_err(cells_err)?;
+                for (key, e) in crate::cells::cells_of_block(division, period, &block) {
+                    if e.seq > floor {
+                        out.cells.push((
+                            key,
+                            CellValue {
+                                value: e.value,
+                                seq: e.seq,
+                                version: e.version,
+                            },
+                        ));
+                    }
                 }
             }
+            // The whole group is read: every position up to its key is passed.
+            out.pos = gkey;
         }
-        out.complete = self
-            .store
-            .range(TreeId::CellLog, &(out.pos + 1).to_be_bytes(), &end)
-            .next()
-            .is_none();
+        if !more {
+            out.pos = head;
+            out.complete = true;
+        }
         Ok(out)
     }
 
     /// Number of blocks changed after log position `after` (a peer's backlog).
     pub fn backlog(&self, after: u64) -> Result<u64> {
         let start = (after + 1).to_be_bytes();
-        Ok(self.store.range_from(TreeId::CellLog, &start).count() as u64)
+        let mut n = 0;
+        for r in self.store.range_from(TreeId::CellLog, &start) {
+            let (k, v) = r?;
+            let gkey = crate::cells::seq_of(&k).map_err(log_err)?;
+            let members = crate::cells::decode_log(gkey, &v).map_err(log_err)?;
+            n += members.iter().filter(|(s, _)| *s > after).count() as u64;
+        }
+        Ok(n)
     }
 
     /// Resolves after the next flush that made cell changes durable.
@@ -880,6 +1066,8 @@ impl Ledger {
         let mut sorted: Vec<Replica> = cells.to_vec();
         sorted.sort_by_key(|c| c.key);
         let mut seq = self.cell_seq()?;
+        let reader = crate::cells::BlockReader::new(&self.store).map_err(cells_err)?;
+        let mut log = crate::cells::LogWriter::new(&self.store);
         let mut ws = WriteSet::new();
         let mut aggregate: BTreeMap<CellKey, i64> = BTreeMap::new();
         let mut changed = 0;
@@ -888,7 +1076,7 @@ impl Ledger {
         {
             let bk = (group[0].key.division, group[0].key.period);
             let deltas =
-                crate::cells::stage_replica_block(&self.store, bk, group, &mut seq, &mut ws)
+                crate::cells::stage_replica_block(&reader, bk, group, &mut seq, &mut ws, &mut log)
                     .map_err(cells_err)?;
             changed += deltas.len() as u64;
             if bk.0 == child {
@@ -903,10 +1091,11 @@ impl Ledger {
                 }
             }
         }
-        for (bk, ds) in crate::cells::group(&aggregate) {
-            crate::cells::stage_block(&self.store, bk, &ds, &mut seq, &mut ws)
+        for (bk, ds) in crate::cells::group(aggregate.iter().map(|(k, d)| (*k, *d))) {
+            crate::cells::stage_block(&reader, bk, &ds, &mut seq, &mut ws, &mut log)
                 .map_err(cells_err)?;
         }
+        log.stage(&mut ws);
         ws.put(TreeId::Meta, META_CELL_SEQ, seq.to_be_bytes().to_vec());
         // A replayed old batch must not move the child's position back: (floor, pos) only
         // grows, in that order (a completed sweep has floor = pos = its head).
@@ -919,7 +1108,7 @@ impl Ledger {
             child_contact_key(child),
             unix_ms_now().to_be_bytes().to_vec(),
         );
-        self.store.commit(&ws)?;
+        self.store.commit(ws)?;
         let commit = self
             .commits
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
@@ -964,12 +1153,12 @@ impl Ledger {
     /// Recompute every cell from the stored records (what the cells must equal).
     pub fn recompute_cells(&self) -> Result<BTreeMap<CellKey, i64>> {
         let mut out: BTreeMap<CellKey, i64> = BTreeMap::new();
-        let overlay = Overlay::new();
+        let mut overlay = Overlay::default();
         for kind in RecordKind::ALL {
             for r in self.records(kind) {
                 let r = r?;
                 let hh = if stats::depends_on_household(&r) {
-                    self.household(&overlay, r.household_code())?
+                    self.household(&mut overlay, r.household_code())?
                 } else {
                     None
                 };
@@ -1102,6 +1291,13 @@ pub struct KnownChild {
     pub last_batch_unix_ms: i64,
 }
 
+fn log_err(e: crate::cells::CorruptBlock) -> LedgerError {
+    LedgerError::Corrupt {
+        what: "cell log",
+        detail: e.0,
+    }
+}
+
 fn cells_err(e: crate::cells::CellsError) -> LedgerError {
     match e {
         crate::cells::CellsError::Store(s) => LedgerError::Store(s),
@@ -1123,11 +1319,11 @@ fn failpoint(name: &str) -> bool {
 }
 
 /// Put a step's record and household index changes into `ws`.
-fn stage_record(step: &Step, ws: &mut WriteSet) {
-    let (old, new) = (step.old.as_ref(), step.new.as_ref());
+fn stage_record(step: &Step<'_>, ws: &mut WriteSet) {
+    let (old, new) = (step.old.as_ref(), step.new);
     // Effective steps have at least one side.
     let Some(any) = new.or(old) else { return };
-    let (kind, id) = (any.kind(), any.id());
+    let (kind, id) = (step.kind, any.id());
     let rk = record_key(kind, id);
     match new {
         Some(n) => ws.put(TreeId::Records, rk, encode_record(n)),

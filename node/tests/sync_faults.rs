@@ -573,6 +573,37 @@ async fn county_killed_mid_sync_restarts_and_converges_without_double_counting()
     }
     drop(client);
 
+    // The indicators read above come from the county-level blocks; the villages' blocks may
+    // still be on their way. Wait until every link is drained (Status): the city has made
+    // each county's whole log durable (the counties no longer write, so the head they sent
+    // on connecting is final), then the province the city's whole log.
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let city_st = bottomline::rpc::fetch_status(&c_addr)
+            .await
+            .expect("city status");
+        let counties_done = counties.iter().all(|cc| {
+            city_st
+                .children
+                .iter()
+                .any(|ch| ch.division.to_string() == *cc && ch.head > 0 && ch.acked == ch.head)
+        });
+        if counties_done {
+            let prov_st = bottomline::rpc::fetch_status(&p_addr)
+                .await
+                .expect("province status");
+            if prov_st
+                .children
+                .iter()
+                .any(|ch| ch.division.to_string() == "6101" && ch.acked == city_st.head)
+            {
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "the links did not drain");
+        tokio::time::sleep(POLL).await;
+    }
+
     // Ordered shutdown of every node: SIGTERM, exit status 0.
     for n in [&mut county, &mut second, &mut city, &mut province] {
         let st = n.terminate().await;

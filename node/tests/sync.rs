@@ -2,66 +2,25 @@
 //! from generated TOML: it converges to the ground truth, every level equals the sum of its
 //! children, and a back-dated correction at a county reaches the province in every period.
 
+mod common;
+use common::{stop, Running};
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bottomline::config::Config;
 use bottomline::division::Code;
 use bottomline::domain::{Cents, Record, RecordKind};
 use bottomline::gen::{GenOptions, GenScope};
 use bottomline::ledger::{Change, Ledger};
-use bottomline::node::{self, NodeHandle};
 use bottomline::period::Period;
 use jiff::civil::date;
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
 
-struct Running {
-    handle: NodeHandle,
-    addr: Option<String>,
-    stop: oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
+/// Sync settings of this file's nodes.
+const SYNC: &str = "reconnect_secs = 0.05\n";
 
 async fn start(dir: &Path, division: &str, parent: Option<&str>, listen: bool) -> Running {
-    let data = dir.join(division);
-    let mut toml = format!(
-        "division = \"{division}\"\ndata_dir = {:?}\n",
-        data.display().to_string()
-    );
-    if let Some(p) = parent {
-        toml.push_str(&format!("parent = \"{p}\"\n"));
-    }
-    if listen {
-        toml.push_str("listen = \"127.0.0.1:0\"\n");
-    }
-    toml.push_str("[sync]\nreconnect_secs = 0.05\n");
-    let config = Config::parse(&toml).expect("config");
-    let handle = node::open(&config).expect("open node");
-    let listener = if listen {
-        Some(TcpListener::bind("127.0.0.1:0").await.expect("bind"))
-    } else {
-        None
-    };
-    let addr = listener
-        .as_ref()
-        .map(|l| format!("http://{}", l.local_addr().expect("addr")));
-    let (stop, rx) = oneshot::channel();
-    let task = tokio::spawn(node::run(config, handle.clone(), listener, async move {
-        let _ = rx.await;
-    }));
-    Running {
-        handle,
-        addr,
-        stop,
-        task,
-    }
-}
-
-async fn stop(n: Running) {
-    let _ = n.stop.send(());
-    n.task.await.expect("join").expect("clean shutdown");
+    common::start(dir, division, parent, listen, SYNC).await
 }
 
 /// Interval between polls of `eventually`.

@@ -10,6 +10,9 @@
 //!    batches after newer ones and replays everything after a reconnect: the parent's replica
 //!    and aggregate equal the child's cells exactly, and a cell that went to zero reaches zero.
 
+mod common;
+use common::{stop, Running};
+
 use std::collections::BTreeMap;
 use std::io::BufRead;
 use std::net::SocketAddr;
@@ -19,12 +22,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bottomline::config::Config;
 use bottomline::division::Code;
 use bottomline::domain::{Cents, Record, RecordKind};
 use bottomline::gen::{GenOptions, GenScope};
 use bottomline::ledger::{Change, Ledger};
-use bottomline::node::{self, NodeHandle};
 use bottomline::period::{today_in_china, Kind, Period};
 use bottomline::stats::{CellKey, Value};
 use bottomline::store::StoreOptions;
@@ -32,7 +33,7 @@ use bottomline_proto::v1 as pb;
 use jiff::civil::{date, Date};
 use pb::envelope::Payload;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 const BIN: &str = env!("CARGO_BIN_EXE_bottomline");
@@ -652,57 +653,11 @@ async fn county_killed_mid_sync_restarts_and_converges_without_double_counting()
 // In-process nodes
 // ------------------------------------------------------------------------------------------
 
-struct Running {
-    handle: NodeHandle,
-    addr: Option<String>,
-    stop: oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
-
-impl Running {
-    fn ledger(&self) -> &Ledger {
-        &self.handle.ledger
-    }
-}
+/// Sync settings of this file's nodes.
+const SYNC: &str = "batch_blocks = 50\nreconnect_secs = 0.05\n";
 
 async fn start(dir: &Path, division: &str, parent: Option<&str>, listen: bool) -> Running {
-    let data = dir.join(division);
-    let mut toml = format!(
-        "division = \"{division}\"\ndata_dir = {:?}\n",
-        data.display().to_string()
-    );
-    if let Some(p) = parent {
-        toml.push_str(&format!("parent = \"{p}\"\n"));
-    }
-    if listen {
-        toml.push_str("listen = \"127.0.0.1:0\"\n");
-    }
-    toml.push_str("[sync]\nbatch_blocks = 50\nreconnect_secs = 0.05\n");
-    let config = Config::parse(&toml).expect("config");
-    let handle = node::open(&config).expect("open node");
-    let listener = if listen {
-        Some(TcpListener::bind("127.0.0.1:0").await.expect("bind"))
-    } else {
-        None
-    };
-    let addr = listener
-        .as_ref()
-        .map(|l| format!("http://{}", l.local_addr().expect("addr")));
-    let (stop, rx) = oneshot::channel();
-    let task = tokio::spawn(node::run(config, handle.clone(), listener, async move {
-        let _ = rx.await;
-    }));
-    Running {
-        handle,
-        addr,
-        stop,
-        task,
-    }
-}
-
-async fn stop(n: Running) {
-    let _ = n.stop.send(());
-    n.task.await.expect("join").expect("clean shutdown");
+    common::start(dir, division, parent, listen, SYNC).await
 }
 
 /// A TCP proxy the test controls: `cut` drops every live connection and closes new ones at

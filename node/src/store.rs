@@ -116,7 +116,13 @@ impl TreeId {
 }
 
 /// The layout version this build writes; bump with a migration when keys or trees change.
-pub const LAYOUT: &str = "bottomline-store-1";
+/// Layout 2: change-log values group the blocks of one commit; a parent's record of a child's
+/// position holds (floor, pos).
+pub const LAYOUT: &str = "bottomline-store-2";
+/// Older layouts this build reads as they are and upgrades on open (layout 2 still reads
+/// layout 1's one-block log entries and 8-byte child positions), so only the marker changes;
+/// a build that knows only layout 1 then refuses the store instead of misreading it.
+const UPGRADES_FROM: &[&str] = &["bottomline-store-1"];
 /// The one sled tree holding every logical tree.
 const DATA_TREE: &str = "data:v1";
 const LAYOUT_KEY: &[u8] = b"layout";
@@ -251,6 +257,19 @@ impl Store {
     fn check_layout(&self) -> Result<()> {
         match self.get(TreeId::Meta, LAYOUT_KEY)? {
             Some(found) if &*found == LAYOUT.as_bytes() => Ok(()),
+            Some(found) if UPGRADES_FROM.iter().any(|u| u.as_bytes() == &*found) => {
+                let mut ws = WriteSet::new();
+                ws.put(TreeId::Meta, LAYOUT_KEY, LAYOUT);
+                self.commit(ws)?;
+                self.flush()?;
+                tracing::info!(
+                    dir = %self.inner.path.display(),
+                    from = %String::from_utf8_lossy(&found),
+                    to = LAYOUT,
+                    "storage layout upgraded"
+                );
+                Ok(())
+            }
             Some(found) => Err(StoreError::Layout {
                 path: self.inner.path.clone(),
                 found: String::from_utf8_lossy(&found).into_owned(),
@@ -409,6 +428,25 @@ mod tests {
             .map(|r| r.unwrap().0.to_vec())
             .collect();
         assert_eq!(keys, vec![b"a".to_vec()]);
+    }
+
+    #[test]
+    fn upgrades_layout_1_and_keeps_its_data() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+            let mut ws = WriteSet::new();
+            ws.put(TreeId::Meta, LAYOUT_KEY, b"bottomline-store-1".to_vec());
+            ws.put(TreeId::Records, b"a", b"1".to_vec());
+            s.commit(ws).unwrap();
+            s.flush().unwrap();
+        }
+        let s = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+        assert_eq!(
+            &*s.get(TreeId::Meta, LAYOUT_KEY).unwrap().unwrap(),
+            LAYOUT.as_bytes()
+        );
+        assert_eq!(&*s.get(TreeId::Records, b"a").unwrap().unwrap(), b"1");
     }
 
     #[test]

@@ -92,6 +92,12 @@ async fn status_shows_acked_backlog_and_a_silent_child() {
         }
     })
     .await;
+    // The county learns of the last ack a moment after the city made it durable.
+    eventually("the county has the city's last ack", || {
+        let acked = county.handle.uplink.lock().expect("lock").acked;
+        async move { acked == head }
+    })
+    .await;
     let up = county.handle.uplink.lock().expect("lock").clone();
     assert!(up.connected);
     assert_eq!(up.acked, head);

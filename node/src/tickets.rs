@@ -691,7 +691,10 @@ impl TicketState {
         !self.split.is_empty()
     }
 
-    /// The Lamport time a node should give the next event it creates for this ticket.
+    /// The Lamport time a node should give the next event it creates for this ticket, from
+    /// the folded state. A node that also holds events which do not fold into this state (an
+    /// event that arrived before the ticket's issue) must use [`next_lamport`] over every
+    /// event it holds instead.
     pub fn next_lamport(&self) -> u64 {
         self.max_lamport + 1
     }
@@ -1122,6 +1125,14 @@ fn fold_ordered(evs: &[&Event]) -> Option<TicketState> {
     let mut s = state?;
     s.max_lamport = max_lamport;
     Some(s)
+}
+
+/// The Lamport time for the next event a node creates for a ticket: after every event of it
+/// the node holds, whether or not they fold into a state yet (one that arrived before the
+/// ticket's issue still counts). Ordering a new event after everything its creator has seen
+/// is what keeps an action refused at one moment from being replayed as legal later.
+pub fn next_lamport<'a>(seen: impl IntoIterator<Item = &'a Event>) -> u64 {
+    seen.into_iter().map(|e| e.lamport).max().unwrap_or(0) + 1
 }
 
 /// The state of one ticket from its events, in any order, duplicates allowed.

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use bottomline::division::{Code, Level};
 use bottomline::tickets::{
-    check, fold, fold_all, Event, EventId, EventKind, Severity, State, Ticket, TicketKey,
+    self, check, fold, fold_all, Event, EventId, EventKind, Severity, State, Ticket, TicketKey,
     TicketSource, TicketState,
 };
 use proptest::prelude::*;
@@ -205,7 +205,9 @@ impl World {
                 EventKind::Split { children: subs }
             }
         };
-        let lamport = view.as_ref().map_or(1, TicketState::next_lamport);
+        // After everything the creator has seen of this ticket, folded or not.
+        let lamport =
+            tickets::next_lamport(self.events[..n].iter().filter(|e| e.ticket == t.key()));
         let e = self.event(origin, actor, t.key(), kind, lamport, a.day);
         (e, view)
     }

@@ -7,11 +7,11 @@
 //!   its counties.
 
 mod common;
-use common::{stop, Running};
+use common::{eventually_async as eventually, stop, Running};
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bottomline::config::Config;
 use bottomline::division::Code;
@@ -25,19 +25,6 @@ const SYNC: &str = "reconnect_secs = 0.05\nheartbeat_secs = 0.2\nsilent_child_se
 
 async fn start(dir: &Path, division: &str, parent: Option<&str>, listen: bool) -> Running {
     common::start(dir, division, parent, listen, SYNC).await
-}
-
-/// Poll `f` until it returns true, failing after a generous deadline.
-async fn eventually<F, Fut>(what: &str, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !f().await {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

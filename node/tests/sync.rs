@@ -3,11 +3,10 @@
 //! children, and a back-dated correction at a county reaches the province in every period.
 
 mod common;
-use common::{stop, Running};
+use common::{eventually, stop, Running};
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use bottomline::division::Code;
 use bottomline::domain::{Cents, Record, RecordKind};
@@ -21,18 +20,6 @@ const SYNC: &str = "reconnect_secs = 0.05\n";
 
 async fn start(dir: &Path, division: &str, parent: Option<&str>, listen: bool) -> Running {
     common::start(dir, division, parent, listen, SYNC).await
-}
-
-/// Interval between polls of `eventually`.
-const POLL: Duration = Duration::from_millis(20);
-
-/// Poll `f` until it returns true, failing after a generous deadline.
-async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(POLL).await;
-    }
 }
 
 fn subtree_cells(

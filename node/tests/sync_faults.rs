@@ -11,7 +11,7 @@
 //!    and aggregate equal the child's cells exactly, and a cell that went to zero reaches zero.
 
 mod common;
-use common::{stop, Running};
+use common::{eventually, eventually_async, stop, Running, DEADLINE, POLL};
 
 use std::collections::BTreeMap;
 use std::io::BufRead;
@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bottomline::division::Code;
 use bottomline::domain::{Cents, Record, RecordKind};
@@ -53,11 +53,6 @@ const NAMES: [&str; 5] = [
     "measures",
     "measure_amount",
 ];
-
-/// Interval between polls.
-const POLL: Duration = Duration::from_millis(20);
-/// Generous deadline of every wait (a loaded 2-core CI machine).
-const DEADLINE: Duration = Duration::from_secs(60);
 
 // ------------------------------------------------------------------------------------------
 // Shared helpers
@@ -187,15 +182,6 @@ fn count(l: &Ledger, division: &str, p: &str, name: &str) -> i64 {
     l.indicators(code(division), period(p))
         .expect("indicators")
         .count(name, "total")
-}
-
-/// Poll `f` until it returns true, failing after [`DEADLINE`].
-async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + DEADLINE;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(POLL).await;
-    }
 }
 
 // ------------------------------------------------------------------------------------------
@@ -508,22 +494,18 @@ async fn county_killed_mid_sync_restarts_and_converges_without_double_counting()
         .filter(|((d, _), _)| *d == victim)
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        let got = rpc_snapshot(&mut client, &victim, &early).await;
-        if got.values().any(|v| *v != 0) {
-            assert!(
-                !rpc_matches(&mut client, &victim_want).await,
-                "the county synced completely before it could be killed: use more data"
-            );
-            break;
+    eventually_async(&format!("part of {victim}'s data at the province"), || {
+        let (mut client, victim, early) = (client.clone(), victim.clone(), early.clone());
+        async move {
+            let got = rpc_snapshot(&mut client, &victim, &early).await;
+            got.values().any(|v| *v != 0)
         }
-        assert!(
-            Instant::now() < deadline,
-            "no data of {victim} at the province"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    })
+    .await;
+    assert!(
+        !rpc_matches(&mut client, &victim_want).await,
+        "the county synced completely before it could be killed: use more data"
+    );
     county.kill9();
     let connects_before = city
         .matching(&["child connected", &format!("child={victim}")])

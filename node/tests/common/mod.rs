@@ -77,3 +77,36 @@ pub async fn stop(n: Running) {
     let _ = n.stop.send(());
     n.task.await.expect("join").expect("clean shutdown");
 }
+
+/// Interval between two polls of a condition.
+pub const POLL: std::time::Duration = std::time::Duration::from_millis(20);
+/// How long a condition may take before the test fails.
+pub const DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Poll `f` every [`POLL`] until it returns true; fail after [`DEADLINE`].
+pub async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + DEADLINE;
+    while !f() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// [`eventually`] for a condition that has to await (an RPC, a lock in a task).
+pub async fn eventually_async<F, Fut>(what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + DEADLINE;
+    while !f().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+}

@@ -79,18 +79,25 @@ impl Demo {
         self.nodes.iter().find(|n| n.config.division == code)
     }
 
-    /// True when every node's parent has made the node's whole change log durable.
-    pub fn converged(&self) -> anyhow::Result<bool> {
-        for n in &self.nodes {
-            let Some(parent) = n.config.division.parent().and_then(|p| self.node(p)) else {
+    /// Nodes whose parent has not yet made their whole change log durable.
+    pub fn behind(&self) -> anyhow::Result<usize> {
+        let mut n = 0;
+        for node in &self.nodes {
+            let Some(parent) = node.config.division.parent().and_then(|p| self.node(p)) else {
                 continue;
             };
-            let acked = parent.handle.ledger.child_acked(n.config.division)?;
-            if acked < n.handle.ledger.durable_seq() {
-                return Ok(false);
+            if parent.handle.ledger.child_acked(node.config.division)?
+                < node.handle.ledger.durable_seq()
+            {
+                n += 1;
             }
         }
-        Ok(true)
+        Ok(n)
+    }
+
+    /// True when every node's parent has made the node's whole change log durable.
+    pub fn converged(&self) -> anyhow::Result<bool> {
+        Ok(self.behind()? == 0)
     }
 
     /// Stop every node in order and wait for each to flush.
@@ -323,33 +330,15 @@ pub async fn run(
     let demo = start(&opts, Arc::new(|s: String| println!("{s}"))).await?;
     let mut last = Instant::now();
     loop {
-        if demo.converged()? {
+        let behind = demo.behind()?;
+        if behind == 0 {
             break;
         }
         if last.elapsed() > Duration::from_secs(5) {
             last = Instant::now();
-            let p = &demo.province().handle.ledger;
-            let behind = demo
-                .nodes
-                .iter()
-                .filter(|n| {
-                    n.config
-                        .division
-                        .parent()
-                        .and_then(|c| demo.node(c))
-                        .is_some_and(|parent| {
-                            parent
-                                .handle
-                                .ledger
-                                .child_acked(n.config.division)
-                                .unwrap_or(0)
-                                < n.handle.ledger.durable_seq()
-                        })
-                })
-                .count();
             println!(
                 "syncing: {behind} node(s) still delivering to their parent; province change log at {}",
-                p.durable_seq()
+                demo.province().handle.ledger.durable_seq()
             );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -962,35 +962,27 @@ fn write_files(
 /// The records of a file, parsed and checked field by field but not written (for tools and
 /// benchmarks). Errors are those `import_file` would report for malformed rows.
 pub fn parse_records(path: &Path, kind: RecordKind) -> Result<Vec<Record>, ImportError> {
-    let (cols, rows) = read_rows(path, FileKind::Records(kind), &mut |_| {})?;
-    let mut out = Vec::with_capacity(rows.len());
-    let mut errors = Vec::new();
-    for row in &rows {
-        match parse_record(kind, &Fields { row, cols: &cols }) {
-            Ok(r) => out.push(r),
-            Err(e) => errors.push(RowError {
-                line: row.line,
-                field: Some(e.field.to_string()),
-                reason: e.reason,
-            }),
-        }
-    }
-    if errors.is_empty() {
-        Ok(out)
-    } else {
-        Err(rows_error(path, errors))
-    }
+    parse_rows(path, FileKind::Records(kind), |f| parse_record(kind, f))
 }
 
 /// The divisions of a `divisions.csv` (or `.jsonl`), parsed and checked row by row but not
 /// stored (the demo hands each node its part of a registry).
 pub fn read_divisions(path: &Path) -> Result<Vec<Division>, ImportError> {
-    let (cols, rows) = read_rows(path, FileKind::Divisions, &mut |_| {})?;
+    parse_rows(path, FileKind::Divisions, parse_division)
+}
+
+/// Read `path` as `kind` and parse every row with `parse`; every bad row is reported.
+fn parse_rows<T>(
+    path: &Path,
+    kind: FileKind,
+    parse: impl Fn(&Fields) -> Result<T, FieldError>,
+) -> Result<Vec<T>, ImportError> {
+    let (cols, rows) = read_rows(path, kind, &mut |_| {})?;
     let mut out = Vec::with_capacity(rows.len());
     let mut errors = Vec::new();
     for row in &rows {
-        match parse_division(&Fields { row, cols: &cols }) {
-            Ok(d) => out.push(d),
+        match parse(&Fields { row, cols: &cols }) {
+            Ok(r) => out.push(r),
             Err(e) => errors.push(RowError {
                 line: row.line,
                 field: Some(e.field.to_string()),

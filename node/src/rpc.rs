@@ -674,17 +674,27 @@ fn name_into(names: &mut crate::division::Registry, code: Code, name: &str) {
     }
 }
 
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A client of the node at `addr` for one query (the CLI's `status` and `stats --addr`).
+async fn query_client(
+    addr: &str,
+    timeout: Duration,
+) -> Result<pb::sync_client::SyncClient<tonic::transport::Channel>, BoxError> {
+    let channel = tonic::transport::Endpoint::from_shared(addr.to_string())?
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(timeout)
+        .connect()
+        .await
+        .map_err(|e| format!("cannot reach {addr}: {e}"))?;
+    Ok(pb::sync_client::SyncClient::new(channel))
+}
+
 /// Ask the node at `addr` (`http://host:port`) for its link states.
 pub async fn fetch_status(
     addr: &str,
 ) -> Result<NodeStatus, Box<dyn std::error::Error + Send + Sync>> {
-    let channel = tonic::transport::Endpoint::from_shared(addr.to_string())?
-        .connect_timeout(Duration::from_secs(5))
-        .timeout(Duration::from_secs(30))
-        .connect()
-        .await
-        .map_err(|e| format!("cannot reach {addr}: {e}"))?;
-    let mut client = pb::sync_client::SyncClient::new(channel);
+    let mut client = query_client(addr, Duration::from_secs(30)).await?;
     let r = client.status(pb::StatusRequest {}).await?.into_inner();
     let up = r.uplink.unwrap_or_default();
     let mut names = crate::division::Registry::new();
@@ -737,13 +747,7 @@ pub async fn fetch_stats(
     (crate::stats::Indicators, crate::division::Registry),
     Box<dyn std::error::Error + Send + Sync>,
 > {
-    let channel = tonic::transport::Endpoint::from_shared(addr.to_string())?
-        .connect_timeout(Duration::from_secs(5))
-        .timeout(Duration::from_secs(60))
-        .connect()
-        .await
-        .map_err(|e| format!("cannot reach {addr}: {e}"))?;
-    let mut client = pb::sync_client::SyncClient::new(channel);
+    let mut client = query_client(addr, Duration::from_secs(60)).await?;
     let r = client
         .stats(pb::StatsRequest {
             division: division.map(|d| d.to_string()).unwrap_or_default(),

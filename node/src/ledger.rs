@@ -29,6 +29,9 @@ use crate::period::Period;
 use crate::stats::{self, CellKey, CellSource, Indicators};
 use crate::store::{Bytes, Store, StoreError, StoreOptions, TreeId, WriteSet};
 
+mod ticket_log;
+pub use ticket_log::{sub_id, Act, Logged};
+
 /// Records (or cell blocks) per atomic commit (sled is fastest and leanest at about 1 000;
 /// see GUIDE.md).
 pub const BATCH: usize = 1000;
@@ -70,6 +73,12 @@ pub enum LedgerError {
         /// Whose subtree it had to be in.
         node: Code,
     },
+    /// A ticket action or event the state machine refuses.
+    #[error(transparent)]
+    Ticket(Box<crate::tickets::TicketError>),
+    /// A ticket request this node refuses (who may act here, what a peer may deliver).
+    #[error("{0}")]
+    TicketRefused(String),
     /// A stored value could not be decoded.
     #[error("corrupt {what} in the store: {detail}")]
     Corrupt {
@@ -78,6 +87,12 @@ pub enum LedgerError {
         /// Details.
         detail: String,
     },
+}
+
+impl From<crate::tickets::TicketError> for LedgerError {
+    fn from(e: crate::tickets::TicketError) -> Self {
+        LedgerError::Ticket(Box::new(e))
+    }
 }
 
 /// Why one change of a list was refused.
@@ -158,6 +173,10 @@ pub struct Ledger {
     commits: std::sync::atomic::AtomicU64,
     /// … and the count covered by the last completed flush.
     flushed: std::sync::atomic::AtomicU64,
+    /// Highest ticket-log position known to be flushed.
+    ticket_durable: std::sync::atomic::AtomicU64,
+    /// Woken after every flush that made ticket events durable.
+    tickets_changed: tokio::sync::Notify,
 }
 
 /// Store key of a record: kind, then id.
@@ -340,7 +359,13 @@ impl Ledger {
             flush: Mutex::new(()),
             commits: std::sync::atomic::AtomicU64::new(0),
             flushed: std::sync::atomic::AtomicU64::new(0),
+            ticket_durable: std::sync::atomic::AtomicU64::new(0),
+            tickets_changed: tokio::sync::Notify::new(),
         };
+        ledger.ticket_durable.store(
+            ledger.stored_ticket_head()?,
+            std::sync::atomic::Ordering::SeqCst,
+        );
         // What sled recovered on open is on disk.
         ledger.mark_durable(ledger.cell_seq()?);
         if ledger
@@ -1163,9 +1188,13 @@ impl Ledger {
         }
         let covered = self.commits.load(SeqCst);
         let head = self.cell_seq()?;
+        let tickets = self.stored_ticket_head()?;
         self.store.flush()?;
         self.flushed.fetch_max(covered, SeqCst);
         self.mark_durable(head);
+        if self.ticket_durable.fetch_max(tickets, SeqCst) < tickets {
+            self.tickets_changed.notify_waiters();
+        }
         Ok(())
     }
 
@@ -1195,6 +1224,7 @@ impl Ledger {
                 });
             }
         }
+        self.ticket_cells_into(&mut out)?;
         out.retain(|_, v| *v != 0);
         Ok(out)
     }

@@ -64,6 +64,7 @@ pub async fn run(
             config.sync.silent_after(),
             stop_rx.clone(),
         );
+        let tickets = rpc::tickets_api::TicketsService::new(handle.ledger.clone());
         let mut stop = stop_rx.clone();
         tokio::spawn(async move {
             health_reporter
@@ -77,6 +78,9 @@ pub async fn run(
                 .add_service(health_service)
                 .add_service(reflection)
                 .add_service(bottomline_proto::v1::sync_server::SyncServer::new(svc))
+                .add_service(bottomline_proto::v1::tickets_server::TicketsServer::new(
+                    tickets,
+                ))
                 .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
                     let _ = stop.wait_for(|s| *s).await;
                 })
@@ -89,6 +93,7 @@ pub async fn run(
         config.sync.silent_after(),
         stop_rx.clone(),
     ));
+    let ticket_days = tokio::spawn(refresh_ticket_cells(handle.ledger.clone(), stop_rx.clone()));
     tracing::info!(division = %config.division, "node running");
     shutdown.await;
     tracing::info!("shutting down: stop accepting");
@@ -101,10 +106,32 @@ pub async fn run(
         u.await?;
     }
     watcher.await?;
+    ticket_days.await?;
     let ledger = handle.ledger.clone();
     tokio::task::spawn_blocking(move || ledger.store().flush()).await??;
     tracing::info!("shutting down: store flushed");
     Ok(())
+}
+
+/// Bring the ticket cells up to today once a day has turned (China time): tickets turn
+/// overdue in the statistics on the day they do. Checked every minute and at start.
+async fn refresh_ticket_cells(ledger: std::sync::Arc<Ledger>, mut stop: watch::Receiver<bool>) {
+    loop {
+        let l = ledger.clone();
+        let r = tokio::task::spawn_blocking(move || {
+            l.refresh_ticket_cells(crate::period::today_in_china())
+        })
+        .await;
+        match r {
+            Ok(Ok(n)) if n > 0 => tracing::info!(tickets = n, "ticket cells brought up to today"),
+            Ok(Err(e)) => tracing::warn!(cause = %e, "cannot bring the ticket cells up to today"),
+            _ => {}
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(60)) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
 }
 
 /// Log a warning when a child turns silent (no message for longer than `silent_after`) and

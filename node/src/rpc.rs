@@ -10,6 +10,8 @@
 //! parent acks a batch only after `Ledger::apply_replicas` flushed it together with the
 //! child's log position, and a reconnecting child resumes from that position.
 
+pub mod tickets_api;
+
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -270,11 +272,16 @@ impl pb::sync_server::Sync for SyncService {
             st.connected = true;
         }
         let (tx, rx) = mpsc::channel(16);
+        let (ticket_acked, down_acked) = (
+            self.ledger.ticket_up_acked(child).map_err(to_status)?,
+            self.ledger.ticket_down_acked(child).map_err(to_status)?,
+        );
         let welcome = pb::Welcome {
             division: me.to_string(),
             acked,
-            down_acked: 0,
+            down_acked,
             resume_pos,
+            ticket_acked,
         };
         tx.send(Ok(envelope(me, 0, Payload::Welcome(welcome))))
             .await
@@ -282,8 +289,27 @@ impl pb::sync_server::Sync for SyncService {
         let ledger = self.ledger.clone();
         let children = self.children.clone();
         let mut stop = self.stop.clone();
+        // Ticket events for the child's subtree flow down from where the child acked.
+        let (down_tx, down_rx) = watch::channel(down_acked);
+        let down = tokio::spawn(send_tickets(
+            ledger.clone(),
+            child,
+            down_acked,
+            Out::Down(tx.clone()),
+            down_rx,
+        ));
         tokio::spawn(async move {
-            let result = serve_link(&ledger, &children, child, &mut inbound, &tx, &mut stop).await;
+            let result = serve_link(
+                &ledger,
+                &children,
+                child,
+                &mut inbound,
+                &tx,
+                &down_tx,
+                &mut stop,
+            )
+            .await;
+            down.abort();
             if let Err(e) = &result {
                 if *stop.borrow() {
                     tracing::info!(%child, "link closed: this node is shutting down");
@@ -413,6 +439,7 @@ async fn serve_link(
     child: Code,
     inbound: &mut Streaming<pb::Envelope>,
     tx: &mpsc::Sender<Result<pb::Envelope, Status>>,
+    down_acked: &watch::Sender<u64>,
     stop: &mut watch::Receiver<bool>,
 ) -> Result<(), Status> {
     let me = ledger.division();
@@ -460,6 +487,37 @@ async fn serve_link(
                 {
                     return Ok(());
                 }
+            }
+            Some(Payload::Tickets(batch)) => {
+                let upto = batch.upto;
+                let events = events_from_pb(&batch.events).map_err(Status::invalid_argument)?;
+                let l = ledger.clone();
+                tokio::task::spawn_blocking(move || l.receive_tickets(child, events, upto))
+                    .await
+                    .map_err(|e| Status::internal(e.to_string()))?
+                    .map_err(|e| {
+                        tracing::warn!(%child, cause = %e, "refused ticket events");
+                        to_status(e)
+                    })?;
+                children
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .entry(child)
+                    .or_default()
+                    .last_contact = Some(SystemTime::now());
+                let ack = Payload::TicketAck(pb::TicketAck { upto });
+                if tx.send(Ok(envelope(me, 0, ack))).await.is_err() {
+                    return Ok(());
+                }
+            }
+            Some(Payload::TicketAck(a)) => {
+                let l = ledger.clone();
+                let upto = a.upto;
+                tokio::task::spawn_blocking(move || l.set_ticket_down_acked(child, upto))
+                    .await
+                    .map_err(|e| Status::internal(e.to_string()))?
+                    .map_err(to_status)?;
+                down_acked.send_modify(|v| *v = (*v).max(upto));
             }
             Some(Payload::Hello(h)) => {
                 // A heartbeat: the child is alive and reports its head and backlog.
@@ -569,6 +627,20 @@ async fn run_uplink(
     // A sweep interrupted by a crash or a cut continues where the parent's durable copy ends.
     let (mut floor, mut pos) = (welcome.acked, welcome.resume_pos.max(welcome.acked));
     let (acked_tx, mut acked_rx) = watch::channel(welcome.acked);
+    let parent_div = Code::parse(&welcome.division)
+        .map_err(|e| format!("the parent's Welcome names no division: {e}"))?;
+    if me.parent() != Some(parent_div) {
+        return Err(format!("{parent} is division {parent_div}, not the parent of {me}").into());
+    }
+    // Ticket events for the parent flow up from where the parent's durable copy ends.
+    let (up_acked_tx, up_acked_rx) = watch::channel(welcome.ticket_acked);
+    let up_tickets = tokio::spawn(send_tickets(
+        ledger.clone(),
+        parent_div,
+        welcome.ticket_acked,
+        Out::Up(tx.clone()),
+        up_acked_rx,
+    ));
     {
         let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
         s.connected = true;
@@ -578,11 +650,36 @@ async fn run_uplink(
     }
     tracing::info!(%parent, floor, resume_from = pos, "linked to parent");
     let st = state.clone();
+    let (l, ack_out) = (ledger.clone(), tx.clone());
     let reader = tokio::spawn(async move {
         while let Some(env) = inbound.message().await? {
-            if let Some(Payload::Ack(a)) = env.payload {
-                st.lock().unwrap_or_else(|p| p.into_inner()).acked = a.seq;
-                let _ = acked_tx.send(a.seq);
+            match env.payload {
+                Some(Payload::Ack(a)) => {
+                    st.lock().unwrap_or_else(|p| p.into_inner()).acked = a.seq;
+                    let _ = acked_tx.send(a.seq);
+                }
+                Some(Payload::TicketAck(a)) => {
+                    up_acked_tx.send_modify(|v| *v = (*v).max(a.upto));
+                }
+                Some(Payload::Tickets(batch)) => {
+                    // Persist before acking: the parent resends from its cursor otherwise.
+                    let events = events_from_pb(&batch.events).map_err(Status::invalid_argument)?;
+                    let l = l.clone();
+                    tokio::task::spawn_blocking(move || {
+                        l.receive_tickets(parent_div, events, 0)
+                    })
+                    .await
+                    .map_err(|e| Status::internal(e.to_string()))?
+                    .map_err(|e| {
+                        tracing::warn!(parent = %parent_div, cause = %e, "refused ticket events");
+                        to_status(e)
+                    })?;
+                    let ack = Payload::TicketAck(pb::TicketAck { upto: batch.upto });
+                    if ack_out.send(envelope(me, 0, ack)).await.is_err() {
+                        break;
+                    }
+                }
+                _ => {}
             }
         }
         Ok::<(), Status>(())
@@ -643,7 +740,116 @@ async fn run_uplink(
         }
     };
     reader.abort();
+    up_tickets.abort();
     result
+}
+
+/// Ticket events per batch.
+const TICKET_BATCH: usize = 512;
+/// Log entries not for a peer that are passed over before an empty batch moves its cursor.
+const TICKET_SKIP_ACK: u64 = 256;
+
+/// Where a ticket sender writes: the child's request stream, or the parent's response stream.
+enum Out {
+    Up(mpsc::Sender<pb::Envelope>),
+    Down(mpsc::Sender<Result<pb::Envelope, Status>>),
+}
+
+impl Out {
+    async fn send(&self, e: pb::Envelope) -> bool {
+        match self {
+            Out::Up(tx) => tx.send(e).await.is_ok(),
+            Out::Down(tx) => tx.send(Ok(e)).await.is_ok(),
+        }
+    }
+}
+
+/// Send `peer` the flushed ticket-log entries meant for it (up to the parent, or down to a
+/// child), from position `pos` on, in log order, at most [`WINDOW`] batches ahead of its acks
+/// (`acked`); woken by every flush of ticket events. Runs until the link ends.
+async fn send_tickets(
+    ledger: Arc<Ledger>,
+    peer: Code,
+    mut pos: u64,
+    out: Out,
+    mut acked: watch::Receiver<u64>,
+) -> Result<(), LedgerError> {
+    let me = ledger.division();
+    let up = me.parent() == Some(peer);
+    let mut in_flight: std::collections::VecDeque<u64> = Default::default();
+    let mut last_sent = pos;
+    loop {
+        let changed = ledger.tickets_changed();
+        tokio::pin!(changed);
+        changed.as_mut().enable();
+        let a = *acked.borrow_and_update();
+        while in_flight.front().is_some_and(|p| *p <= a) {
+            in_flight.pop_front();
+        }
+        if (in_flight.len() as u64) < WINDOW {
+            let l = ledger.clone();
+            let entries = tokio::task::spawn_blocking(move || l.ticket_log(pos, TICKET_BATCH))
+                .await
+                .map_err(|e| LedgerError::TicketRefused(e.to_string()))??;
+            if let Some(last) = entries.last().map(|e| e.pos) {
+                let events: Vec<pb::TicketEvent> = entries
+                    .iter()
+                    .filter(|e| {
+                        if up {
+                            e.for_parent(me, peer)
+                        } else {
+                            e.for_child(peer)
+                        }
+                    })
+                    .map(|e| event_to_pb(&e.event))
+                    .collect();
+                pos = last;
+                if !events.is_empty() || last - last_sent >= TICKET_SKIP_ACK {
+                    let batch = pb::TicketBatch { events, upto: last };
+                    if !out.send(envelope(me, last, Payload::Tickets(batch))).await {
+                        return Ok(());
+                    }
+                    in_flight.push_back(last);
+                    last_sent = last;
+                }
+                continue;
+            }
+        }
+        tokio::select! {
+            _ = &mut changed => {}
+            r = acked.changed() => if r.is_err() { return Ok(()) },
+        }
+    }
+}
+
+fn event_to_pb(e: &crate::tickets::Event) -> pb::TicketEvent {
+    pb::TicketEvent {
+        ticket_id: e.ticket.to_string(),
+        origin: e.id.origin.to_string(),
+        seq: e.id.seq,
+        kind: e.kind.action().to_string(),
+        body: serde_json::to_vec(e).unwrap_or_default(),
+    }
+}
+
+fn events_from_pb(events: &[pb::TicketEvent]) -> Result<Vec<crate::tickets::Event>, String> {
+    events
+        .iter()
+        .map(|t| {
+            let e: crate::tickets::Event = serde_json::from_slice(&t.body)
+                .map_err(|err| format!("ticket event {}#{}: bad body: {err}", t.origin, t.seq))?;
+            if e.id.origin.to_string() != t.origin
+                || e.id.seq != t.seq
+                || e.ticket.to_string() != t.ticket_id
+            {
+                return Err(format!(
+                    "ticket event {}#{} of {}: its body is event {} of {}",
+                    t.origin, t.seq, t.ticket_id, e.id, e.ticket
+                ));
+            }
+            Ok(e)
+        })
+        .collect()
 }
 
 /// A node's link states as `bottomline status` shows them (decoded from the `Status` RPC).

@@ -56,11 +56,19 @@ pub enum Stored {
     Measures = 13,
     /// Assistance amount in fen; dimension = type.
     MeasureAmount = 14,
+    /// Rectification tickets issued (counted at the target's node, see `ledger::ticket_log`).
+    TicketsIssued = 15,
+    /// Tickets whose standing rectification is dated in the period.
+    TicketsRectified = 16,
+    /// Tickets closed (verified, 销号).
+    TicketsClosed = 17,
+    /// Overdue-stock deltas: +1 the day a ticket turns overdue, −1 the day it stops.
+    TicketsOverdue = 18,
 }
 
 impl Stored {
     /// Every stored indicator.
-    pub const ALL: [Stored; 14] = [
+    pub const ALL: [Stored; 18] = [
         Stored::IdentifiedHouseholds,
         Stored::IdentifiedPersons,
         Stored::EliminatedHouseholds,
@@ -75,6 +83,10 @@ impl Stored {
         Stored::SignalsByDepartment,
         Stored::Measures,
         Stored::MeasureAmount,
+        Stored::TicketsIssued,
+        Stored::TicketsRectified,
+        Stored::TicketsClosed,
+        Stored::TicketsOverdue,
     ];
 
     /// Inverse of `as u8`.
@@ -90,6 +102,9 @@ impl Stored {
                 | Stored::IdentifiedPersons
                 | Stored::EliminatedHouseholds
                 | Stored::EliminatedPersons
+                | Stored::TicketsIssued
+                | Stored::TicketsClosed
+                | Stored::TicketsOverdue
         )
     }
 
@@ -110,6 +125,10 @@ impl Stored {
             Stored::SignalsByDepartment => "signals_by_department",
             Stored::Measures => "measures",
             Stored::MeasureAmount => "measure_amount",
+            Stored::TicketsIssued => "tickets_issued",
+            Stored::TicketsRectified => "tickets_rectified",
+            Stored::TicketsClosed => "tickets_closed",
+            Stored::TicketsOverdue => "tickets_overdue_delta",
         }
     }
 }
@@ -178,26 +197,7 @@ pub fn contributions(
         return;
     };
     let mut emit = |date: Date, ind: Stored, dim: u8, v: i64| {
-        if v == 0 {
-            return;
-        }
-        for division in village.lineage(top) {
-            for kind in Kind::ALL {
-                if kind == Kind::IsoYear && !ind.is_stock_flow() {
-                    continue;
-                }
-                let period = Period::containing(kind, date);
-                out(
-                    CellKey {
-                        division,
-                        period,
-                        indicator: ind,
-                        dim,
-                    },
-                    v,
-                );
-            }
-        }
+        emit_cells(village, top, date, ind, dim, v, &mut *out)
     };
     match record {
         Record::Household(_) => {}
@@ -239,6 +239,40 @@ pub fn contributions(
         Record::Measure(m) => {
             emit(m.date, Stored::Measures, m.kind.code(), 1);
             emit(m.date, Stored::MeasureAmount, m.kind.code(), m.amount.0);
+        }
+    }
+}
+
+/// Call `out(cell, v)` for the cells of one flow dated `date`: every division from `from` up
+/// to `top`, every period kind containing the date (ISO years only for stock flows). The one
+/// definition of "which cells a dated flow touches", for records and tickets alike.
+pub fn emit_cells(
+    from: Code,
+    top: Code,
+    date: Date,
+    ind: Stored,
+    dim: u8,
+    v: i64,
+    out: &mut impl FnMut(CellKey, i64),
+) {
+    if v == 0 {
+        return;
+    }
+    for division in from.lineage(top) {
+        for kind in Kind::ALL {
+            if kind == Kind::IsoYear && !ind.is_stock_flow() {
+                continue;
+            }
+            let period = Period::containing(kind, date);
+            out(
+                CellKey {
+                    division,
+                    period,
+                    indicator: ind,
+                    dim,
+                },
+                v,
+            );
         }
     }
 }
@@ -423,6 +457,9 @@ pub fn indicators(
             Stored::IdentifiedPersons,
             Stored::EliminatedHouseholds,
             Stored::EliminatedPersons,
+            Stored::TicketsIssued,
+            Stored::TicketsClosed,
+            Stored::TicketsOverdue,
         ],
     )?;
     let c = |s: Stored, d: u8| cum.get(&(s, d)).copied().unwrap_or(0);
@@ -554,6 +591,33 @@ pub fn indicators(
         "measures_per_household",
         total(),
         Value::Average((hh_total != 0).then(|| measures as f64 / hh_total as f64)),
+    );
+
+    // Rectification tickets (counted at their target; stocks as of the period's end, or of
+    // the day the target's node last brought its ticket cells up to date, if earlier).
+    let issued_to_date = c(Stored::TicketsIssued, 0);
+    let closed_to_date = c(Stored::TicketsClosed, 0);
+    for (name, ind) in [
+        ("tickets_issued", Stored::TicketsIssued),
+        ("tickets_rectified", Stored::TicketsRectified),
+        ("tickets_closed", Stored::TicketsClosed),
+    ] {
+        push(name, total(), Value::Count(flow(ind, 0)));
+    }
+    push(
+        "tickets_open",
+        total(),
+        Value::Count(issued_to_date - closed_to_date),
+    );
+    push(
+        "tickets_overdue",
+        total(),
+        Value::Count(c(Stored::TicketsOverdue, 0)),
+    );
+    push(
+        "ticket_clearance_rate",
+        total(),
+        ratio(closed_to_date, issued_to_date),
     );
 
     Ok(Indicators {

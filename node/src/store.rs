@@ -82,17 +82,29 @@ pub enum TreeId {
     Cells,
     /// Change log of cells: local sequence → cell key (only the latest change of a key is kept).
     CellLog,
+    /// Ticket events by ticket: (ticket key, event id) → position in the ticket log.
+    TicketEvents,
+    /// The ticket log: local position → the event, where it came from and its route.
+    TicketLog,
+    /// Ticket routes: ticket key → target, top of its span, parent ticket.
+    TicketRoutes,
+    /// Per served ticket, the cell contributions already written (see `ledger::ticket_log`).
+    TicketContrib,
 }
 
 impl TreeId {
     /// Every tree, in the order of their index.
-    pub const ALL: [TreeId; 6] = [
+    pub const ALL: [TreeId; 10] = [
         TreeId::Meta,
         TreeId::Divisions,
         TreeId::Records,
         TreeId::ByHousehold,
         TreeId::Cells,
         TreeId::CellLog,
+        TreeId::TicketEvents,
+        TreeId::TicketLog,
+        TreeId::TicketRoutes,
+        TreeId::TicketContrib,
     ];
 
     /// The key prefix of the tree; part of the on-disk format, never reuse a value.
@@ -104,6 +116,10 @@ impl TreeId {
             TreeId::ByHousehold => 4,
             TreeId::Cells => 5,
             TreeId::CellLog => 6,
+            TreeId::TicketEvents => 7,
+            TreeId::TicketLog => 8,
+            TreeId::TicketRoutes => 9,
+            TreeId::TicketContrib => 10,
         }
     }
 

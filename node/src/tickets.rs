@@ -238,6 +238,10 @@ pub struct Ticket {
     pub household_code: Option<String>,
     /// For a sub-ticket: the split ticket it is part of.
     pub parent: Option<TicketKey>,
+    /// The inventory (清单) it was issued with, if any: progress is followed per inventory
+    /// (≤ [`MAX_ID_CHARS`] characters, no control characters). Sub-tickets inherit it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inventory: Option<String>,
 }
 
 fn check_text(
@@ -335,6 +339,19 @@ impl Ticket {
                     ),
                 )),
                 Ok(_) => {}
+            }
+        }
+        if let Some(inv) = &self.inventory {
+            if inv.trim().is_empty()
+                || inv.chars().count() > MAX_ID_CHARS
+                || inv.chars().any(|c| c.is_control())
+            {
+                errors.push(FieldError::new(
+                    "inventory",
+                    format!(
+                        "{inv:?}: an inventory name has 1 to {MAX_ID_CHARS} characters, no control characters"
+                    ),
+                ));
             }
         }
         if let Some(p) = &self.parent {
@@ -1637,6 +1654,7 @@ fn parse_row(issuer: Code, v: &[Option<String>]) -> Result<Ticket, Vec<FieldErro
         description,
         household_code,
         parent: None,
+        inventory: None,
     };
     t.validate()?;
     Ok(t)
@@ -1766,6 +1784,7 @@ mod tests {
             description: "roof leaks".into(),
             household_code: None,
             parent: None,
+            inventory: None,
         }
     }
 
@@ -2214,6 +2233,7 @@ mod tests {
             .enumerate()
             .map(|(i, target)| Ticket {
                 parent: Some(k.clone()),
+                inventory: None,
                 ..ticket("6101", &format!("P-{i}"), target)
             })
             .collect();
@@ -2388,6 +2408,7 @@ mod tests {
         // The second sub-ticket claims no parent.
         let orphan = Ticket {
             parent: None,
+            inventory: None,
             ..subs[1].clone()
         };
         sim.act(&orphan.key(), "6101", EventKind::Issued(orphan.clone()), 1)

@@ -59,6 +59,7 @@ fn ticket(issuer: Code, id: &str, target: Code, parent: Option<TicketKey>) -> Ti
         description: "roof leaks".into(),
         household_code: None,
         parent,
+        inventory: None,
     }
 }
 

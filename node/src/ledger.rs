@@ -30,7 +30,7 @@ use crate::stats::{self, CellKey, CellSource, Indicators};
 use crate::store::{Bytes, Store, StoreError, StoreOptions, TreeId, WriteSet};
 
 mod ticket_log;
-pub use ticket_log::{sub_id, Act, Logged};
+pub use ticket_log::{sub_id, Act, LogEntry, Logged, MAX_SCAN};
 
 /// Records (or cell blocks) per atomic commit (sled is fastest and leanest at about 1 000;
 /// see GUIDE.md).
@@ -177,6 +177,11 @@ pub struct Ledger {
     ticket_durable: std::sync::atomic::AtomicU64,
     /// Woken after every flush that made ticket events durable.
     tickets_changed: tokio::sync::Notify,
+    /// Recent ticket-log entries (see `ticket_log`).
+    ticket_cache: ticket_log::LogCache,
+    /// Highest event counter and Lamport time handed out (ahead of the store while a large
+    /// issue is written in several commits).
+    ticket_counters: Mutex<(u64, u64)>,
 }
 
 /// Store key of a record: kind, then id.
@@ -361,6 +366,8 @@ impl Ledger {
             flushed: std::sync::atomic::AtomicU64::new(0),
             ticket_durable: std::sync::atomic::AtomicU64::new(0),
             tickets_changed: tokio::sync::Notify::new(),
+            ticket_cache: Default::default(),
+            ticket_counters: Mutex::new((0, 0)),
         };
         ledger.ticket_durable.store(
             ledger.stored_ticket_head()?,

@@ -15,6 +15,8 @@ use bottomline::report::{render, Format};
 use bottomline::store::StoreOptions;
 use clap::{Parser, Subcommand};
 
+mod cli_tickets;
+
 #[derive(Parser)]
 #[command(
     name = "bottomline",
@@ -100,6 +102,11 @@ enum Command {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
+    /// Rectification tickets (问题整改) at a running node: issue, act, list, show, progress.
+    ///
+    /// Ticket keys are ISSUER/ID. The actor is the node's own division unless --actor says
+    /// otherwise (a county node also acts for its towns and villages).
+    Tickets(cli_tickets::TicketsArgs),
     /// Check that every statistics cell equals a recomputation from the records.
     Check {
         /// The node's data directory.
@@ -309,24 +316,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             config,
             format,
         } => {
-            let addr = match (addr, config) {
-                (Some(a), _) => a,
-                (None, Some(path)) => {
-                    let c = bottomline::config::Config::load(&path)?;
-                    let Some(mut l) = c.listen else {
-                        bail!(
-                            "{} has no listen address: a node that only dials its parent has no \
-                             status endpoint; ask its parent (bottomline status --addr PARENT)",
-                            path.display()
-                        );
-                    };
-                    if l.ip().is_unspecified() {
-                        l.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-                    }
-                    format!("http://{l}")
-                }
-                (None, None) => bail!("give --addr http://host:port or --config node.toml"),
-            };
+            let addr = node_addr(addr, config)?;
             let rt = tokio::runtime::Runtime::new()?;
             let st = rt
                 .block_on(bottomline::rpc::fetch_status(&addr))
@@ -341,6 +331,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Tickets(args) => cli_tickets::run(args),
         Command::Check { data } => {
             let ledger = Ledger::open(&data, &opts)?;
             let stored = ledger.all_cells()?;
@@ -443,6 +434,28 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// The gRPC address of a running node: `--addr`, or the `listen` address of its `--config`.
+fn node_addr(addr: Option<String>, config: Option<PathBuf>) -> anyhow::Result<String> {
+    Ok(match (addr, config) {
+        (Some(a), _) => a,
+        (None, Some(path)) => {
+            let c = bottomline::config::Config::load(&path)?;
+            let Some(mut l) = c.listen else {
+                bail!(
+                    "{} has no listen address: a node that only dials its parent has no \
+                     gRPC endpoint; ask its parent (--addr PARENT)",
+                    path.display()
+                );
+            };
+            if l.ip().is_unspecified() {
+                l.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+            }
+            format!("http://{l}")
+        }
+        (None, None) => bail!("give --addr http://host:port or --config node.toml"),
+    })
 }
 
 fn serve(path: &std::path::Path) -> anyhow::Result<()> {

@@ -744,8 +744,8 @@ async fn run_uplink(
     result
 }
 
-/// Ticket events per batch.
-const TICKET_BATCH: usize = 512;
+/// Ticket events per batch (a batch is one durable commit at the receiver).
+const TICKET_BATCH: usize = 1024;
 /// Log entries not for a peer that are passed over before an empty batch moves its cursor.
 const TICKET_SKIP_ACK: u64 = 256;
 
@@ -788,29 +788,38 @@ async fn send_tickets(
         }
         if (in_flight.len() as u64) < WINDOW {
             let l = ledger.clone();
-            let entries = tokio::task::spawn_blocking(move || l.ticket_log(pos, TICKET_BATCH))
-                .await
-                .map_err(|e| LedgerError::TicketRefused(e.to_string()))??;
-            if let Some(last) = entries.last().map(|e| e.pos) {
-                let events: Vec<pb::TicketEvent> = entries
-                    .iter()
-                    .filter(|e| {
-                        if up {
-                            e.for_parent(me, peer)
-                        } else {
-                            e.for_child(peer)
-                        }
-                    })
-                    .map(|e| event_to_pb(&e.event))
-                    .collect();
-                pos = last;
-                if !events.is_empty() || last - last_sent >= TICKET_SKIP_ACK {
-                    let batch = pb::TicketBatch { events, upto: last };
-                    if !out.send(envelope(me, last, Payload::Tickets(batch))).await {
+            let (entries, read_to) = tokio::task::spawn_blocking(move || {
+                l.ticket_log(pos, TICKET_BATCH, |e| {
+                    if up {
+                        e.for_parent(me, peer)
+                    } else {
+                        e.for_child(peer)
+                    }
+                })
+            })
+            .await
+            .map_err(|e| LedgerError::TicketRefused(e.to_string()))??;
+            if read_to > pos {
+                pos = read_to;
+                // Entries not for the peer still move its cursor: in a batch of their own when
+                // many were passed over or when this reaches the head (so a drained link shows
+                // no backlog).
+                if !entries.is_empty()
+                    || read_to - last_sent >= TICKET_SKIP_ACK
+                    || read_to >= ledger.ticket_head()
+                {
+                    let batch = pb::TicketBatch {
+                        events: entries.iter().map(|e| entry_to_pb(e)).collect(),
+                        upto: read_to,
+                    };
+                    if !out
+                        .send(envelope(me, read_to, Payload::Tickets(batch)))
+                        .await
+                    {
                         return Ok(());
                     }
-                    in_flight.push_back(last);
-                    last_sent = last;
+                    in_flight.push_back(read_to);
+                    last_sent = read_to;
                 }
                 continue;
             }
@@ -822,13 +831,14 @@ async fn send_tickets(
     }
 }
 
-fn event_to_pb(e: &crate::tickets::Event) -> pb::TicketEvent {
+fn entry_to_pb(entry: &crate::ledger::LogEntry) -> pb::TicketEvent {
+    let e = &entry.logged.event;
     pb::TicketEvent {
         ticket_id: e.ticket.to_string(),
         origin: e.id.origin.to_string(),
         seq: e.id.seq,
         kind: e.kind.action().to_string(),
-        body: serde_json::to_vec(e).unwrap_or_default(),
+        body: entry.json.clone(),
     }
 }
 

@@ -1441,7 +1441,8 @@ pub const INVENTORY_COLUMNS: [&str; 8] = [
 ];
 const REQUIRED_COLUMNS: usize = 7;
 
-fn parse_date(v: &str) -> Result<Date, String> {
+/// A `yyyy-mm-dd` calendar date (the inventory's and the API's date form).
+pub fn parse_date(v: &str) -> Result<Date, String> {
     let shape = v.len() == 10
         && v.bytes().enumerate().all(|(i, b)| {
             if i == 4 || i == 7 {

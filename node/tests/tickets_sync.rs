@@ -148,19 +148,23 @@ async fn tickets_travel_down_and_every_state_change_back_up() {
     // The county works the ticket; the city flags supervision meanwhile.
     let county = t.counties[0].ledger();
     county
-        .act_on_tickets(c("610102"), &[t0.clone()], &Act::Accept)
+        .act_on_tickets(c("610102"), std::slice::from_ref(t0), &Act::Accept)
         .expect("accept");
     county
-        .act_on_tickets(c("610102"), &[t0.clone()], &Act::Start)
+        .act_on_tickets(c("610102"), std::slice::from_ref(t0), &Act::Start)
         .expect("start");
     t.cities[0]
         .ledger()
-        .act_on_tickets(c("6101"), &[t0.clone()], &Act::Supervise { on: true })
+        .act_on_tickets(
+            c("6101"),
+            std::slice::from_ref(t0),
+            &Act::Supervise { on: true },
+        )
         .expect("supervise");
     county
         .act_on_tickets(
             c("610102"),
-            &[t0.clone()],
+            std::slice::from_ref(t0),
             &Act::Rectify {
                 note: "roof repaired, photos attached".into(),
             },
@@ -172,13 +176,13 @@ async fn tickets_travel_down_and_every_state_change_back_up() {
     .await;
     // Only the issuer verifies; the county cannot.
     let err = county
-        .act_on_tickets(c("610102"), &[t0.clone()], &Act::Verify)
+        .act_on_tickets(c("610102"), std::slice::from_ref(t0), &Act::Verify)
         .expect_err("a target cannot verify");
     assert!(err.to_string().contains("61/T0"), "{err}");
     // The province returns it once, then verifies the rework.
     prov.act_on_tickets(
         c("61"),
-        &[t0.clone()],
+        std::slice::from_ref(t0),
         &Act::Return {
             reason: "photos missing".into(),
         },
@@ -191,7 +195,7 @@ async fn tickets_travel_down_and_every_state_change_back_up() {
     county
         .act_on_tickets(
             c("610102"),
-            &[t0.clone()],
+            std::slice::from_ref(t0),
             &Act::Rectify {
                 note: "photos attached".into(),
             },
@@ -201,7 +205,7 @@ async fn tickets_travel_down_and_every_state_change_back_up() {
         state(prov, t0) == Some(State::Rectified)
     })
     .await;
-    prov.act_on_tickets(c("61"), &[t0.clone()], &Act::Verify)
+    prov.act_on_tickets(c("61"), std::slice::from_ref(t0), &Act::Verify)
         .expect("verify");
     eventually("closed at the county", || {
         state(county, t0) == Some(State::Closed)
@@ -324,13 +328,13 @@ async fn a_city_splits_a_ticket_and_it_closes_when_all_sub_tickets_close() {
         state(city, k) == Some(State::Delivered)
     })
     .await;
-    city.act_on_tickets(c("6101"), &[k.clone()], &Act::Accept)
+    city.act_on_tickets(c("6101"), std::slice::from_ref(k), &Act::Accept)
         .expect("accept");
     // Splitting before accepting is refused with the state named; after, it works.
     let subs = city
         .act_on_tickets(
             c("6101"),
-            &[k.clone()],
+            std::slice::from_ref(k),
             &Act::Split {
                 into: vec![c("610102"), c("610103")],
             },
@@ -352,7 +356,8 @@ async fn a_city_splits_a_ticket_and_it_closes_when_all_sub_tickets_close() {
                 note: "done".into(),
             },
         ] {
-            l.act_on_tickets(d, &[sk.clone()], &act).expect("act");
+            l.act_on_tickets(d, std::slice::from_ref(sk), &act)
+                .expect("act");
         }
     }
     // The sub-tickets' issuer (the city) verifies them; the parent ticket closes by itself.
@@ -385,4 +390,263 @@ async fn a_city_splits_a_ticket_and_it_closes_when_all_sub_tickets_close() {
     })
     .await;
     t.stop().await;
+}
+
+// ------------------------------------------------------------------------------------------
+// Duplicated deliveries over a raw Link client
+// ------------------------------------------------------------------------------------------
+
+use bottomline::tickets::{Event, EventId};
+use bottomline_proto::v1 as pb;
+use pb::envelope::Payload;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+fn envelope(origin: Code, payload: Payload) -> pb::Envelope {
+    pb::Envelope {
+        origin: origin.to_string(),
+        seq: 0,
+        payload: Some(payload),
+        ..Default::default()
+    }
+}
+
+fn event_pb(e: &Event) -> pb::TicketEvent {
+    pb::TicketEvent {
+        ticket_id: e.ticket.to_string(),
+        origin: e.id.origin.to_string(),
+        seq: e.id.seq,
+        kind: e.kind.action().into(),
+        body: serde_json::to_vec(e).expect("json"),
+    }
+}
+
+/// A raw link to a parent, speaking as child `me`.
+struct RawLink {
+    tx: mpsc::Sender<pb::Envelope>,
+    inbound: tonic::Streaming<pb::Envelope>,
+    welcome: pb::Welcome,
+}
+
+impl RawLink {
+    async fn open(addr: &str, me: Code) -> RawLink {
+        let mut client = pb::sync_client::SyncClient::connect(addr.to_string())
+            .await
+            .expect("connect");
+        let (tx, rx) = mpsc::channel(64);
+        let hello = pb::Hello {
+            division: me.to_string(),
+            software: "tickets_sync raw client".into(),
+            ..Default::default()
+        };
+        tx.send(envelope(me, Payload::Hello(hello)))
+            .await
+            .expect("Hello");
+        let mut inbound = client
+            .link(ReceiverStream::new(rx))
+            .await
+            .expect("Link")
+            .into_inner();
+        let welcome = match tokio::time::timeout(common::DEADLINE, inbound.message()).await {
+            Ok(Ok(Some(pb::Envelope {
+                payload: Some(Payload::Welcome(w)),
+                ..
+            }))) => w,
+            other => panic!("expected Welcome, got {other:?}"),
+        };
+        RawLink {
+            tx,
+            inbound,
+            welcome,
+        }
+    }
+
+    /// The next message that is not a cells ack.
+    async fn next(&mut self) -> Option<Payload> {
+        loop {
+            match tokio::time::timeout(common::DEADLINE, self.inbound.message()).await {
+                Ok(Ok(Some(pb::Envelope {
+                    payload: Some(Payload::Ack(_)),
+                    ..
+                }))) => continue,
+                Ok(Ok(Some(e))) => return e.payload,
+                Ok(Ok(None)) => return None,
+                Ok(Err(status)) => panic!("link error: {status}"),
+                Err(_) => panic!("nothing from the parent within the deadline"),
+            }
+        }
+    }
+
+    /// Down batches until one reaching `upto`; returns their events.
+    async fn tickets_down(&mut self, upto: u64) -> Vec<Event> {
+        let mut out = Vec::new();
+        loop {
+            match self.next().await {
+                Some(Payload::Tickets(b)) => {
+                    for t in &b.events {
+                        out.push(serde_json::from_slice(&t.body).expect("event body"));
+                    }
+                    if b.upto >= upto {
+                        return out;
+                    }
+                }
+                other => panic!("expected ticket events, got {other:?}"),
+            }
+        }
+    }
+
+    async fn send_up(&mut self, me: Code, events: &[Event], upto: u64) -> u64 {
+        let batch = pb::TicketBatch {
+            events: events.iter().map(event_pb).collect(),
+            upto,
+        };
+        self.tx
+            .send(envelope(me, Payload::Tickets(batch)))
+            .await
+            .expect("send");
+        loop {
+            match self.next().await {
+                Some(Payload::TicketAck(a)) => return a.upto,
+                // The parent moves its cursor past the county's own events (not sent back)
+                // with an empty batch; nothing for the county.
+                Some(Payload::Tickets(b)) if b.events.is_empty() => continue,
+                other => panic!("expected a TicketAck, got {other:?}"),
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn duplicated_and_replayed_ticket_deliveries_change_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let province = start(dir.path(), "61", None).await;
+    let city = start(dir.path(), "6101", province.addr.as_deref()).await;
+    let (prov, cl) = (province.ledger(), city.ledger());
+    let me = c("610102");
+    let keys = prov
+        .issue_tickets(
+            c("61"),
+            (0..5)
+                .map(|i| ticket("61", &format!("D{i}"), "610102", 7))
+                .collect(),
+        )
+        .expect("issue");
+    eventually("the city holds the tickets", || {
+        keys.iter().all(|k| state(cl, k) == Some(State::Issued))
+    })
+    .await;
+    let city_addr = city.addr.clone().expect("addr");
+
+    // First link: the 5 issues arrive; the county does not ack them and drops the link.
+    let mut link = RawLink::open(&city_addr, me).await;
+    assert_eq!(link.welcome.down_acked, 0);
+    let head = cl.ticket_head();
+    let first = link.tickets_down(head).await;
+    assert_eq!(first.len(), 5);
+    drop(link);
+    // Second link: the same events again (nothing was acked), now acked.
+    let mut link = RawLink::open(&city_addr, me).await;
+    let again = link.tickets_down(head).await;
+    assert_eq!(
+        again, first,
+        "unacked events are sent again, in the same order"
+    );
+    let ack = pb::TicketAck { upto: head };
+    link.tx
+        .send(envelope(me, Payload::TicketAck(ack)))
+        .await
+        .expect("ack");
+
+    // The county stores, delivers and accepts (events as its node would create them).
+    let mut up = Vec::new();
+    let mut seq = 0;
+    for (i, issued) in first.iter().enumerate() {
+        for (step, kind) in [
+            (1, EventKind::Delivered { at: me }),
+            (2, EventKind::Accepted),
+        ] {
+            seq += 1;
+            up.push(Event {
+                id: EventId { origin: me, seq },
+                ticket: issued.ticket.clone(),
+                lamport: issued.lamport + step,
+                at_unix_ms: bottomline::ledger::unix_ms_now() + i as i64,
+                actor: me,
+                kind,
+            });
+        }
+    }
+    // Sent whole, twice; then an old prefix replayed after the newer batch; then everything
+    // again on a new link.
+    assert_eq!(link.send_up(me, &up, 10).await, 10);
+    assert_eq!(link.send_up(me, &up, 10).await, 10);
+    assert_eq!(link.send_up(me, &up[..4], 4).await, 4);
+    let mut rev = up.clone();
+    rev.reverse();
+    assert_eq!(link.send_up(me, &rev, 10).await, 10);
+    drop(link);
+    let mut link = RawLink::open(&city_addr, me).await;
+    assert_eq!(
+        link.welcome.ticket_acked, 10,
+        "the city stored the county's position durably and does not go back"
+    );
+    assert_eq!(link.welcome.down_acked, head, "the county's ack was kept");
+    assert_eq!(link.send_up(me, &up, 10).await, 10);
+
+    // Each event held once at the city and the province; every ticket accepted at both.
+    for l in [cl, prov] {
+        eventually(&format!("accepted at {}", l.division()), || {
+            keys.iter().all(|k| state(l, k) == Some(State::Accepted))
+        })
+        .await;
+        for k in &keys {
+            let evs = l.ticket_events(k).expect("events");
+            let mut ids: Vec<_> = evs.iter().map(|e| e.id).collect();
+            ids.sort();
+            ids.dedup();
+            assert_eq!(
+                ids.len(),
+                evs.len(),
+                "{k} at {}: no event twice",
+                l.division()
+            );
+            assert_eq!(evs.len(), 3, "{k}: issue, delivery, acceptance");
+        }
+    }
+    assert_eq!(states(cl), states(prov));
+
+    // A county cannot deliver events created outside its subtree: the whole batch is refused.
+    let forged = Event {
+        id: EventId {
+            origin: c("610103"),
+            seq: 1,
+        },
+        ticket: keys[0].clone(),
+        lamport: 100,
+        at_unix_ms: bottomline::ledger::unix_ms_now(),
+        actor: c("610103"),
+        kind: EventKind::Started,
+    };
+    let batch = pb::TicketBatch {
+        events: vec![event_pb(&forged)],
+        upto: 11,
+    };
+    link.tx
+        .send(envelope(me, Payload::Tickets(batch)))
+        .await
+        .expect("send");
+    let refused = loop {
+        match tokio::time::timeout(common::DEADLINE, link.inbound.message()).await {
+            Ok(Ok(Some(_))) => continue,
+            Ok(Err(status)) => break status,
+            other => panic!("expected the link to be refused, got {other:?}"),
+        }
+    };
+    assert!(
+        refused.message().contains("610103"),
+        "the refusal names the foreign origin: {refused}"
+    );
+    assert_eq!(cl.ticket_events(&keys[0]).expect("events").len(), 3);
+    stop(city).await;
+    stop(province).await;
 }

@@ -24,6 +24,7 @@
 //!   ticket, so each change writes only the difference.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
@@ -78,6 +79,36 @@ impl Logged {
         self.from != Some(child) && child.contains(self.target)
     }
 }
+
+/// A ticket-log entry as the sync layer reads it: the entry and its event as JSON (the wire
+/// body, encoded once per node).
+#[derive(Debug)]
+pub struct LogEntry {
+    /// The entry.
+    pub logged: Logged,
+    /// `logged.event` as JSON.
+    pub json: Vec<u8>,
+}
+
+impl LogEntry {
+    fn new(logged: Logged) -> LogEntry {
+        let json = serde_json::to_vec(&logged.event).unwrap_or_default();
+        LogEntry { logged, json }
+    }
+}
+
+/// Most events created here per commit (a 10 000-ticket inventory is a few commits and one
+/// flush).
+const CHUNK_EVENTS: usize = 4000;
+
+/// Most log entries one [`Ledger::ticket_log`] call scans.
+pub const MAX_SCAN: u64 = 50_000;
+/// Recent ticket-log entries kept in memory for the senders (a burst such as a 10 000-ticket
+/// inventory is read by every child link; from memory it is decoded once, not once per link).
+const CACHE_ENTRIES: usize = 32_768;
+
+/// The most recent ticket-log entries, in position order.
+pub(super) type LogCache = std::sync::Mutex<std::collections::VecDeque<Arc<LogEntry>>>;
 
 /// Where a ticket's events travel.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -237,6 +268,7 @@ struct Pending {
     ids: HashSet<EventId>,
     touched: BTreeSet<TicketKey>,
     added: usize,
+    logged: Vec<Arc<LogEntry>>,
 }
 
 impl Ledger {
@@ -263,27 +295,54 @@ impl Ledger {
         Ok(u64_of(self.store.get(TreeId::Meta, META_TICKET_HEAD)?))
     }
 
-    /// The flushed ticket-log entries after position `after`, at most `limit`, in order.
-    pub fn ticket_log(&self, after: u64, limit: usize) -> Result<Vec<Logged>> {
+    /// The flushed ticket-log entries after position `after` that `wanted` selects, in
+    /// order: at most `max` of them, scanning at most [`MAX_SCAN`] entries. Returns them and
+    /// the position scanned up to (the sender's next `after`; equal to `after` when nothing
+    /// new is flushed). Recent entries come from memory (`LogCache`), older ones from the store.
+    pub fn ticket_log(
+        &self,
+        after: u64,
+        max: usize,
+        wanted: impl Fn(&Logged) -> bool,
+    ) -> Result<(Vec<Arc<LogEntry>>, u64)> {
         let head = self.ticket_head();
+        let end = head.min(after.saturating_add(MAX_SCAN));
         let mut out = Vec::new();
-        if after >= head {
-            return Ok(out);
+        let mut pos = after;
+        {
+            let cache = self.ticket_cache.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(first) = cache.front().map(|e| e.logged.pos) {
+                if first <= after + 1 {
+                    for e in cache.iter().skip((after + 1 - first) as usize) {
+                        if e.logged.pos > end || out.len() >= max {
+                            return Ok((out, pos));
+                        }
+                        pos = e.logged.pos;
+                        if wanted(&e.logged) {
+                            out.push(e.clone());
+                        }
+                    }
+                    return Ok((out, pos));
+                }
+            }
         }
         for r in self.store.range(
             TreeId::TicketLog,
             &(after + 1).to_be_bytes(),
-            &(head + 1).to_be_bytes(),
+            &(end + 1).to_be_bytes(),
         ) {
+            if out.len() >= max {
+                break;
+            }
             let (k, v) = r?;
             let mut l: Logged = decode_json("ticket log", TLOG_V1, &v)?;
             l.pos = u64_of(Some(k));
-            out.push(l);
-            if out.len() >= limit {
-                break;
+            pos = l.pos;
+            if wanted(&l) {
+                out.push(Arc::new(LogEntry::new(l)));
             }
         }
-        Ok(out)
+        Ok((out, pos))
     }
 
     /// The child's ticket-log position this node has stored (where its next batch starts).
@@ -397,18 +456,28 @@ impl Ledger {
             }
         }
         let w = self.write.lock().unwrap_or_else(|p| p.into_inner());
-        let mut p = self.pending()?;
-        for k in &keys {
-            if self.route(&p, k)?.is_some() {
-                return Err(tk::TicketError::AlreadyIssued { key: k.clone() }.into());
-            }
-        }
+        let mut b = self.pending()?;
         let now = unix_ms_now();
+        let mut events = Vec::with_capacity(tickets.len());
         for t in tickets {
-            let e = self.new_event(&mut p, t.key(), actor, now, EventKind::Issued(t));
-            self.add_event(&mut p, None, e)?;
+            // Issuing the same ticket again changes nothing (an inventory imported twice, or
+            // again after an interruption); the same key with other content is refused.
+            if self.route(&b, &t.key())?.is_some() {
+                let held = tk::fold(&self.events_of(&b, &t.key())?);
+                if held.is_some_and(|s| s.ticket == t) {
+                    continue;
+                }
+                return Err(tk::TicketError::AlreadyIssued { key: t.key() }.into());
+            }
+            events.push(vec![self.new_event(
+                &mut b,
+                t.key(),
+                actor,
+                now,
+                EventKind::Issued(t),
+            )]);
         }
-        self.finish(w, p)?;
+        self.write_chunks(w, &b, events)?;
         Ok(keys.into_iter().collect())
     }
 
@@ -423,18 +492,20 @@ impl Ledger {
     ) -> Result<Vec<TicketState>> {
         self.check_actor(actor)?;
         let w = self.write.lock().unwrap_or_else(|p| p.into_inner());
-        let mut p = self.pending()?;
+        let mut b = self.pending()?;
         let now = unix_ms_now();
         let mut seen = BTreeSet::new();
+        let mut events = Vec::new();
+        let mut after = Vec::new();
         for key in keys {
             if !seen.insert(key.clone()) {
                 continue;
             }
-            let own =
-                tk::fold(&self.events_of(&p, key)?).ok_or_else(|| tk::TicketError::NotIssued {
-                    key: key.clone(),
-                    action: act.name(),
-                })?;
+            let held = self.events_of(&b, key)?;
+            let own = tk::fold(&held).ok_or_else(|| tk::TicketError::NotIssued {
+                key: key.clone(),
+                action: act.name(),
+            })?;
             let kind = match act {
                 Act::Accept => EventKind::Accepted,
                 Act::Start => EventKind::Started,
@@ -456,9 +527,9 @@ impl Ledger {
                         .collect(),
                 },
             };
-            let e = self.new_event(&mut p, key.clone(), actor, now, kind);
+            let e = self.new_event(&mut b, key.clone(), actor, now, kind);
             tk::check(Some(&own), &e)?;
-            self.add_event(&mut p, None, e)?;
+            let mut group = vec![e];
             if let Act::Split { into } = act {
                 for c in into {
                     let t = Ticket {
@@ -472,20 +543,29 @@ impl Ledger {
                         key: t.key(),
                         errors,
                     })?;
-                    if self.route(&p, &t.key())?.is_some() {
+                    if self.route(&b, &t.key())?.is_some() {
                         return Err(tk::TicketError::AlreadyIssued { key: t.key() }.into());
                     }
-                    let e = self.new_event(&mut p, t.key(), actor, now, EventKind::Issued(t));
-                    self.add_event(&mut p, None, e)?;
+                    group.push(self.new_event(&mut b, t.key(), actor, now, EventKind::Issued(t)));
                 }
             }
+            let split = own.is_split() || matches!(act, Act::Split { .. });
+            after.push((key.clone(), split, held, group[0].clone()));
+            events.push(group);
         }
-        let keys: Vec<TicketKey> = seen.into_iter().collect();
-        self.finish(w, p)?;
-        keys.iter()
-            .map(|k| {
-                self.ticket(k)?
-                    .ok_or_else(|| corrupt("tickets", format!("{k} vanished after an action")))
+        self.write_chunks(w, &b, events)?;
+        // The states after the action: the held events plus the new one (split tickets are
+        // read back, their state derives from sub-tickets).
+        after
+            .into_iter()
+            .map(|(k, split, mut held, e)| {
+                let s = if split {
+                    self.ticket(&k)?
+                } else {
+                    held.push(e);
+                    tk::fold(&held)
+                };
+                s.ok_or_else(|| corrupt("tickets", format!("{k} vanished after an action")))
             })
             .collect()
     }
@@ -604,16 +684,21 @@ impl Ledger {
     }
 
     fn pending(&self) -> Result<Pending> {
+        let (seq, clock) = *self
+            .ticket_counters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         Ok(Pending {
             ws: WriteSet::new(),
             head: self.stored_ticket_head()?,
-            seq: u64_of(self.store.get(TreeId::Meta, META_TICKET_SEQ)?),
-            clock: u64_of(self.store.get(TreeId::Meta, META_TICKET_CLOCK)?),
+            seq: seq.max(u64_of(self.store.get(TreeId::Meta, META_TICKET_SEQ)?)),
+            clock: clock.max(u64_of(self.store.get(TreeId::Meta, META_TICKET_CLOCK)?)),
             events: HashMap::new(),
             routes: HashMap::new(),
             ids: HashSet::new(),
             touched: BTreeSet::new(),
             added: 0,
+            logged: Vec::new(),
         })
     }
 
@@ -628,6 +713,11 @@ impl Ledger {
     ) -> Event {
         p.seq += 1;
         p.clock += 1;
+        let mut c = self
+            .ticket_counters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        *c = (c.0.max(p.seq), c.1.max(p.clock));
         Event {
             id: EventId {
                 origin: self.division,
@@ -679,15 +769,21 @@ impl Ledger {
     /// follows a first legal `Issued`.
     fn add_event(&self, p: &mut Pending, from: Option<Code>, e: Event) -> Result<()> {
         let key = e.ticket.clone();
-        if p.ids.contains(&e.id)
-            || self
+        if p.ids.contains(&e.id) {
+            return Ok(());
+        }
+        let known = self.route(p, &key)?;
+        // An issue of a ticket without a route here cannot be stored yet (storing it makes
+        // the route), so only other events need the lookup.
+        let new_issue = known.is_none() && matches!(e.kind, EventKind::Issued(_));
+        if !new_issue
+            && self
                 .store
                 .get(TreeId::TicketEvents, &event_key(&key, e.id))?
                 .is_some()
         {
             return Ok(());
         }
-        let known = self.route(p, &key)?;
         let route = match (&known, &e.kind) {
             (Some(r), _) => r.clone(),
             (None, EventKind::Issued(t)) => {
@@ -719,7 +815,7 @@ impl Ledger {
                 }
             }
         };
-        let first_issue = known.is_none() && matches!(e.kind, EventKind::Issued(_));
+        let first_issue = new_issue;
         p.head += 1;
         let logged = Logged {
             pos: p.head,
@@ -733,6 +829,7 @@ impl Ledger {
             p.head.to_be_bytes(),
             encode_json(TLOG_V1, &logged),
         );
+        p.logged.push(Arc::new(LogEntry::new(logged)));
         p.ws.put(
             TreeId::TicketEvents,
             event_key(&key, e.id),
@@ -830,8 +927,40 @@ impl Ledger {
         Ok(())
     }
 
-    /// Write the batch: ticket cells of the counted tickets it changed, counters, then one
-    /// commit and a (group-commit) flush before returning.
+    /// Write events created here (built on `built`, which assigned their ids and Lamport
+    /// times) under the write lock they were checked under, in commits of at most
+    /// [`CHUNK_EVENTS`] events (sled slows down on larger batches), then flush once. An
+    /// interruption can leave a prefix written; issuing the same tickets again completes it.
+    fn write_chunks(
+        &self,
+        w: std::sync::MutexGuard<'_, ()>,
+        built: &Pending,
+        groups: Vec<Vec<Event>>,
+    ) -> Result<()> {
+        let today = crate::period::today_in_china();
+        let mut chunk: Vec<Event> = Vec::new();
+        let mut groups = groups.into_iter().peekable();
+        let mut last = None;
+        while let Some(g) = groups.next() {
+            chunk.extend(g);
+            if chunk.len() >= CHUNK_EVENTS || groups.peek().is_none() {
+                let mut p = self.pending()?;
+                p.seq = p.seq.max(built.seq);
+                p.clock = p.clock.max(built.clock);
+                for e in std::mem::take(&mut chunk) {
+                    self.add_event(&mut p, None, e)?;
+                }
+                last = self.commit_pending(p, today)?.or(last);
+            }
+        }
+        drop(w);
+        match last {
+            Some(c) => self.flush_through(c),
+            None => Ok(()),
+        }
+    }
+
+    /// Write the batch and flush it (group commit, after releasing the write lock).
     fn finish(&self, w: std::sync::MutexGuard<'_, ()>, p: Pending) -> Result<()> {
         let today = crate::period::today_in_china();
         self.finish_as_of(w, p, today)
@@ -840,9 +969,21 @@ impl Ledger {
     fn finish_as_of(
         &self,
         w: std::sync::MutexGuard<'_, ()>,
-        mut p: Pending,
+        p: Pending,
         today: Date,
     ) -> Result<()> {
+        let commit = self.commit_pending(p, today)?;
+        drop(w);
+        match commit {
+            Some(c) => self.flush_through(c),
+            None => Ok(()),
+        }
+    }
+
+    /// Commit the batch (under the write lock): its events, the ticket cells of the counted
+    /// tickets it changed (all of them when the day moved on), counters. Returns the commit's
+    /// number for [`Ledger::flush_through`], `None` when there was nothing to write.
+    fn commit_pending(&self, mut p: Pending, today: Date) -> Result<Option<u64>> {
         let stored_as_of = self.ticket_as_of()?;
         let as_of = stored_as_of.map_or(today, |d| d.max(today));
         let mut roots = BTreeSet::new();
@@ -888,7 +1029,7 @@ impl Ledger {
                 encode_contrib(&new),
             );
         }
-        let groups = crate::cells::group(deltas.into_iter());
+        let groups = crate::cells::group(deltas);
         if !groups.is_empty() {
             let reader = crate::cells::BlockReader::new(&self.store).map_err(cells_err)?;
             let mut log = crate::cells::LogWriter::new(&self.store);
@@ -905,8 +1046,7 @@ impl Ledger {
             );
         }
         if p.ws.is_empty() && stored_as_of == Some(as_of) {
-            drop(w);
-            return Ok(());
+            return Ok(None);
         }
         p.ws.put(
             TreeId::Meta,
@@ -925,12 +1065,26 @@ impl Ledger {
             as_of.to_string().into_bytes(),
         );
         self.store.commit(p.ws)?;
+        {
+            let mut c = self
+                .ticket_counters
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            *c = (c.0.max(p.seq), c.1.max(p.clock));
+        }
+        if !p.logged.is_empty() {
+            // In position order: commits are serialised by the write lock held here.
+            let mut cache = self.ticket_cache.lock().unwrap_or_else(|p| p.into_inner());
+            cache.extend(p.logged);
+            while cache.len() > CACHE_ENTRIES {
+                cache.pop_front();
+            }
+        }
         let commit = self
             .commits
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
             + 1;
-        drop(w);
-        self.flush_through(commit)
+        Ok(Some(commit))
     }
 }
 

@@ -1,16 +1,34 @@
 //! The `Tickets` gRPC service: issue tickets and inventories into the node's subtree, act on
-//! tickets, list, show and follow inventory progress. (Being written: see issue #4.)
+//! tickets, list, show and follow inventory progress; and its client for the CLI.
+//!
+//! The service converts wire values to domain values (every bad field is refused with
+//! `invalid_argument` naming the field and the value), runs the ledger call on the blocking
+//! pool (ticket writes flush before they return), and maps ledger errors to gRPC codes with
+//! the error's own message: who may not act → `permission_denied`, the wrong state →
+//! `failed_precondition`, an id issued twice → `already_exists`, an unknown ticket →
+//! `not_found`, a ticket breaking a rule → `invalid_argument`.
+//!
+//! The client ([`TicketsClient`]) returns plain Rust values ([`TicketRow`], [`ProgressReport`])
+//! so that no wire type leaves `rpc`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bottomline_proto::v1 as pb;
+use jiff::civil::Date;
+use serde::Serialize;
+use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
-use crate::ledger::Ledger;
+use crate::division::{Code, Registry};
+use crate::ledger::{Act, Ledger, LedgerError};
+use crate::tickets::{
+    self as tk, EntryOutcome, EventKind, Severity, State, Ticket, TicketError, TicketKey,
+    TicketSource, TicketState,
+};
 
 /// The node's ticket API.
 pub struct TicketsService {
-    #[allow(dead_code)]
     ledger: Arc<Ledger>,
 }
 
@@ -19,38 +37,969 @@ impl TicketsService {
     pub fn new(ledger: Arc<Ledger>) -> Self {
         TicketsService { ledger }
     }
+
+    /// The acting division: the node's own when `s` is empty.
+    fn actor(&self, s: &str) -> Result<Code, Status> {
+        if s.is_empty() {
+            Ok(self.ledger.division())
+        } else {
+            parse_code("actor", s)
+        }
+    }
+}
+
+/// `invalid_argument` for `field`.
+fn bad(field: impl std::fmt::Display, reason: impl std::fmt::Display) -> Status {
+    Status::invalid_argument(format!("{field}: {reason}"))
+}
+
+fn parse_code(field: impl std::fmt::Display, s: &str) -> Result<Code, Status> {
+    Code::parse(s).map_err(|r| bad(field, r))
+}
+
+/// A required division code (an empty string is not the national root here).
+fn required_code(field: impl std::fmt::Display, s: &str) -> Result<Code, Status> {
+    if s.is_empty() {
+        return Err(bad(field, "missing value"));
+    }
+    parse_code(field, s)
+}
+
+/// Parse a ticket key `ISSUER/ID` (split at the first `/`: the issuer's digits, then the id).
+pub fn parse_key(s: &str) -> Result<TicketKey, String> {
+    let Some((issuer, id)) = s.split_once('/') else {
+        return Err(format!(
+            "{s:?} is not a ticket key: expected ISSUER/ID, e.g. 61/2026-001"
+        ));
+    };
+    if id.is_empty() {
+        return Err(format!("{s:?} has no ticket id after the '/'"));
+    }
+    let issuer = Code::parse(issuer).map_err(|r| format!("{s:?}: issuer {r}"))?;
+    Ok(TicketKey::new(issuer, id))
+}
+
+fn parse_keys(keys: &[String]) -> Result<Vec<TicketKey>, Status> {
+    if keys.is_empty() {
+        return Err(bad("keys", "no ticket given"));
+    }
+    keys.iter()
+        .enumerate()
+        .map(|(i, k)| parse_key(k).map_err(|r| bad(format_args!("keys[{i}]"), r)))
+        .collect()
+}
+
+/// A `yyyy-mm-dd` calendar date.
+fn parse_date(field: impl std::fmt::Display, v: &str) -> Result<Date, Status> {
+    tk::parse_date(v).map_err(|r| bad(field, r))
+}
+
+fn opt(s: &str) -> Option<String> {
+    (!s.is_empty()).then(|| s.to_string())
+}
+
+/// One wire ticket spec as a ticket issued by `issuer`; every bad field of it is reported.
+fn spec_to_ticket(i: usize, s: &pb::TicketSpec, issuer: Code) -> Result<Ticket, Status> {
+    let f = |name: &str| format!("tickets[{i}].{name}");
+    let mut errors: Vec<String> = Vec::new();
+    let mut failed: Vec<&str> = Vec::new();
+    let mut note = |field: &'static str, e: Status| {
+        failed.push(field);
+        errors.push(e.message().to_string());
+    };
+    let target = required_code(f("target"), &s.target)
+        .map_err(|e| note("target", e))
+        .ok();
+    let source = TicketSource::parse(&s.source)
+        .map_err(|r| note("source", bad(f("source"), r)))
+        .ok();
+    let severity = Severity::parse(&s.severity)
+        .map_err(|r| note("severity", bad(f("severity"), r)))
+        .ok();
+    let deadline = parse_date(f("deadline"), &s.deadline)
+        .map_err(|e| note("deadline", e))
+        .ok();
+    // Fields that did not parse get stand-ins so that the ticket's own rules still check the
+    // others; the stand-ins' findings are dropped.
+    let t = Ticket {
+        issuer,
+        id: s.id.clone(),
+        target: target.unwrap_or(issuer),
+        category: s.category.clone(),
+        source: source.unwrap_or(TicketSource::Inspection),
+        severity: severity.unwrap_or(Severity::Low),
+        deadline: deadline.unwrap_or(crate::period::EARLIEST),
+        description: s.description.clone(),
+        household_code: opt(&s.household_code),
+        parent: None,
+        inventory: opt(&s.inventory),
+    };
+    if let Err(errs) = t.validate() {
+        let stand_in = |field: &str| {
+            failed.contains(&field) || (field == "household_code" && target.is_none())
+        };
+        errors.extend(
+            errs.iter()
+                .filter(|e| !stand_in(e.field))
+                .map(|e| format!("{}: {}", f(e.field), e.reason)),
+        );
+    }
+    if errors.is_empty() {
+        Ok(t)
+    } else {
+        Err(Status::invalid_argument(errors.join("; ")))
+    }
+}
+
+/// The gRPC status of a ledger error; `actor_served`: whether the node may act for the actor
+/// at all (a refusal otherwise is about who acts).
+fn ledger_status(e: LedgerError, actor_served: bool) -> Status {
+    let msg = e.to_string();
+    match e {
+        LedgerError::Ticket(t) => match *t {
+            TicketError::NotAllowed { .. } | TicketError::ForeignActor { .. } => {
+                Status::permission_denied(msg)
+            }
+            TicketError::WrongState { .. }
+            | TicketError::IsSplit { .. }
+            | TicketError::Supervision { .. } => Status::failed_precondition(msg),
+            TicketError::AlreadyIssued { .. } => Status::already_exists(msg),
+            TicketError::NotIssued { .. } => Status::not_found(msg),
+            TicketError::BadSplit { .. } if msg.contains("already split") => {
+                Status::failed_precondition(msg)
+            }
+            TicketError::Invalid { .. }
+            | TicketError::Text { .. }
+            | TicketError::BadSplit { .. }
+            | TicketError::WrongTicket { .. }
+            | TicketError::BadTime { .. } => Status::invalid_argument(msg),
+        },
+        LedgerError::TicketRefused(_) if !actor_served => Status::permission_denied(msg),
+        LedgerError::TicketRefused(_) => Status::invalid_argument(msg),
+        LedgerError::NotInSubtree { .. } => Status::permission_denied(msg),
+        _ => Status::internal(msg),
+    }
+}
+
+/// Run a ledger call on the blocking pool (ticket writes flush to disk).
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, Status> + Send + 'static,
+) -> Result<T, Status> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Status::internal(format!("ticket task failed: {e}")))?
+}
+
+fn day(d: Option<Date>) -> String {
+    d.map(|d| d.to_string()).unwrap_or_default()
+}
+
+fn name_of(registry: &Registry, c: Code) -> String {
+    registry.get(c).map(|d| d.name.clone()).unwrap_or_default()
+}
+
+/// The wire action name and detail of an event.
+fn action_detail(kind: &EventKind) -> (&'static str, String) {
+    match kind {
+        EventKind::Issued(t) => ("issue", format!("to {}, deadline {}", t.target, t.deadline)),
+        EventKind::Delivered { at } => ("deliver", format!("at node {at}")),
+        EventKind::Accepted => ("accept", String::new()),
+        EventKind::Started => ("start", String::new()),
+        EventKind::Rectified { note } => ("rectify", note.clone()),
+        EventKind::Verified => ("verify", String::new()),
+        EventKind::Returned { reason } => ("return", reason.clone()),
+        EventKind::Supervise { on: true } => ("supervise", "on".into()),
+        EventKind::Supervise { on: false } => ("unsupervise", "off".into()),
+        EventKind::Split { children } => (
+            "split",
+            children
+                .iter()
+                .map(|k| k.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
+    }
+}
+
+fn view(s: &TicketState, registry: &Registry, today: Date, history: bool) -> pb::TicketView {
+    let t = &s.ticket;
+    pb::TicketView {
+        key: s.key().to_string(),
+        issuer: t.issuer.to_string(),
+        id: t.id.clone(),
+        target: t.target.to_string(),
+        category: t.category.clone(),
+        source: t.source.to_string(),
+        severity: t.severity.to_string(),
+        deadline: t.deadline.to_string(),
+        description: t.description.clone(),
+        household_code: t.household_code.clone().unwrap_or_default(),
+        parent: t.parent.as_ref().map(|p| p.to_string()).unwrap_or_default(),
+        inventory: t.inventory.clone().unwrap_or_default(),
+        state: s.state.to_string(),
+        overdue: s.overdue(today),
+        supervised_by: s.supervised_by.map(|c| c.to_string()).unwrap_or_default(),
+        split: s.split.iter().map(|k| k.to_string()).collect(),
+        note: s.note.clone().unwrap_or_default(),
+        return_reason: s.return_reason.clone().unwrap_or_default(),
+        returns: s.returns,
+        issued_on: s.issued_on.to_string(),
+        delivered_on: day(s.delivered_on),
+        rectified_on: day(s.rectified_on),
+        closed_on: day(s.closed_on),
+        history: if history {
+            s.history
+                .iter()
+                .map(|h| {
+                    let (action, detail) = action_detail(&h.kind);
+                    let (applied, ignored_reason) = match &h.outcome {
+                        EntryOutcome::Applied => (true, String::new()),
+                        EntryOutcome::Ignored { reason } => (false, reason.clone()),
+                    };
+                    pb::HistoryItem {
+                        event: h.id.to_string(),
+                        lamport: h.lamport,
+                        actor: h.actor.to_string(),
+                        at_unix_ms: h.at_unix_ms,
+                        action: action.into(),
+                        detail,
+                        applied,
+                        ignored_reason,
+                    }
+                })
+                .collect()
+        } else {
+            Vec::new()
+        },
+        target_name: name_of(registry, t.target),
+    }
+}
+
+fn parse_act(r: &pb::ActRequest) -> Result<Act, Status> {
+    let required = |field: &str, v: &str| {
+        if v.trim().is_empty() {
+            Err(bad(field, format!("required for {}", r.action)))
+        } else {
+            Ok(v.to_string())
+        }
+    };
+    Ok(match r.action.as_str() {
+        "accept" => Act::Accept,
+        "start" => Act::Start,
+        "rectify" => Act::Rectify {
+            note: required("note", &r.note)?,
+        },
+        "verify" => Act::Verify,
+        "return" => Act::Return {
+            reason: required("reason", &r.reason)?,
+        },
+        "supervise" => Act::Supervise { on: true },
+        "unsupervise" => Act::Supervise { on: false },
+        "split" => {
+            if r.into.is_empty() {
+                return Err(bad("into", "required for split: the child divisions"));
+            }
+            Act::Split {
+                into: r
+                    .into
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| required_code(format_args!("into[{i}]"), c))
+                    .collect::<Result<_, _>>()?,
+            }
+        }
+        other => {
+            return Err(bad(
+                "action",
+                format!(
+                    "unknown action {other:?}; expected one of accept, start, rectify, verify, \
+                     return, supervise, unsupervise, split"
+                ),
+            ))
+        }
+    })
+}
+
+fn progress_row(p: &tk::RegionProgress, registry: &Registry) -> pb::RegionProgress {
+    pb::RegionProgress {
+        division: p.division.to_string(),
+        name: name_of(registry, p.division),
+        issued: p.issued,
+        open: p.open,
+        rectified: p.rectified,
+        closed: p.closed,
+        overdue: p.overdue,
+        cleared_to_zero: p.cleared_to_zero(),
+    }
 }
 
 #[tonic::async_trait]
 impl pb::tickets_server::Tickets for TicketsService {
     async fn issue(
         &self,
-        _: Request<pb::IssueRequest>,
+        r: Request<pb::IssueRequest>,
     ) -> Result<Response<pb::IssueReply>, Status> {
-        Err(Status::unimplemented("issue"))
+        let r = r.into_inner();
+        let actor = self.actor(&r.actor)?;
+        if r.tickets.is_empty() {
+            return Err(bad("tickets", "no ticket given"));
+        }
+        let mut tickets = Vec::with_capacity(r.tickets.len());
+        let mut errors = Vec::new();
+        for (i, s) in r.tickets.iter().enumerate() {
+            match spec_to_ticket(i, s, actor) {
+                Ok(t) => tickets.push(t),
+                Err(e) => errors.push(e.message().to_string()),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(Status::invalid_argument(format!(
+                "{} bad ticket(s); nothing was issued: {}",
+                errors.len(),
+                errors.join("; ")
+            )));
+        }
+        let ledger = self.ledger.clone();
+        let keys = blocking(move || {
+            let served = ledger.serves(actor);
+            ledger
+                .issue_tickets(actor, tickets)
+                .map_err(|e| ledger_status(e, served))
+        })
+        .await?;
+        Ok(Response::new(pb::IssueReply {
+            keys: keys.iter().map(|k| k.to_string()).collect(),
+        }))
     }
+
     async fn inventory(
         &self,
-        _: Request<pb::InventoryRequest>,
+        r: Request<pb::InventoryRequest>,
     ) -> Result<Response<pb::IssueReply>, Status> {
-        Err(Status::unimplemented("inventory"))
+        let r = r.into_inner();
+        let actor = self.actor(&r.actor)?;
+        if r.inventory.trim().is_empty() {
+            return Err(bad(
+                "inventory",
+                "missing value: an inventory needs a name (progress is followed per inventory)",
+            ));
+        }
+        let ledger = self.ledger.clone();
+        let keys = blocking(move || {
+            let mut tickets = tk::parse_inventory(actor, &r.csv[..])
+                .map_err(|e| Status::invalid_argument(e.to_string()))?;
+            for t in &mut tickets {
+                t.inventory = Some(r.inventory.clone());
+            }
+            let served = ledger.serves(actor);
+            ledger
+                .issue_tickets(actor, tickets)
+                .map_err(|e| ledger_status(e, served))
+        })
+        .await?;
+        Ok(Response::new(pb::IssueReply {
+            keys: keys.iter().map(|k| k.to_string()).collect(),
+        }))
     }
-    async fn act(&self, _: Request<pb::ActRequest>) -> Result<Response<pb::ActReply>, Status> {
-        Err(Status::unimplemented("act"))
+
+    async fn act(&self, r: Request<pb::ActRequest>) -> Result<Response<pb::ActReply>, Status> {
+        let r = r.into_inner();
+        let actor = self.actor(&r.actor)?;
+        let keys = parse_keys(&r.keys)?;
+        let act = parse_act(&r)?;
+        let ledger = self.ledger.clone();
+        let states = blocking(move || {
+            let served = ledger.serves(actor);
+            ledger
+                .act_on_tickets(actor, &keys, &act)
+                .map_err(|e| ledger_status(e, served))
+        })
+        .await?;
+        let registry = self.ledger.registry();
+        let today = crate::period::today_in_china();
+        Ok(Response::new(pb::ActReply {
+            tickets: states
+                .iter()
+                .map(|s| view(s, &registry, today, true))
+                .collect(),
+        }))
     }
-    async fn list(&self, _: Request<pb::ListRequest>) -> Result<Response<pb::ListReply>, Status> {
-        Err(Status::unimplemented("list"))
+
+    async fn list(&self, r: Request<pb::ListRequest>) -> Result<Response<pb::ListReply>, Status> {
+        let r = r.into_inner();
+        let state = match r.state.as_str() {
+            "" => None,
+            s => Some(State::parse(s).map_err(|e| bad("state", e))?),
+        };
+        let target = opt(&r.target)
+            .map(|s| parse_code("target", &s))
+            .transpose()?;
+        let issuer = opt(&r.issuer)
+            .map(|s| parse_code("issuer", &s))
+            .transpose()?;
+        let inventory = opt(&r.inventory);
+        let ledger = self.ledger.clone();
+        let all = blocking(move || ledger.tickets().map_err(|e| ledger_status(e, true))).await?;
+        let today = crate::period::today_in_china();
+        let registry = self.ledger.registry();
+        let matching: Vec<&TicketState> = all
+            .values()
+            .filter(|s| state.is_none_or(|st| s.state == st))
+            .filter(|s| target.is_none_or(|t| t.contains(s.ticket.target)))
+            .filter(|s| issuer.is_none_or(|i| s.ticket.issuer == i))
+            .filter(|s| {
+                inventory
+                    .as_ref()
+                    .is_none_or(|n| s.ticket.inventory.as_ref() == Some(n))
+            })
+            .filter(|s| !r.overdue || s.overdue(today))
+            .collect();
+        let total = u32::try_from(matching.len()).unwrap_or(u32::MAX);
+        let limit = if r.limit == 0 {
+            usize::MAX
+        } else {
+            r.limit as usize
+        };
+        Ok(Response::new(pb::ListReply {
+            tickets: matching
+                .into_iter()
+                .take(limit)
+                .map(|s| view(s, &registry, today, false))
+                .collect(),
+            total,
+        }))
     }
-    async fn show(
-        &self,
-        _: Request<pb::ShowRequest>,
-    ) -> Result<Response<pb::TicketView>, Status> {
-        Err(Status::unimplemented("show"))
+
+    async fn show(&self, r: Request<pb::ShowRequest>) -> Result<Response<pb::TicketView>, Status> {
+        let key = parse_key(&r.into_inner().key).map_err(|e| bad("key", e))?;
+        let ledger = self.ledger.clone();
+        let k = key.clone();
+        let state = blocking(move || ledger.ticket(&k).map_err(|e| ledger_status(e, true))).await?;
+        let Some(s) = state else {
+            return Err(Status::not_found(format!(
+                "ticket {key} is not held at node {} (a node holds the tickets issued or \
+                 delivered in its subtree and those it passes on)",
+                self.ledger.division()
+            )));
+        };
+        let registry = self.ledger.registry();
+        Ok(Response::new(view(
+            &s,
+            &registry,
+            crate::period::today_in_china(),
+            true,
+        )))
     }
+
     async fn progress(
         &self,
-        _: Request<pb::ProgressRequest>,
+        r: Request<pb::ProgressRequest>,
     ) -> Result<Response<pb::ProgressReply>, Status> {
-        Err(Status::unimplemented("progress"))
+        let r = r.into_inner();
+        let me = self.ledger.division();
+        let division = match r.division.as_str() {
+            "" => me,
+            s => parse_code("division", s)?,
+        };
+        if !me.contains(division) {
+            return Err(bad(
+                "division",
+                format!("{division} is outside the subtree of node {me}"),
+            ));
+        }
+        let inventory = opt(&r.inventory);
+        let ledger = self.ledger.clone();
+        let all = blocking(move || ledger.tickets().map_err(|e| ledger_status(e, true))).await?;
+        let today = crate::period::today_in_china();
+        // A split ticket counts once, as itself (its state derives from its sub-tickets), so
+        // its sub-tickets held here are left out, as in the statistics cells.
+        let states = all.values().filter(|s| {
+            inventory
+                .as_ref()
+                .is_none_or(|n| s.ticket.inventory.as_ref() == Some(n))
+                && s.ticket
+                    .parent
+                    .as_ref()
+                    .is_none_or(|p| !all.contains_key(p))
+        });
+        let p = tk::inventory_progress(division, states, today);
+        let registry = self.ledger.registry();
+        Ok(Response::new(pb::ProgressReply {
+            total: Some(progress_row(&p.total, &registry)),
+            regions: p
+                .regions
+                .iter()
+                .map(|x| progress_row(x, &registry))
+                .collect(),
+            inventory: inventory.unwrap_or_default(),
+            today: today.to_string(),
+        }))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Client
+
+/// Why a ticket call failed: the node could not be reached, or it refused (with its message).
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// No connection.
+    #[error("cannot reach {addr}: {cause}")]
+    Unreachable {
+        /// The address dialled.
+        addr: String,
+        /// Why.
+        cause: String,
+    },
+    /// The node answered with an error.
+    #[error("{}", .0.message())]
+    Refused(Status),
+    /// The reply could not be understood.
+    #[error("bad reply: {0}")]
+    BadReply(String),
+}
+
+impl ClientError {
+    /// The gRPC code of a refusal.
+    pub fn code(&self) -> Option<tonic::Code> {
+        match self {
+            ClientError::Refused(s) => Some(s.code()),
+            _ => None,
+        }
+    }
+}
+
+impl From<Status> for ClientError {
+    fn from(s: Status) -> Self {
+        ClientError::Refused(s)
+    }
+}
+
+/// A ticket to issue, as typed by a user: the node validates every field.
+#[derive(Clone, Debug, Default)]
+pub struct NewTicket {
+    /// Id, unique per issuer.
+    pub id: String,
+    /// Target division code.
+    pub target: String,
+    /// Free-text category.
+    pub category: String,
+    /// inspection, spot_check, assessment, department_feedback or self_found.
+    pub source: String,
+    /// low, medium or high.
+    pub severity: String,
+    /// yyyy-mm-dd.
+    pub deadline: String,
+    /// What is wrong.
+    pub description: String,
+    /// The household concerned, if any.
+    pub household_code: Option<String>,
+    /// The inventory it belongs to, if any.
+    pub inventory: Option<String>,
+}
+
+/// One history entry of a ticket.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct HistoryRow {
+    /// Event id `ORIGIN#SEQ`.
+    pub event: String,
+    /// Lamport time.
+    pub lamport: u64,
+    /// Who acted.
+    pub actor: String,
+    /// Creator's wall-clock time (ms since 1970).
+    pub at_unix_ms: i64,
+    /// issue, deliver, accept, start, rectify, verify, return, supervise, unsupervise, split.
+    pub action: String,
+    /// Note, reason, supervision flag, sub-tickets or delivering node.
+    pub detail: String,
+    /// Why the fold ignored it (`None`: applied).
+    pub ignored: Option<String>,
+}
+
+/// A ticket as a node shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TicketRow {
+    /// `ISSUER/ID`.
+    pub key: String,
+    /// Issuing division.
+    pub issuer: String,
+    /// Id.
+    pub id: String,
+    /// Target division.
+    pub target: String,
+    /// Target's registered name (empty when the node does not know it).
+    pub target_name: String,
+    /// Category.
+    pub category: String,
+    /// Source.
+    pub source: String,
+    /// Severity.
+    pub severity: String,
+    /// Deadline (yyyy-mm-dd).
+    pub deadline: String,
+    /// Description.
+    pub description: String,
+    /// Household concerned.
+    pub household_code: Option<String>,
+    /// Split ticket of a sub-ticket.
+    pub parent: Option<String>,
+    /// Inventory.
+    pub inventory: Option<String>,
+    /// State name.
+    pub state: String,
+    /// Overdue today (China date at the node).
+    pub overdue: bool,
+    /// Division that flagged supervision, while flagged.
+    pub supervised_by: Option<String>,
+    /// Sub-tickets.
+    pub split: Vec<String>,
+    /// Latest rectification note.
+    pub note: Option<String>,
+    /// Latest return reason.
+    pub return_reason: Option<String>,
+    /// Times returned.
+    pub returns: u32,
+    /// Issue date.
+    pub issued_on: String,
+    /// Delivery date.
+    pub delivered_on: Option<String>,
+    /// Standing rectification date.
+    pub rectified_on: Option<String>,
+    /// Close date.
+    pub closed_on: Option<String>,
+    /// History (only from show and act).
+    pub history: Vec<HistoryRow>,
+}
+
+fn none_if_empty(s: String) -> Option<String> {
+    (!s.is_empty()).then_some(s)
+}
+
+impl From<pb::TicketView> for TicketRow {
+    fn from(v: pb::TicketView) -> Self {
+        TicketRow {
+            key: v.key,
+            issuer: v.issuer,
+            id: v.id,
+            target: v.target,
+            target_name: v.target_name,
+            category: v.category,
+            source: v.source,
+            severity: v.severity,
+            deadline: v.deadline,
+            description: v.description,
+            household_code: none_if_empty(v.household_code),
+            parent: none_if_empty(v.parent),
+            inventory: none_if_empty(v.inventory),
+            state: v.state,
+            overdue: v.overdue,
+            supervised_by: none_if_empty(v.supervised_by),
+            split: v.split,
+            note: none_if_empty(v.note),
+            return_reason: none_if_empty(v.return_reason),
+            returns: v.returns,
+            issued_on: v.issued_on,
+            delivered_on: none_if_empty(v.delivered_on),
+            rectified_on: none_if_empty(v.rectified_on),
+            closed_on: none_if_empty(v.closed_on),
+            history: v
+                .history
+                .into_iter()
+                .map(|h| HistoryRow {
+                    event: h.event,
+                    lamport: h.lamport,
+                    actor: h.actor,
+                    at_unix_ms: h.at_unix_ms,
+                    action: h.action,
+                    detail: h.detail,
+                    ignored: (!h.applied).then_some(h.ignored_reason),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Filters of a ticket listing (all optional).
+#[derive(Clone, Debug, Default)]
+pub struct ListFilter {
+    /// State name.
+    pub state: Option<String>,
+    /// Target in this subtree.
+    pub target: Option<Code>,
+    /// Of this inventory.
+    pub inventory: Option<String>,
+    /// Overdue only.
+    pub overdue: bool,
+    /// Issued by.
+    pub issuer: Option<Code>,
+    /// At most this many (0 = all).
+    pub limit: u32,
+}
+
+/// Progress of one region.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ProgressRow {
+    /// Region code.
+    pub division: String,
+    /// Region name (empty when unknown).
+    pub name: String,
+    /// Tickets.
+    pub issued: u64,
+    /// Not closed.
+    pub open: u64,
+    /// Rectified, awaiting verification.
+    pub rectified: u64,
+    /// Closed.
+    pub closed: u64,
+    /// Overdue.
+    pub overdue: u64,
+    /// No open ticket left (清零).
+    pub cleared_to_zero: bool,
+}
+
+impl From<pb::RegionProgress> for ProgressRow {
+    fn from(p: pb::RegionProgress) -> Self {
+        ProgressRow {
+            division: p.division,
+            name: p.name,
+            issued: p.issued,
+            open: p.open,
+            rectified: p.rectified,
+            closed: p.closed,
+            overdue: p.overdue,
+            cleared_to_zero: p.cleared_to_zero,
+        }
+    }
+}
+
+/// Progress of an inventory (or all tickets) seen from one division.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ProgressReport {
+    /// The inventory (`None`: all tickets held).
+    pub inventory: Option<String>,
+    /// The China date overdue was judged on.
+    pub today: String,
+    /// The division looking, in total.
+    pub total: ProgressRow,
+    /// Per child region (and the division itself for tickets targeting it).
+    pub regions: Vec<ProgressRow>,
+}
+
+fn actor_text(actor: Option<Code>) -> String {
+    actor.map(|a| a.to_string()).unwrap_or_default()
+}
+
+/// A client of a node's ticket API.
+pub struct TicketsClient {
+    inner: pb::tickets_client::TicketsClient<Channel>,
+}
+
+impl TicketsClient {
+    /// Connect to the node at `addr` (`http://host:port`): 5 s to connect, 60 s per call.
+    pub async fn connect(addr: &str) -> Result<Self, ClientError> {
+        let unreachable = |cause: String| ClientError::Unreachable {
+            addr: addr.to_string(),
+            cause,
+        };
+        let channel = tonic::transport::Endpoint::from_shared(addr.to_string())
+            .map_err(|e| unreachable(e.to_string()))?
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(60))
+            .connect()
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
+        Ok(TicketsClient {
+            inner: pb::tickets_client::TicketsClient::new(channel),
+        })
+    }
+
+    /// Issue tickets as `actor` (default: the node's division); returns their keys.
+    pub async fn issue(
+        &mut self,
+        actor: Option<Code>,
+        tickets: Vec<NewTicket>,
+    ) -> Result<Vec<String>, ClientError> {
+        let tickets = tickets
+            .into_iter()
+            .map(|t| pb::TicketSpec {
+                id: t.id,
+                target: t.target,
+                category: t.category,
+                source: t.source,
+                severity: t.severity,
+                deadline: t.deadline,
+                description: t.description,
+                household_code: t.household_code.unwrap_or_default(),
+                inventory: t.inventory.unwrap_or_default(),
+            })
+            .collect();
+        let r = self
+            .inner
+            .issue(pb::IssueRequest {
+                tickets,
+                actor: actor_text(actor),
+            })
+            .await?;
+        Ok(r.into_inner().keys)
+    }
+
+    /// Issue an inventory (a `tickets.csv` file's bytes) named `name`; returns the keys.
+    pub async fn inventory(
+        &mut self,
+        actor: Option<Code>,
+        name: &str,
+        csv: Vec<u8>,
+    ) -> Result<Vec<String>, ClientError> {
+        let r = self
+            .inner
+            .inventory(pb::InventoryRequest {
+                csv,
+                inventory: name.to_string(),
+                actor: actor_text(actor),
+            })
+            .await?;
+        Ok(r.into_inner().keys)
+    }
+
+    /// Take `act` as `actor` on every ticket of `keys` (all or none); returns their states.
+    pub async fn act(
+        &mut self,
+        actor: Option<Code>,
+        keys: &[String],
+        act: &Act,
+    ) -> Result<Vec<TicketRow>, ClientError> {
+        let mut req = pb::ActRequest {
+            keys: keys.to_vec(),
+            action: act.name().to_string(),
+            actor: actor_text(actor),
+            ..Default::default()
+        };
+        match act {
+            Act::Rectify { note } => req.note = note.clone(),
+            Act::Return { reason } => req.reason = reason.clone(),
+            Act::Split { into } => req.into = into.iter().map(|c| c.to_string()).collect(),
+            _ => {}
+        }
+        let r = self.inner.act(req).await?;
+        Ok(r.into_inner().tickets.into_iter().map(Into::into).collect())
+    }
+
+    /// The tickets matching `f` (without history) and how many matched before the limit.
+    pub async fn list(&mut self, f: &ListFilter) -> Result<(Vec<TicketRow>, u32), ClientError> {
+        let r = self
+            .inner
+            .list(pb::ListRequest {
+                state: f.state.clone().unwrap_or_default(),
+                target: f.target.map(|c| c.to_string()).unwrap_or_default(),
+                inventory: f.inventory.clone().unwrap_or_default(),
+                overdue: f.overdue,
+                issuer: f.issuer.map(|c| c.to_string()).unwrap_or_default(),
+                limit: f.limit,
+            })
+            .await?
+            .into_inner();
+        Ok((r.tickets.into_iter().map(Into::into).collect(), r.total))
+    }
+
+    /// One ticket with its history.
+    pub async fn show(&mut self, key: &str) -> Result<TicketRow, ClientError> {
+        let r = self
+            .inner
+            .show(pb::ShowRequest {
+                key: key.to_string(),
+            })
+            .await?;
+        Ok(r.into_inner().into())
+    }
+
+    /// Progress of `inventory` (default: all tickets) seen from `division` (default: the
+    /// node's).
+    pub async fn progress(
+        &mut self,
+        inventory: Option<&str>,
+        division: Option<Code>,
+    ) -> Result<ProgressReport, ClientError> {
+        let r = self
+            .inner
+            .progress(pb::ProgressRequest {
+                inventory: inventory.unwrap_or_default().to_string(),
+                division: division.map(|c| c.to_string()).unwrap_or_default(),
+            })
+            .await?
+            .into_inner();
+        let total = r
+            .total
+            .ok_or_else(|| ClientError::BadReply("progress without a total".into()))?;
+        Ok(ProgressReport {
+            inventory: none_if_empty(r.inventory),
+            today: r.today,
+            total: total.into(),
+            regions: r.regions.into_iter().map(Into::into).collect(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_split_at_the_first_slash() {
+        let k = parse_key("61/2026/001").unwrap();
+        assert_eq!(k.issuer, Code::parse("61").unwrap());
+        assert_eq!(k.id, "2026/001");
+        assert!(parse_key("61").unwrap_err().contains("ISSUER/ID"));
+        assert!(parse_key("61/").unwrap_err().contains("no ticket id"));
+        assert!(parse_key("6x/A").unwrap_err().contains("only digits"));
+    }
+
+    #[test]
+    fn specs_name_the_field_and_value() {
+        let spec = pb::TicketSpec {
+            id: "A".into(),
+            target: "610102".into(),
+            category: "housing".into(),
+            source: "inspection".into(),
+            severity: "high".into(),
+            deadline: "2026-13-01".into(),
+            description: "roof".into(),
+            ..Default::default()
+        };
+        let e = spec_to_ticket(3, &spec, Code::parse("61").unwrap()).unwrap_err();
+        assert_eq!(e.code(), tonic::Code::InvalidArgument);
+        assert_eq!(
+            e.message(),
+            "tickets[3].deadline: \"2026-13-01\" is not a calendar date"
+        );
+        let e = spec_to_ticket(
+            0,
+            &pb::TicketSpec {
+                target: "6201".into(),
+                deadline: "2026-12-01".into(),
+                ..spec.clone()
+            },
+            Code::parse("61").unwrap(),
+        )
+        .unwrap_err();
+        assert!(
+            e.message()
+                .contains("tickets[0].target: division 6201 is not in the subtree"),
+            "{}",
+            e.message()
+        );
+        let t = spec_to_ticket(
+            0,
+            &pb::TicketSpec {
+                deadline: "2026-12-01".into(),
+                ..spec
+            },
+            Code::parse("61").unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            (t.household_code, t.inventory, t.parent),
+            (None, None, None)
+        );
     }
 }

@@ -3,6 +3,8 @@
 // Each test binary uses part of this module.
 #![allow(dead_code)]
 
+pub mod procs;
+
 use std::path::Path;
 
 use bottomline::config::Config;

@@ -61,8 +61,10 @@
 //!
 //! # Statistics
 //!
-//! A ticket counts for its **target** division (and, rolled up, every ancestor); sub-tickets
-//! are tickets and count too (filter on `ticket.parent` to exclude them). Flows
+//! A ticket counts for its **target** division (and, rolled up, every ancestor). The store
+//! counts tickets that are not sub-tickets: a split ticket counts once, with its derived state,
+//! so a 10 000-ticket inventory reads 10 000 issued however it is split (see
+//! `ledger/ticket_log.rs`); `figures` counts whatever states it is given. Flows
 //! ([`stat_flows`]): issued on the issue date, rectified on the date of the standing
 //! rectification (a return for rework withdraws it), closed on the close date. Stocks
 //! ([`stock_deltas`], or [`TicketState::open_at`] / [`TicketState::overdue_at`]): open =

@@ -650,3 +650,47 @@ async fn duplicated_and_replayed_ticket_deliveries_change_nothing() {
     stop(city).await;
     stop(province).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_overdue_ticket_counts_as_overdue_until_rectified_at_every_level() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let t = tree(dir.path()).await;
+    let prov = t.province.ledger();
+    let county = t.counties[0].ledger();
+    // A back-filled inventory: the deadline passed three days ago.
+    let keys = prov
+        .issue_tickets(c("61"), vec![ticket("61", "LATE", "610102", -3)])
+        .expect("issue");
+    let k = &keys[0];
+    eventually("delivered", || state(county, k) == Some(State::Delivered)).await;
+    let week = Period::containing(bottomline::period::Kind::Week, today_in_china());
+    let overdue = |l: &Ledger, d: &str| {
+        l.indicators(c(d), week)
+            .expect("indicators")
+            .count("tickets_overdue", "total")
+    };
+    assert_eq!(overdue(county, "610102"), 1);
+    eventually("overdue at the province", || overdue(prov, "61") == 1).await;
+    assert!(prov
+        .ticket(k)
+        .expect("read")
+        .expect("held")
+        .overdue(today_in_china()));
+    for act in [
+        Act::Accept,
+        Act::Start,
+        Act::Rectify {
+            note: "done late".into(),
+        },
+    ] {
+        county
+            .act_on_tickets(c("610102"), std::slice::from_ref(k), &act)
+            .expect("act");
+    }
+    assert_eq!(overdue(county, "610102"), 0);
+    eventually("no longer overdue at the province", || {
+        overdue(prov, "61") == 0
+    })
+    .await;
+    t.stop().await;
+}

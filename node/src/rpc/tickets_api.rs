@@ -970,7 +970,7 @@ mod tests {
         assert_eq!(e.code(), tonic::Code::InvalidArgument);
         assert_eq!(
             e.message(),
-            "tickets[3].deadline: \"2026-13-01\" is not a calendar date"
+            "tickets[3].deadline: 2026-13-01 is not a calendar date"
         );
         let e = spec_to_ticket(
             0,

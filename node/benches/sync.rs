@@ -24,19 +24,17 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bottomline::config::Config;
 use bottomline::division::Code;
 use bottomline::domain::{
     Cents, Measure, MeasureType, Record, RecordKind, Signal, SignalSource, SignalType,
 };
 use bottomline::gen::{GenOptions, GenScope};
 use bottomline::ledger::{Change, Ledger};
-use bottomline::node::{self, NodeHandle};
 use bottomline::period::{Kind, Period};
 use bottomline::stats::CellSource;
 use jiff::civil::{date, Date};
@@ -45,7 +43,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+mod common;
+use common::{percentile, start_node, Res, Running};
 
 const TODAY: Date = date(2026, 11, 24);
 const GEN_END: Date = date(2026, 11, 20);
@@ -134,53 +133,6 @@ async fn pipe(
             _ = async { cut.wait_for(|c| *c).await.map(|_| ()) } => return,
         }
     }
-}
-
-struct Running {
-    handle: NodeHandle,
-    addr: Option<SocketAddr>,
-    stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
-
-async fn start_node(dir: &Path, code: Code, parent: Option<String>, listen: bool) -> Res<Running> {
-    let mut toml = format!(
-        "division = \"{code}\"\ndata_dir = {:?}\n",
-        dir.join(code.to_string()).display().to_string()
-    );
-    if let Some(p) = parent {
-        toml.push_str(&format!("parent = \"{p}\"\n"));
-    }
-    if listen {
-        toml.push_str("listen = \"127.0.0.1:0\"\n");
-    }
-    toml.push_str("[sync]\nreconnect_secs = 0.05\n");
-    let config = Config::parse(&toml)?;
-    let handle = node::open(&config)?;
-    let listener = if listen {
-        Some(TcpListener::bind("127.0.0.1:0").await?)
-    } else {
-        None
-    };
-    let addr = listener.as_ref().map(|l| l.local_addr()).transpose()?;
-    let (stop, mut rx) = watch::channel(false);
-    let task = tokio::spawn(node::run(config, handle.clone(), listener, async move {
-        let _ = rx.wait_for(|s| *s).await;
-    }));
-    Ok(Running {
-        handle,
-        addr,
-        stop,
-        task,
-    })
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
 }
 
 /// Every node's parent has made its whole change log durable.

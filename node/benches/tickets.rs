@@ -17,22 +17,17 @@
 //! target. Run with `cargo bench -p bottomline --bench tickets`.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bottomline::config::Config;
 use bottomline::division::Code;
 use bottomline::ledger::{Act, Ledger};
-use bottomline::node::{self, NodeHandle};
 use bottomline::period::today_in_china;
 use bottomline::tickets::{Severity, State, Ticket, TicketSource};
 use serde_json::json;
-use tokio::net::TcpListener;
-use tokio::sync::watch;
 
-type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+mod common;
+use common::{percentile, start_node, Res, Running};
 
 const CITIES: u32 = 10;
 const COUNTIES: u32 = 107;
@@ -44,53 +39,6 @@ fn env_u32(name: &str, default: u32) -> u32 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-struct Running {
-    handle: NodeHandle,
-    addr: Option<SocketAddr>,
-    stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
-
-async fn start_node(dir: &Path, code: Code, parent: Option<String>, listen: bool) -> Res<Running> {
-    let mut toml = format!(
-        "division = \"{code}\"\ndata_dir = {:?}\n",
-        dir.join(code.to_string()).display().to_string()
-    );
-    if let Some(p) = parent {
-        toml.push_str(&format!("parent = \"{p}\"\n"));
-    }
-    if listen {
-        toml.push_str("listen = \"127.0.0.1:0\"\n");
-    }
-    toml.push_str("[sync]\nreconnect_secs = 0.05\n");
-    let config = Config::parse(&toml)?;
-    let handle = node::open(&config)?;
-    let listener = if listen {
-        Some(TcpListener::bind("127.0.0.1:0").await?)
-    } else {
-        None
-    };
-    let addr = listener.as_ref().map(|l| l.local_addr()).transpose()?;
-    let (stop, mut rx) = watch::channel(false);
-    let task = tokio::spawn(node::run(config, handle.clone(), listener, async move {
-        let _ = rx.wait_for(|s| *s).await;
-    }));
-    Ok(Running {
-        handle,
-        addr,
-        stop,
-        task,
-    })
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
 }
 
 /// A county clerk: accepts every delivered ticket as it arrives; reports when its `want`

@@ -862,43 +862,109 @@ impl Ledger {
             self.mark_durable(seq);
             return Ok(());
         }
-        let mut ws = WriteSet::new();
-        let mut in_batch = 0;
-        ws.put(TreeId::Meta, META_STATS_PENDING, Vec::new());
-        for (list, step) in steps {
-            stage_record(step, &mut ws);
-            in_batch += 1;
-            if in_batch == BATCH {
-                self.store.commit(std::mem::take(&mut ws))?;
-                done += in_batch;
-                in_batch = 0;
-                progress(Progress { list, done, total });
-            }
-        }
-        if in_batch > 0 {
-            self.store.commit(ws)?;
-            done += in_batch;
-            progress(Progress {
-                list: last,
-                done,
-                total,
-            });
-        }
-        if crash_test {
-            // Crash tests: die like kill -9 with the records durable and the cells not written.
-            self.store.flush()?;
-            std::process::abort();
-        }
-        self.write_cells(&groups, &mut |n| {
-            progress(Progress {
-                list: last,
-                done: done + n,
-                total,
-            })
-        })?;
+        // Records (the first batch sets the crash marker), then the cells (the last batch
+        // clears it). A second thread stages each batch while the last one commits.
+        self.pipeline(
+            |send| {
+                let mut ws = WriteSet::new();
+                let mut in_batch = 0;
+                ws.put(TreeId::Meta, META_STATS_PENDING, Vec::new());
+                for (list, step) in steps {
+                    stage_record(step, &mut ws);
+                    in_batch += 1;
+                    if in_batch == BATCH {
+                        if !send(
+                            std::mem::take(&mut ws),
+                            Staged::Records { list, n: in_batch },
+                        ) {
+                            return Ok(());
+                        }
+                        in_batch = 0;
+                    }
+                }
+                if in_batch > 0
+                    && !send(
+                        ws,
+                        Staged::Records {
+                            list: last,
+                            n: in_batch,
+                        },
+                    )
+                {
+                    return Ok(());
+                }
+                if !send(WriteSet::new(), Staged::RecordsDone) {
+                    return Ok(());
+                }
+                self.stage_cells(&groups, &mut |ws, blocks| {
+                    send(ws, Staged::Cells { blocks })
+                })
+                .map(|_| ())
+            },
+            |staged| {
+                match staged {
+                    Staged::Records { list, n } => {
+                        done += n;
+                        progress(Progress { list, done, total });
+                    }
+                    Staged::RecordsDone if crash_test => {
+                        // Crash tests: die like kill -9 with the records durable and the cells
+                        // not written.
+                        self.store.flush()?;
+                        std::process::abort();
+                    }
+                    Staged::RecordsDone => {}
+                    Staged::Cells { blocks } => {
+                        done += blocks;
+                        progress(Progress {
+                            list: last,
+                            done,
+                            total,
+                        });
+                    }
+                }
+                Ok(())
+            },
+        )?;
         self.store.flush()?;
         self.mark_durable(self.cell_seq()?);
         Ok(())
+    }
+
+    /// Run `produce` on a second thread and commit each write set it hands over on this one,
+    /// then call `committed` with its tag: staging a batch (encoding records, reading and
+    /// re-encoding blocks) overlaps the sled commit of the one before, on two cores. Commits
+    /// keep the order they were staged in; at most two batches wait.
+    fn pipeline<T: Send>(
+        &self,
+        produce: impl FnOnce(&mut dyn FnMut(WriteSet, T) -> bool) -> Result<()> + Send,
+        mut committed: impl FnMut(T) -> Result<()>,
+    ) -> Result<()> {
+        std::thread::scope(|scope| {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<(WriteSet, T)>(2);
+            let producer = scope.spawn(move || produce(&mut |ws, t| tx.send((ws, t)).is_ok()));
+            let mut result = Ok(());
+            for (ws, t) in rx.iter() {
+                let step = if ws.is_empty() {
+                    Ok(())
+                } else {
+                    self.store.commit(ws).map_err(LedgerError::from)
+                };
+                if let Err(e) = step.and_then(|()| committed(t)) {
+                    result = Err(e);
+                    break;
+                }
+            }
+            // A failed commit stops the producer at its next hand-over.
+            drop(rx);
+            let produced = producer.join().unwrap_or_else(|_| {
+                Err(LedgerError::Corrupt {
+                    what: "write",
+                    detail: "the staging thread panicked".into(),
+                })
+            });
+            result.and(produced)
+        })
     }
 
     /// Record that the change log up to `seq` is flushed and wake the sync sender.
@@ -920,16 +986,39 @@ impl Ledger {
         groups: &[crate::cells::BlockDeltas],
         progress: &mut dyn FnMut(usize),
     ) -> Result<u64> {
+        let mut cells = 0;
+        let mut done = 0;
+        self.pipeline(
+            |send| {
+                cells = self.stage_cells(groups, send)?;
+                Ok(())
+            },
+            |blocks| {
+                done += blocks;
+                progress(done);
+                Ok(())
+            },
+        )?;
+        Ok(cells)
+    }
+
+    /// Stage the summed deltas into write sets of at most [`BATCH`] blocks, handing each to
+    /// `send` with its block count (stop when it returns false); the last clears the
+    /// `stats_pending` marker. Returns the number of cells changed.
+    fn stage_cells(
+        &self,
+        groups: &[crate::cells::BlockDeltas],
+        send: &mut dyn FnMut(WriteSet, usize) -> bool,
+    ) -> Result<u64> {
         let reader = crate::cells::BlockReader::new(&self.store).map_err(cells_err)?;
         let mut log = crate::cells::LogWriter::new(&self.store);
         let mut seq = self.cell_seq()?;
         let mut cells = 0;
-        let mut done = 0;
         let mut chunks = groups.chunks(BATCH).peekable();
         if chunks.peek().is_none() {
             let mut ws = WriteSet::new();
             ws.remove(TreeId::Meta, META_STATS_PENDING);
-            self.store.commit(ws)?;
+            send(ws, 0);
         }
         while let Some(chunk) = chunks.next() {
             let mut ws = WriteSet::new();
@@ -942,9 +1031,9 @@ impl Ledger {
             if chunks.peek().is_none() {
                 ws.remove(TreeId::Meta, META_STATS_PENDING);
             }
-            self.store.commit(ws)?;
-            done += chunk.len();
-            progress(done);
+            if !send(ws, chunk.len()) {
+                break;
+            }
         }
         Ok(cells)
     }
@@ -1381,6 +1470,16 @@ fn failpoint(name: &str) -> bool {
         .get_or_init(|| std::env::var("BOTTOMLINE_FAILPOINT").ok())
         .as_deref()
         == Some(name)
+}
+
+/// What a staged write set holds (see `Ledger::pipeline`).
+enum Staged {
+    /// `n` records of list `list`.
+    Records { list: usize, n: usize },
+    /// Every record is staged (nothing to commit; the crash tests' failpoint).
+    RecordsDone,
+    /// `blocks` cell blocks.
+    Cells { blocks: usize },
 }
 
 /// Put a step's record and household index changes into `ws`.

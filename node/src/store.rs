@@ -235,23 +235,39 @@ impl Store {
             path: dir.to_owned(),
             source,
         };
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(opts.cache_bytes)
-            .flush_every_ms(Some(500))
-            .open()
-            .map_err(|e| match &e {
-                // sled wraps the failed flock (EWOULDBLOCK) in an error of its own.
-                sled::Error::Io(io)
-                    if io.kind() == std::io::ErrorKind::WouldBlock
-                        || io.to_string().contains("could not acquire lock") =>
+        // sled releases a closed store's file lock only when its flusher thread (woken every
+        // 500 ms) lets go of it: a store closed a moment ago (a restart, a test reopening) is
+        // retried for a while before it counts as in use by another process.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        let db = loop {
+            let r = sled::Config::new()
+                .path(dir)
+                .cache_capacity(opts.cache_bytes)
+                .flush_every_ms(Some(500))
+                .open();
+            match &r {
+                Err(sled::Error::Io(io))
+                    if (io.kind() == std::io::ErrorKind::WouldBlock
+                        || io.to_string().contains("could not acquire lock"))
+                        && std::time::Instant::now() < deadline =>
                 {
-                    StoreError::InUse {
-                        path: dir.to_owned(),
-                    }
+                    std::thread::sleep(std::time::Duration::from_millis(20));
                 }
-                _ => sled_err(e),
-            })?;
+                _ => break r,
+            }
+        };
+        let db = db.map_err(|e| match &e {
+            // sled wraps the failed flock (EWOULDBLOCK) in an error of its own.
+            sled::Error::Io(io)
+                if io.kind() == std::io::ErrorKind::WouldBlock
+                    || io.to_string().contains("could not acquire lock") =>
+            {
+                StoreError::InUse {
+                    path: dir.to_owned(),
+                }
+            }
+            _ => sled_err(e),
+        })?;
         let data = db.open_tree(DATA_TREE).map_err(sled_err)?;
         let db_file = dir.join("db");
         let sync_file = File::open(&db_file).map_err(|source| StoreError::Sync {

@@ -4,8 +4,11 @@
 //! --counties 107`), starts every node in this process — the province and the cities listen
 //! on 127.0.0.1, the counties only dial their city, exactly as `serve` would run them —
 //! imports each county's files while the tree runs, waits until the province holds every
-//! county's statistics, prints what to open and run, and stays up until the shutdown future
-//! resolves (Ctrl-C). The node configs it uses are written to `DIR/configs/*.toml`, so any
+//! county's statistics, issues a small ticket inventory ([`DEMO_INVENTORY`]: two tickets per
+//! county, one of them past its deadline) and waits until every county holds its tickets,
+//! has the first county rectify one of them (in process: the counties have no API of their
+//! own here), prints what to open and run, and stays up until the shutdown future resolves
+//! (Ctrl-C). The node configs it uses are written to `DIR/configs/*.toml`, so any
 //! node can later be run on its own with `bottomline serve --config`.
 //!
 //! Running again on the same directory reopens the nodes: the files are regenerated
@@ -23,9 +26,56 @@ use tokio::sync::watch;
 use crate::config::Config;
 use crate::division::{Code, Division};
 use crate::gen::{GenOptions, GenScope};
-use crate::ledger::Ledger;
+use crate::ledger::{Act, Ledger};
 use crate::node::{self, NodeHandle};
 use crate::period::{Kind, Period};
+use crate::tickets::{Severity, State, Ticket, TicketKey, TicketSource};
+
+/// The inventory the demo's tickets belong to.
+pub const DEMO_INVENTORY: &str = "demo";
+
+/// The demo's ticket inventory: from the province to every county, `DEMO-{county}-1` due in
+/// 10 days and `DEMO-{county}-2` due 3 days before `today` (so it is overdue).
+pub fn demo_tickets(province: Code, counties: &[Code], today: Date) -> Vec<Ticket> {
+    let day = |n: i64| {
+        today
+            .checked_add(jiff::Span::new().days(n))
+            .unwrap_or(today)
+    };
+    counties
+        .iter()
+        .flat_map(|&county| {
+            [
+                Ticket {
+                    issuer: province,
+                    id: format!("DEMO-{county}-1"),
+                    target: county,
+                    category: "housing safety".into(),
+                    source: TicketSource::Inspection,
+                    severity: Severity::High,
+                    deadline: day(10),
+                    description: "a monitored household's roof leaks".into(),
+                    household_code: None,
+                    parent: None,
+                    inventory: Some(DEMO_INVENTORY.into()),
+                },
+                Ticket {
+                    issuer: province,
+                    id: format!("DEMO-{county}-2"),
+                    target: county,
+                    category: "medical insurance".into(),
+                    source: TicketSource::SpotCheck,
+                    severity: Severity::Medium,
+                    deadline: day(-3),
+                    description: "two persons of a monitored household are not insured".into(),
+                    household_code: None,
+                    parent: None,
+                    inventory: Some(DEMO_INVENTORY.into()),
+                },
+            ]
+        })
+        .collect()
+}
 
 /// What to start.
 #[derive(Clone, Debug)]
@@ -98,6 +148,95 @@ impl Demo {
     /// True when every node's parent has made the node's whole change log durable.
     pub fn converged(&self) -> anyhow::Result<bool> {
         Ok(self.behind()? == 0)
+    }
+
+    /// Issue the demo inventory ([`demo_tickets`]) at the province; tickets it already holds
+    /// (the demo run again, maybe on a later day) are kept as they are. Returns the keys of
+    /// every demo ticket.
+    pub async fn issue_tickets(&self, today: Date) -> anyhow::Result<Vec<TicketKey>> {
+        let ledger = self.province().handle.ledger.clone();
+        let tickets = demo_tickets(ledger.division(), &self.counties, today);
+        tokio::task::spawn_blocking(move || {
+            let keys: Vec<TicketKey> = tickets.iter().map(Ticket::key).collect();
+            let mut new = Vec::new();
+            for t in tickets {
+                if ledger.ticket(&t.key())?.is_none() {
+                    new.push(t);
+                }
+            }
+            if !new.is_empty() {
+                ledger.issue_tickets(ledger.division(), new)?;
+            }
+            Ok(keys)
+        })
+        .await?
+    }
+
+    /// The tickets of `keys` that the node serving their target does not hold as delivered
+    /// (or further) yet.
+    pub fn tickets_undelivered(&self, keys: &[TicketKey]) -> anyhow::Result<usize> {
+        let mut n = 0;
+        for k in keys {
+            let Some(node) = self.tickets_target(k)?.and_then(|t| self.node(t)) else {
+                n += 1;
+                continue;
+            };
+            if node
+                .handle
+                .ledger
+                .ticket(k)?
+                .is_none_or(|s| s.state == State::Issued)
+            {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    fn tickets_target(&self, key: &TicketKey) -> anyhow::Result<Option<Code>> {
+        Ok(self
+            .province()
+            .handle
+            .ledger
+            .ticket(key)?
+            .map(|s| s.ticket.target))
+    }
+
+    /// Take ticket `key` at its target's node through accept, start and rectify (as far as it
+    /// has not gone yet), as the county would through its API: the demo's counties only dial.
+    pub async fn rectify_at_target(&self, key: &TicketKey) -> anyhow::Result<()> {
+        let target = self
+            .tickets_target(key)?
+            .ok_or_else(|| anyhow::anyhow!("the province holds no ticket {key}"))?;
+        let ledger = self
+            .node(target)
+            .ok_or_else(|| anyhow::anyhow!("no node serves {target}"))?
+            .handle
+            .ledger
+            .clone();
+        let key = key.clone();
+        tokio::task::spawn_blocking(move || loop {
+            let state = ledger
+                .ticket(&key)?
+                .ok_or_else(|| anyhow::anyhow!("{target} holds no ticket {key}"))?
+                .state;
+            let act = match state {
+                State::Issued => anyhow::bail!("{key} is not delivered at {target} yet"),
+                State::Delivered => Act::Accept,
+                State::Accepted => Act::Start,
+                State::Rectifying => Act::Rectify {
+                    note: "roof repaired by the village team; photos attached".into(),
+                },
+                State::Rectified | State::Closed => return Ok(()),
+            };
+            ledger.act_on_tickets(target, std::slice::from_ref(&key), &act)?;
+        })
+        .await?
+    }
+
+    /// The state of ticket `key` at the province.
+    pub fn province_ticket_state(&self, key: &TicketKey) -> anyhow::Result<Option<State>> {
+        Ok(self.province().handle.ledger.ticket(key)?.map(|s| s.state))
     }
 
     /// Stop every node in order and wait for each to flush.
@@ -365,6 +504,50 @@ pub async fn run(
         y.count("signals", "total"),
         y.count("measures", "total"),
     );
+
+    // A small ticket inventory down the tree; the first county rectifies one ticket.
+    let tickets_started = Instant::now();
+    let keys = demo.issue_tickets(opts.today).await?;
+    let mut last = Instant::now();
+    loop {
+        let left = demo.tickets_undelivered(&keys)?;
+        if left == 0 {
+            break;
+        }
+        if last.elapsed() > Duration::from_secs(5) {
+            last = Instant::now();
+            println!(
+                "tickets: {left} of {} not yet delivered at their county",
+                keys.len()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let sample = keys.first().cloned();
+    let mut closed = false;
+    if let Some(k) = &sample {
+        demo.rectify_at_target(k).await?;
+        loop {
+            match demo.province_ticket_state(k)? {
+                Some(State::Rectified) => break,
+                // Verified in an earlier run of the demo.
+                Some(State::Closed) => {
+                    closed = true;
+                    break;
+                }
+                _ => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    }
+    println!(
+        "the province issued inventory \"{DEMO_INVENTORY}\" ({} tickets: 2 per county, the second past its deadline) and every county holds its tickets ({:.1} s){}",
+        keys.len(),
+        tickets_started.elapsed().as_secs_f64(),
+        match (&sample, county) {
+            (Some(k), Some(c)) => format!("; county {c} accepted and rectified {k}"),
+            _ => String::new(),
+        }
+    );
     println!("\nThe tree is running (Ctrl-C stops it). Try, in another terminal:");
     println!("  bottomline status --addr http://{addr}");
     if let Some(city) = city.and_then(|c| demo.node(c)).and_then(|n| n.addr) {
@@ -382,6 +565,30 @@ pub async fn run(
         Period::containing(Kind::Quarter, opts.today)
     );
     println!("  grpcurl -plaintext {addr} list");
+    println!("Tickets (at the province; a city sees the tickets of its subtree):");
+    println!("  bottomline tickets --addr http://{addr} progress --inventory {DEMO_INVENTORY}");
+    println!("  bottomline tickets --addr http://{addr} list --overdue");
+    if let (Some(k), Some(c)) = (&sample, county) {
+        let other = format!("{}/DEMO-{c}-2", p.config.division);
+        println!("  bottomline tickets --addr http://{addr} show {k}");
+        if let Some(city) = city.and_then(|c| demo.node(c)).and_then(|n| n.addr) {
+            println!("  bottomline tickets --addr http://{city} supervise {other}   # the city flags 督办");
+        }
+        if !closed {
+            println!(
+                "  bottomline tickets --addr http://{addr} verify {k}   # the issuer closes (销号) what {c} rectified"
+            );
+        }
+        println!(
+            "The counties here only dial their city, so they have no Tickets API to call; a county node \
+             that listens (`listen = \"127.0.0.1:PORT\"` in its config) takes its actions with:"
+        );
+        println!("  bottomline tickets --addr http://127.0.0.1:PORT accept --all-delivered");
+        println!("  bottomline tickets --addr http://127.0.0.1:PORT start {other}");
+        println!(
+            "  bottomline tickets --addr http://127.0.0.1:PORT rectify {other} --note \"both insured\""
+        );
+    }
     println!(
         "Node configs: {} (each can run alone with `bottomline serve --config`).",
         opts.dir.join("configs").display()

@@ -90,7 +90,8 @@ enum Command {
         ids: Vec<String>,
     },
     /// Show a running node's links: its uplink, and per child the last contact, the acked
-    /// position, the backlog and a SILENT warning. Exits with status 1 when a child is silent.
+    /// position, the backlog, the ticket link both ways (acked position/events waiting) and a
+    /// SILENT warning. Exits with status 1 when a child is silent.
     Status {
         /// The node's gRPC address (`http://host:port`).
         #[arg(long, required_unless_present = "config")]

@@ -126,7 +126,8 @@ fn contact_text(ms: i64, now_ms: i64) -> String {
 }
 
 /// Render a node's link states (`bottomline status`): its uplink, then one line per child
-/// with last contact, acked position, backlog and a SILENT warning.
+/// with last contact, acked position, backlog, both directions of its ticket link (acked
+/// position / events waiting) and a SILENT warning.
 pub fn render_status(st: &crate::rpc::NodeStatus, format: Format, now_ms: i64) -> String {
     let registry = &st.names;
     let name = |c| registry.get(c).map(|d| d.name.clone()).unwrap_or_default();
@@ -146,6 +147,14 @@ pub fn render_status(st: &crate::rpc::NodeStatus, format: Format, now_ms: i64) -
                         "head": c.head,
                         "backlog": c.backlog,
                         "silent": c.silent,
+                        "tickets_down": {
+                            "acked": c.ticket_acked_down,
+                            "backlog": c.ticket_backlog_down,
+                        },
+                        "tickets_up": {
+                            "acked": c.ticket_acked_up,
+                            "backlog": c.ticket_backlog_up,
+                        },
                     })
                 })
                 .collect();
@@ -154,12 +163,15 @@ pub fn render_status(st: &crate::rpc::NodeStatus, format: Format, now_ms: i64) -
                 "name": name(st.division),
                 "software": st.software,
                 "head": st.head,
+                "ticket_head": st.ticket_head,
                 "silent_child_secs": st.silent_child_secs,
                 "uplink": {
                     "parent": st.uplink.parent,
                     "connected": st.uplink.connected,
                     "acked": st.uplink.acked,
                     "backlog": st.uplink.backlog,
+                    "ticket_acked": st.uplink.ticket_acked,
+                    "ticket_backlog": st.uplink.ticket_backlog,
                     "last_error": st.uplink.last_error,
                 },
                 "children": children,
@@ -167,36 +179,44 @@ pub fn render_status(st: &crate::rpc::NodeStatus, format: Format, now_ms: i64) -
             let _ = writeln!(s, "{v}");
         }
         Format::Csv => {
-            s.push_str("division,connected,last_contact_unix_ms,acked,head,backlog,silent\n");
+            s.push_str(
+                "division,connected,last_contact_unix_ms,acked,head,backlog,silent,\
+                 ticket_acked_down,ticket_backlog_down,ticket_acked_up,ticket_backlog_up\n",
+            );
             for c in &st.children {
                 let _ = writeln!(
                     s,
-                    "{},{},{},{},{},{},{}",
+                    "{},{},{},{},{},{},{},{},{},{},{}",
                     c.division,
                     c.connected,
                     c.last_contact_unix_ms,
                     c.acked,
                     c.head,
                     c.backlog,
-                    c.silent
+                    c.silent,
+                    c.ticket_acked_down,
+                    c.ticket_backlog_down,
+                    c.ticket_acked_up,
+                    c.ticket_backlog_up
                 );
             }
         }
         Format::Table => {
             let _ = writeln!(
                 s,
-                "node {} {} ({}), change log at {}",
+                "node {} {} ({}), change log at {}, ticket log at {}",
                 st.division,
                 name(st.division),
                 st.software,
-                st.head
+                st.head,
+                st.ticket_head
             );
             match &st.uplink.parent {
                 None => s.push_str("uplink: none (top of the tree)\n"),
                 Some(p) => {
                     let _ = writeln!(
                         s,
-                        "uplink to {p}: {}, parent acked {}, backlog {} blocks{}",
+                        "uplink to {p}: {}, parent acked {}, backlog {} blocks; tickets: parent acked {}, backlog {} events{}",
                         if st.uplink.connected {
                             "connected"
                         } else {
@@ -204,6 +224,8 @@ pub fn render_status(st: &crate::rpc::NodeStatus, format: Format, now_ms: i64) -
                         },
                         st.uplink.acked,
                         st.uplink.backlog,
+                        st.uplink.ticket_acked,
+                        st.uplink.ticket_backlog,
                         st.uplink
                             .last_error
                             .as_ref()
@@ -218,7 +240,8 @@ pub fn render_status(st: &crate::rpc::NodeStatus, format: Format, now_ms: i64) -
             }
             let _ = writeln!(
                 s,
-                "children (silent after {} s):\n{:<12} {:<5} {:<34} {:>10} {:>10} {:>8}  {:<6}  name",
+                "children (silent after {} s; tickets = acked position/events waiting):\n\
+                 {:<12} {:<5} {:<34} {:>10} {:>10} {:>8} {:>15} {:>15}  {:<6}  name",
                 st.silent_child_secs,
                 "division",
                 "link",
@@ -226,18 +249,22 @@ pub fn render_status(st: &crate::rpc::NodeStatus, format: Format, now_ms: i64) -
                 "acked",
                 "head",
                 "backlog",
+                "tickets down",
+                "tickets up",
                 "state"
             );
             for c in &st.children {
                 let _ = writeln!(
                     s,
-                    "{:<12} {:<5} {:<34} {:>10} {:>10} {:>8}  {:<6}  {}",
+                    "{:<12} {:<5} {:<34} {:>10} {:>10} {:>8} {:>15} {:>15}  {:<6}  {}",
                     c.division.to_string(),
                     if c.connected { "up" } else { "down" },
                     contact_text(c.last_contact_unix_ms, now_ms),
                     c.acked,
                     c.head,
                     c.backlog,
+                    format!("{}/{}", c.ticket_acked_down, c.ticket_backlog_down),
+                    format!("{}/{}", c.ticket_acked_up, c.ticket_backlog_up),
                     if c.silent { "SILENT" } else { "ok" },
                     name(c.division)
                 );

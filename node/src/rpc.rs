@@ -42,6 +42,8 @@ pub struct ChildState {
     pub head: u64,
     /// Blocks the child still had to deliver, as it last reported (heartbeat).
     pub backlog: u64,
+    /// Ticket events the child still had to deliver, as it last reported (heartbeat).
+    pub ticket_backlog: u64,
     /// A link is open now.
     pub connected: bool,
 }
@@ -97,9 +99,38 @@ pub struct ChildReport {
     pub backlog: u64,
     /// Quiet for longer than the configured limit (or never heard from since it was known).
     pub silent: bool,
+    /// Tickets up: the child's ticket-log position stored here.
+    pub ticket_acked_up: u64,
+    /// Tickets up: ticket events the child still has to deliver, as it last reported.
+    pub ticket_backlog_up: u64,
+    /// Tickets down: this node's ticket-log position the child acked.
+    pub ticket_acked_down: u64,
+    /// Tickets down: this node's ticket events after `ticket_acked_down` that are for the
+    /// child (not yet delivered, or not yet acked).
+    pub ticket_backlog_down: u64,
 }
 
-/// The children's link states: every child that ever delivered (durable) or is linked now.
+impl ChildReport {
+    fn new(division: Code) -> ChildReport {
+        ChildReport {
+            division,
+            connected: false,
+            last_contact_unix_ms: 0,
+            acked: 0,
+            head: 0,
+            backlog: 0,
+            silent: false,
+            ticket_acked_up: 0,
+            ticket_backlog_up: 0,
+            ticket_acked_down: 0,
+            ticket_backlog_down: 0,
+        }
+    }
+}
+
+/// The children's link states: every child that ever delivered (durable) or is linked now,
+/// with both directions of its ticket link (durable cursors here, the backlog down counted
+/// from this node's ticket log, the backlog up as the child last reported it).
 pub fn child_reports(
     ledger: &Ledger,
     children: &Children,
@@ -110,28 +141,18 @@ pub fn child_reports(
         out.insert(
             k.division,
             ChildReport {
-                division: k.division,
-                connected: false,
                 last_contact_unix_ms: k.last_batch_unix_ms,
                 acked: k.acked,
                 head: k.acked,
-                backlog: 0,
-                silent: false,
+                ..ChildReport::new(k.division)
             },
         );
     }
     let live = children.lock().unwrap_or_else(|p| p.into_inner()).clone();
     for (code, st) in live {
-        let r = out.entry(code).or_insert(ChildReport {
-            division: code,
-            connected: false,
-            last_contact_unix_ms: 0,
-            acked: 0,
-            head: 0,
-            backlog: 0,
-            silent: false,
-        });
+        let r = out.entry(code).or_insert_with(|| ChildReport::new(code));
         r.connected = st.connected;
+        r.ticket_backlog_up = st.ticket_backlog;
         if let Some(t) = st.last_contact {
             let ms = t
                 .duration_since(SystemTime::UNIX_EPOCH)
@@ -142,9 +163,17 @@ pub fn child_reports(
         r.head = r.head.max(st.head);
         r.backlog = st.backlog;
     }
+    let mut cursors = Vec::with_capacity(out.len());
+    for r in out.values_mut() {
+        r.ticket_acked_up = ledger.ticket_up_acked(r.division)?;
+        r.ticket_acked_down = ledger.ticket_down_acked(r.division)?;
+        cursors.push((r.division, r.ticket_acked_down));
+    }
+    let backlogs = ledger.ticket_backlog_down(&cursors)?;
     let now = crate::ledger::unix_ms_now();
     let limit = silent_after.as_millis() as i64;
-    for r in out.values_mut() {
+    for (r, b) in out.values_mut().zip(backlogs) {
+        r.ticket_backlog_down = b;
         r.silent = r.last_contact_unix_ms == 0 || now - r.last_contact_unix_ms > limit;
     }
     Ok(out.into_values().collect())
@@ -269,6 +298,7 @@ impl pb::sync_server::Sync for SyncService {
             st.acked = acked;
             st.head = hello.head;
             st.backlog = hello.backlog;
+            st.ticket_backlog = hello.ticket_backlog;
             st.connected = true;
         }
         let (tx, rx) = mpsc::channel(16);
@@ -331,16 +361,25 @@ impl pb::sync_server::Sync for SyncService {
         let ledger = self.ledger.clone();
         let children = self.children.clone();
         let silent_after = self.silent_after;
-        let reports =
-            tokio::task::spawn_blocking(move || child_reports(&ledger, &children, silent_after))
-                .await
-                .map_err(|e| Status::internal(e.to_string()))?
-                .map_err(to_status)?;
-        let up = self
+        let mut up = self
             .uplink
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
+        // The uplink's ticket cursor is known once a Welcome came in: its backlog is counted
+        // now (the heartbeat's count may be older, and there is none while the link is down).
+        let up_cursor = (up.links > 0).then_some(up.ticket_acked);
+        let (reports, up_backlog) = tokio::task::spawn_blocking(move || {
+            let reports = child_reports(&ledger, &children, silent_after)?;
+            let up_backlog = up_cursor.map(|c| ledger.ticket_backlog_up(c)).transpose()?;
+            Ok::<_, LedgerError>((reports, up_backlog))
+        })
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?
+        .map_err(to_status)?;
+        if let Some(b) = up_backlog {
+            up.ticket_backlog = b;
+        }
         let reg = self.ledger.registry();
         let name = |c: Code| reg.get(c).map(|d| d.name.clone()).unwrap_or_default();
         Ok(Response::new(pb::StatusReply {
@@ -358,6 +397,10 @@ impl pb::sync_server::Sync for SyncService {
                     backlog: r.backlog,
                     silent: r.silent,
                     name: name(r.division),
+                    ticket_acked_up: r.ticket_acked_up,
+                    ticket_backlog_up: r.ticket_backlog_up,
+                    ticket_acked_down: r.ticket_acked_down,
+                    ticket_backlog_down: r.ticket_backlog_down,
                 })
                 .collect(),
             uplink: Some(pb::UplinkStatus {
@@ -366,9 +409,12 @@ impl pb::sync_server::Sync for SyncService {
                 acked: up.acked,
                 backlog: up.backlog,
                 last_error: up.last_error.clone().unwrap_or_default(),
+                ticket_acked: up.ticket_acked,
+                ticket_backlog: up.ticket_backlog,
             }),
             silent_child_secs: self.silent_after.as_secs(),
             software: SOFTWARE.to_string(),
+            ticket_head: self.ledger.ticket_head(),
         }))
     }
 
@@ -526,6 +572,7 @@ async fn serve_link(
                 st.last_contact = Some(SystemTime::now());
                 st.head = h.head;
                 st.backlog = h.backlog;
+                st.ticket_backlog = h.ticket_backlog;
             }
             _ => return Err(Status::invalid_argument("unexpected message on a link")),
         }
@@ -544,6 +591,12 @@ pub struct UplinkState {
     pub acked: u64,
     /// Blocks changed after the delivered floor (as of the last heartbeat).
     pub backlog: u64,
+    /// Highest own ticket-log position the parent has made durable (from its `Welcome` and
+    /// `TicketAck`s; 0 before the first `Welcome`).
+    pub ticket_acked: u64,
+    /// Own ticket events after `ticket_acked` that go to the parent (as of the last heartbeat;
+    /// `Status` counts them when asked).
+    pub ticket_backlog: u64,
     /// Last error, if the link is down.
     pub last_error: Option<String>,
     /// Links established since start (a Welcome received).
@@ -616,6 +669,7 @@ async fn run_uplink(
         head: ledger.durable_seq(),
         software: SOFTWARE.to_string(),
         backlog: 0,
+        ticket_backlog: 0,
     };
     tx.send(envelope(me, 0, Payload::Hello(hello))).await?;
     let mut inbound = client.link(ReceiverStream::new(rx)).await?.into_inner();
@@ -634,6 +688,7 @@ async fn run_uplink(
     }
     // Ticket events for the parent flow up from where the parent's durable copy ends.
     let (up_acked_tx, up_acked_rx) = watch::channel(welcome.ticket_acked);
+    let ticket_cursor = up_acked_tx.subscribe();
     let up_tickets = tokio::spawn(send_tickets(
         ledger.clone(),
         parent_div,
@@ -645,6 +700,7 @@ async fn run_uplink(
         let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
         s.connected = true;
         s.acked = welcome.acked;
+        s.ticket_acked = welcome.ticket_acked;
         s.last_error = None;
         s.links += 1;
     }
@@ -660,6 +716,8 @@ async fn run_uplink(
                 }
                 Some(Payload::TicketAck(a)) => {
                     up_acked_tx.send_modify(|v| *v = (*v).max(a.upto));
+                    let mut s = st.lock().unwrap_or_else(|p| p.into_inner());
+                    s.ticket_acked = s.ticket_acked.max(a.upto);
                 }
                 Some(Payload::Tickets(batch)) => {
                     // Persist before acking: the parent resends from its cursor otherwise.
@@ -693,16 +751,26 @@ async fn run_uplink(
         }
         if last_heartbeat.is_none_or(|t| t.elapsed() >= cfg.heartbeat()) {
             let l = ledger.clone();
-            let (head, backlog) = tokio::task::spawn_blocking(move || {
-                Ok::<_, LedgerError>((l.durable_seq(), l.backlog(floor)?))
+            let cursor = *ticket_cursor.borrow();
+            let (head, backlog, ticket_backlog) = tokio::task::spawn_blocking(move || {
+                Ok::<_, LedgerError>((
+                    l.durable_seq(),
+                    l.backlog(floor)?,
+                    l.ticket_backlog_up(cursor)?,
+                ))
             })
             .await??;
-            state.lock().unwrap_or_else(|p| p.into_inner()).backlog = backlog;
+            {
+                let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+                s.backlog = backlog;
+                s.ticket_backlog = ticket_backlog;
+            }
             let hb = pb::Hello {
                 division: me.to_string(),
                 head,
                 software: SOFTWARE.to_string(),
                 backlog,
+                ticket_backlog,
             };
             tx.send(envelope(me, 0, Payload::Hello(hb))).await?;
             last_heartbeat = Some(tokio::time::Instant::now());
@@ -871,6 +939,8 @@ pub struct NodeStatus {
     pub software: String,
     /// Highest durable position of its change log.
     pub head: u64,
+    /// Highest durable position of its ticket log.
+    pub ticket_head: u64,
     /// When a quiet child counts as silent.
     pub silent_child_secs: u64,
     /// Its own link to its parent.
@@ -933,6 +1003,10 @@ pub async fn fetch_status(
                 head: c.head,
                 backlog: c.backlog,
                 silent: c.silent,
+                ticket_acked_up: c.ticket_acked_up,
+                ticket_backlog_up: c.ticket_backlog_up,
+                ticket_acked_down: c.ticket_acked_down,
+                ticket_backlog_down: c.ticket_backlog_down,
             })
         })
         .collect::<Result<Vec<_>, String>>()?;
@@ -941,12 +1015,15 @@ pub async fn fetch_status(
         division,
         software: r.software,
         head: r.head,
+        ticket_head: r.ticket_head,
         silent_child_secs: r.silent_child_secs,
         uplink: UplinkState {
             parent: (!up.parent.is_empty()).then_some(up.parent),
             connected: up.connected,
             acked: up.acked,
             backlog: up.backlog,
+            ticket_acked: up.ticket_acked,
+            ticket_backlog: up.ticket_backlog,
             last_error: (!up.last_error.is_empty()).then_some(up.last_error),
             links: 0,
         },

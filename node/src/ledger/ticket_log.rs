@@ -71,11 +71,38 @@ pub struct Logged {
 impl Logged {
     /// Whether node `node` sends this entry to its parent `parent`.
     pub fn for_parent(&self, node: Code, parent: Code) -> bool {
-        self.from != Some(parent) && self.top != node && self.top.contains(node)
+        self.routing().for_parent(node, parent)
     }
 
     /// Whether a node sends this entry to its child `child`.
     pub fn for_child(&self, child: Code) -> bool {
+        self.routing().for_child(child)
+    }
+
+    fn routing(&self) -> Routing {
+        Routing {
+            from: self.from,
+            target: self.target,
+            top: self.top,
+        }
+    }
+}
+
+/// The part of a ticket-log entry that decides where it is sent (what a backlog count reads;
+/// decoding a stored entry into it skips the event).
+#[derive(Clone, Copy, Debug, Deserialize)]
+struct Routing {
+    from: Option<Code>,
+    target: Code,
+    top: Code,
+}
+
+impl Routing {
+    fn for_parent(&self, node: Code, parent: Code) -> bool {
+        self.from != Some(parent) && self.top != node && self.top.contains(node)
+    }
+
+    fn for_child(&self, child: Code) -> bool {
         self.from != Some(child) && child.contains(self.target)
     }
 }
@@ -103,6 +130,11 @@ const CHUNK_EVENTS: usize = 4000;
 
 /// Most log entries one [`Ledger::ticket_log`] call scans.
 pub const MAX_SCAN: u64 = 50_000;
+/// Most ticket-log entries one backlog count ([`Ledger::ticket_backlog_up`],
+/// [`Ledger::ticket_backlog_down`]) scans: the most recent ones. A count is exact for a cursor
+/// at most this far behind the head, and a lower bound (the events among the last
+/// `MAX_BACKLOG_SCAN` entries) for one further behind, whose lag shows in its position anyway.
+pub const MAX_BACKLOG_SCAN: u64 = 1_000_000;
 /// Recent ticket-log entries kept in memory for the senders (a burst such as a 10 000-ticket
 /// inventory is read by every child link; from memory it is decoded once, not once per link).
 const CACHE_ENTRIES: usize = 32_768;
@@ -343,6 +375,112 @@ impl Ledger {
             }
         }
         Ok((out, pos))
+    }
+
+    /// Ticket events waiting for this node's parent: the flushed entries of the ticket log
+    /// after `after` (the parent's durable cursor, `Welcome.ticket_acked` and its
+    /// `TicketAck`s) that go up ([`Logged::for_parent`]). 0 at the top of the tree. Scans at
+    /// most the last [`MAX_BACKLOG_SCAN`] entries.
+    pub fn ticket_backlog_up(&self, after: u64) -> Result<u64> {
+        let me = self.division;
+        let Some(parent) = me.parent() else {
+            return Ok(0);
+        };
+        let mut n = 0;
+        self.scan_routing(after, |_, r| {
+            if r.for_parent(me, parent) {
+                n += 1;
+            }
+        })?;
+        Ok(n)
+    }
+
+    /// Ticket events waiting for each child of `cursors` (a direct child and this node's
+    /// ticket-log position it acked, [`Ledger::ticket_down_acked`]): the flushed entries after
+    /// the child's cursor that go down to it ([`Logged::for_child`]), in the order given. One
+    /// pass over the log from the lowest cursor, at most the last [`MAX_BACKLOG_SCAN`]
+    /// entries.
+    pub fn ticket_backlog_down(&self, cursors: &[(Code, u64)]) -> Result<Vec<u64>> {
+        let mut counts = vec![0u64; cursors.len()];
+        let Some(from) = cursors.iter().map(|(_, c)| *c).min() else {
+            return Ok(counts);
+        };
+        // The subtrees of the children are disjoint: an entry can be for the one child whose
+        // code is its target's ancestor at the child's level.
+        let index: HashMap<Code, usize> = cursors
+            .iter()
+            .enumerate()
+            .map(|(i, (c, _))| (*c, i))
+            .collect();
+        let mut levels: Vec<Level> = cursors.iter().map(|(c, _)| c.level()).collect();
+        levels.sort();
+        levels.dedup();
+        self.scan_routing(from, |pos, r| {
+            for level in &levels {
+                let Some(i) = r.target.ancestor_at(*level).and_then(|c| index.get(&c)) else {
+                    continue;
+                };
+                let (child, cursor) = cursors[*i];
+                if pos > cursor && r.for_child(child) {
+                    counts[*i] += 1;
+                }
+            }
+        })?;
+        Ok(counts)
+    }
+
+    /// Visit the routing of every flushed ticket-log entry after `after`, but at most the
+    /// last [`MAX_BACKLOG_SCAN`] of the log, in no particular order: recent entries from
+    /// memory, the ones before them from the store.
+    fn scan_routing(&self, after: u64, visit: impl FnMut(u64, &Routing)) -> Result<()> {
+        self.scan_routing_last(after, MAX_BACKLOG_SCAN, visit)
+    }
+
+    /// [`Ledger::scan_routing`] over at most the last `window` entries.
+    fn scan_routing_last(
+        &self,
+        after: u64,
+        window: u64,
+        mut visit: impl FnMut(u64, &Routing),
+    ) -> Result<()> {
+        let end = self.ticket_head();
+        let after = after.max(end.saturating_sub(window));
+        if end <= after {
+            return Ok(());
+        }
+        // Entries before the first cached one (or all, when none is cached) are in the store.
+        let mut store_end = end;
+        {
+            let cache = self.ticket_cache.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(first) = cache.front().map(|e| e.logged.pos) {
+                if first <= end {
+                    store_end = first.saturating_sub(1).min(end);
+                    let skip = (after + 1).saturating_sub(first) as usize;
+                    for e in cache.iter().skip(skip) {
+                        let l = &e.logged;
+                        if l.pos > end {
+                            break;
+                        }
+                        if l.pos > after {
+                            visit(l.pos, &l.routing());
+                        }
+                    }
+                }
+            }
+        }
+        if store_end <= after {
+            return Ok(());
+        }
+        for r in self.store.range(
+            TreeId::TicketLog,
+            &(after + 1).to_be_bytes(),
+            &(store_end + 1).to_be_bytes(),
+        ) {
+            let (k, v) = r?;
+            let routing: Routing = decode_json("ticket log", TLOG_V1, &v)?;
+            visit(u64_of(Some(k)), &routing);
+        }
+        Ok(())
     }
 
     /// The child's ticket-log position this node has stored (where its next batch starts).
@@ -1107,4 +1245,128 @@ fn encode_contrib(c: &Contrib) -> Vec<u8> {
 fn decode_contrib(v: &[u8]) -> Result<Contrib> {
     let list: Vec<(u8, Date, i64)> = decode_json("ticket contribution", CONTRIB_V1, v)?;
     Ok(list.into_iter().map(|(i, d, n)| ((i, d), n)).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoreOptions;
+    use crate::tickets::{Severity, TicketSource};
+
+    fn c(s: &str) -> Code {
+        Code::parse(s).expect("code")
+    }
+
+    fn ticket(issuer: &str, id: &str, target: &str) -> Ticket {
+        Ticket {
+            issuer: c(issuer),
+            id: id.into(),
+            target: c(target),
+            category: "housing safety".into(),
+            source: TicketSource::Inspection,
+            severity: Severity::Low,
+            deadline: crate::period::today_in_china(),
+            description: "roof leaks".into(),
+            household_code: None,
+            parent: None,
+            inventory: None,
+        }
+    }
+
+    fn open(dir: &std::path::Path, division: &str) -> Ledger {
+        Ledger::open_or_init(dir, Some(c(division)), &StoreOptions::default()).expect("open")
+    }
+
+    #[test]
+    fn backlog_down_counts_each_childs_entries_after_its_cursor() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let l = open(dir.path(), "6101");
+        // Positions 1–3 for 610102 (one of them for a town below it), 4–5 for 610103.
+        l.issue_tickets(
+            c("6101"),
+            vec![
+                ticket("6101", "a", "610102"),
+                ticket("6101", "b", "610102"),
+                ticket("6101", "c", "610102001"),
+            ],
+        )
+        .expect("issue");
+        l.issue_tickets(
+            c("6101"),
+            vec![ticket("6101", "d", "610103"), ticket("6101", "e", "610103")],
+        )
+        .expect("issue");
+        assert_eq!(l.ticket_head(), 5);
+        let check = |l: &Ledger| {
+            let all = [(c("610102"), 0), (c("610103"), 0), (c("610104"), 0)];
+            assert_eq!(l.ticket_backlog_down(&all).expect("backlog"), [3, 2, 0]);
+            let mid = [(c("610103"), 4), (c("610102"), 2)];
+            assert_eq!(l.ticket_backlog_down(&mid).expect("backlog"), [1, 1]);
+            let done = [(c("610102"), 5), (c("610103"), 5)];
+            assert_eq!(l.ticket_backlog_down(&done).expect("backlog"), [0, 0]);
+            assert!(l.ticket_backlog_down(&[]).expect("backlog").is_empty());
+            // The city's own tickets never go up.
+            assert_eq!(l.ticket_backlog_up(0).expect("backlog"), 0);
+        };
+        // From memory, then from the store (a reopened node has no cache), then from both.
+        check(&l);
+        drop(l);
+        let l = open(dir.path(), "6101");
+        check(&l);
+        l.issue_tickets(c("6101"), vec![ticket("6101", "f", "610103")])
+            .expect("issue");
+        let all = [(c("610102"), 0), (c("610103"), 0)];
+        assert_eq!(l.ticket_backlog_down(&all).expect("backlog"), [3, 3]);
+        assert_eq!(
+            l.ticket_backlog_down(&[(c("610103"), 5)]).expect("backlog"),
+            [1]
+        );
+        // A bounded scan reads the most recent entries: positions 4..=6 of a window of 3.
+        let mut seen = Vec::new();
+        l.scan_routing_last(0, 3, |pos, r| seen.push((pos, r.target)))
+            .expect("scan");
+        seen.sort();
+        assert_eq!(seen, [(4, c("610103")), (5, c("610103")), (6, c("610103"))]);
+        let mut seen = Vec::new();
+        l.scan_routing_last(5, 3, |pos, _| seen.push(pos))
+            .expect("scan");
+        assert_eq!(seen, [6]);
+    }
+
+    #[test]
+    fn backlog_up_counts_what_goes_to_the_parent_but_not_what_came_from_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let l = open(dir.path(), "610102");
+        let (p, me) = (c("61"), c("610102"));
+        let issue = |seq: u64, id: &str| Event {
+            id: EventId { origin: p, seq },
+            ticket: TicketKey::new(p, id),
+            lamport: seq,
+            at_unix_ms: unix_ms_now(),
+            actor: p,
+            kind: EventKind::Issued(ticket("61", id, "610102")),
+        };
+        // From the parent: each issue (not sent back) and the county's delivery (sent up).
+        l.receive_tickets(c("6101"), vec![issue(1, "a"), issue(2, "b")], 0)
+            .expect("receive");
+        assert_eq!(l.ticket_head(), 4);
+        assert_eq!(l.ticket_backlog_up(0).expect("backlog"), 2);
+        let a = TicketKey::new(p, "a");
+        l.act_on_tickets(me, std::slice::from_ref(&a), &Act::Accept)
+            .expect("accept");
+        assert_eq!(l.ticket_backlog_up(0).expect("backlog"), 3);
+        // Positions: issue a, delivered a, issue b, delivered b, accepted a.
+        assert_eq!(l.ticket_backlog_up(2).expect("backlog"), 2);
+        assert_eq!(l.ticket_backlog_up(5).expect("backlog"), 0);
+        drop(l);
+        let l = open(dir.path(), "610102");
+        assert_eq!(l.ticket_backlog_up(0).expect("backlog"), 3);
+        assert_eq!(l.ticket_backlog_up(3).expect("backlog"), 2);
+        // The province has no parent.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let top = open(dir.path(), "61");
+        top.issue_tickets(p, vec![ticket("61", "x", "610102")])
+            .expect("issue");
+        assert_eq!(top.ticket_backlog_up(0).expect("backlog"), 0);
+    }
 }

@@ -647,6 +647,43 @@ async fn duplicated_and_replayed_ticket_deliveries_change_nothing() {
         "the refusal names the foreign origin: {refused}"
     );
     assert_eq!(cl.ticket_events(&keys[0]).expect("events").len(), 3);
+
+    // Nor issue a ticket to a division outside its own subtree (its sibling).
+    let mut link = RawLink::open(&city_addr, me).await;
+    let mut bad = ticket("610102", "SIDEWAYS", "610102", 5);
+    bad.target = c("610103");
+    let forged = Event {
+        id: EventId {
+            origin: me,
+            seq: 50,
+        },
+        ticket: bad.key(),
+        lamport: 200,
+        at_unix_ms: bottomline::ledger::unix_ms_now(),
+        actor: me,
+        kind: EventKind::Issued(bad.clone()),
+    };
+    let batch = pb::TicketBatch {
+        events: vec![event_pb(&forged)],
+        upto: 12,
+    };
+    link.tx
+        .send(envelope(me, Payload::Tickets(batch)))
+        .await
+        .expect("send");
+    let refused = loop {
+        match tokio::time::timeout(common::DEADLINE, link.inbound.message()).await {
+            Ok(Ok(Some(_))) => continue,
+            Ok(Err(status)) => break status,
+            other => panic!("expected the link to be refused, got {other:?}"),
+        }
+    };
+    assert!(
+        refused.message().contains("610103"),
+        "the refusal names the target outside the subtree: {refused}"
+    );
+    assert!(cl.ticket(&bad.key()).expect("read").is_none());
+    assert!(cl.ticket_events(&bad.key()).expect("events").is_empty());
     stop(city).await;
     stop(province).await;
 }

@@ -547,6 +547,17 @@ impl Ledger {
                     }
                 )));
             }
+            // An issue decides where a ticket's events travel: one that breaks the ticket
+            // rules (a target outside the issuer's subtree, an issuer its creator does not
+            // serve) is refused here rather than stored and forwarded.
+            if matches!(e.kind, EventKind::Issued(_)) {
+                if let Err(err) = tk::check(None, e) {
+                    return Err(LedgerError::TicketRefused(format!(
+                        "event {} from {from} issues an invalid ticket: {err}",
+                        e.id
+                    )));
+                }
+            }
         }
         let w = self.write.lock().unwrap_or_else(|p| p.into_inner());
         let mut p = self.pending()?;

@@ -672,8 +672,23 @@ async fn run_uplink(
         ticket_backlog: 0,
     };
     tx.send(envelope(me, 0, Payload::Hello(hello))).await?;
-    let mut inbound = client.link(ReceiverStream::new(rx)).await?.into_inner();
-    let welcome = match inbound.message().await?.and_then(|e| e.payload) {
+    // A parent that accepts the connection and then stalls must not hold the link forever:
+    // the stream's opening and the Welcome each get the connect timeout.
+    let stalled = || {
+        format!(
+            "the parent accepted the connection but did not answer within {:.1} s",
+            cfg.connect_timeout().as_secs_f64()
+        )
+    };
+    let mut inbound =
+        tokio::time::timeout(cfg.connect_timeout(), client.link(ReceiverStream::new(rx)))
+            .await
+            .map_err(|_| stalled())??
+            .into_inner();
+    let first = tokio::time::timeout(cfg.connect_timeout(), inbound.message())
+        .await
+        .map_err(|_| stalled())??;
+    let welcome = match first.and_then(|e| e.payload) {
         Some(Payload::Welcome(w)) => w,
         _ => return Err("the parent did not answer Hello with Welcome".into()),
     };

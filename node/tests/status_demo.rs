@@ -456,3 +456,50 @@ async fn a_parent_stops_in_order_while_its_child_stays_linked() {
     .await;
     stop(county).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parent_that_accepts_and_then_stalls_is_reported_not_waited_on_forever() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    // A "parent" that takes TCP connections and never says a word.
+    let stall = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = format!("http://{}", stall.local_addr().expect("addr"));
+    let held = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let keep = held.clone();
+    let acceptor = tokio::spawn(async move {
+        while let Ok((conn, _)) = stall.accept().await {
+            keep.lock().unwrap_or_else(|p| p.into_inner()).push(conn);
+        }
+    });
+    let county = common::start(
+        tmp.path(),
+        "610102",
+        Some(&addr),
+        false,
+        "reconnect_secs = 0.05\nconnect_timeout_secs = 0.3\n",
+    )
+    .await;
+    common::eventually(
+        "the stalled parent is reported as the uplink's error",
+        || {
+            let u = county
+                .handle
+                .uplink
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            !u.connected
+                && u.last_error
+                    .as_deref()
+                    .is_some_and(|e| e.contains("did not answer within 0.3 s"))
+        },
+    )
+    .await;
+    // It keeps retrying (new connections), rather than hanging on the first one.
+    common::eventually("the county redials", || {
+        held.lock().unwrap_or_else(|p| p.into_inner()).len() >= 2
+    })
+    .await;
+    common::stop(county).await;
+    acceptor.abort();
+}

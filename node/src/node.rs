@@ -164,6 +164,8 @@ async fn watch_silent_children(
                     last_contact_unix_ms = r.last_contact_unix_ms,
                     acked = r.acked,
                     backlog = r.backlog,
+                    ticket_events_waiting_down = r.ticket_backlog_down,
+                    ticket_events_waiting_up = r.ticket_backlog_up,
                     "child is silent for longer than {} s",
                     silent_after.as_secs()
                 );

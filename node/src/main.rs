@@ -108,7 +108,8 @@ enum Command {
     /// Ticket keys are ISSUER/ID. The actor is the node's own division unless --actor says
     /// otherwise (a county node also acts for its towns and villages).
     Tickets(cli_tickets::TicketsArgs),
-    /// Check that every statistics cell equals a recomputation from the records.
+    /// Check that every statistics cell equals a recomputation from the records and the
+    /// tickets (a county node; a parent holds replicas, not records).
     Check {
         /// The node's data directory.
         #[arg(long, env = "BOTTOMLINE_DATA")]
@@ -335,11 +336,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Tickets(args) => cli_tickets::run(args),
         Command::Check { data } => {
             let ledger = Ledger::open(&data, &opts)?;
+            // The ticket cells the node wrote must equal its tickets' events, folded again.
+            let wrong = ledger.check_ticket_cells()?;
+            if !wrong.is_empty() {
+                let first: Vec<String> = wrong.iter().take(5).map(|k| k.to_string()).collect();
+                bail!(
+                    "the statistics of {} ticket(s) differ from their events (first: {})",
+                    wrong.len(),
+                    first.join(", ")
+                );
+            }
             let stored = ledger.all_cells()?;
             let fresh = ledger.recompute_cells()?;
             if stored == fresh {
                 println!(
-                    "ok: {} cells equal a recomputation from the records",
+                    "ok: {} cells equal a recomputation from the records and tickets",
                     stored.len()
                 );
                 Ok(())

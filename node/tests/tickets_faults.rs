@@ -220,6 +220,21 @@ async fn city_killed_mid_delivery_and_county_offline_every_ticket_arrives_once()
         assert!(st.success(), "{} exited with {st}", n.name);
     }
 
+    // `bottomline check` at each county: cells = records + tickets recomputed.
+    for d in ["610102", "610103"] {
+        let out = std::process::Command::new(common::procs::BIN)
+            .args(["check", "--data"])
+            .arg(nodes.join(d))
+            .output()
+            .expect("run check");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("ok:"),
+            "check at {d}: {stdout} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     // The stores: each ticket once at exactly its target, one delivery, identical states.
     let opts = StoreOptions::default();
     let open = |d: &str| Ledger::open(&nodes.join(d), &opts).expect("open store");

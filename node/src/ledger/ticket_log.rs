@@ -676,6 +676,18 @@ impl Ledger {
                         .collect(),
                 },
             };
+            if matches!(act, Act::Supervise { .. }) && own.is_split() {
+                // The fold checks a split ticket's own state (rectifying); a split ticket
+                // closed through its sub-tickets is closed all the same.
+                let shown = self.fold_tree(&b, key)?;
+                if shown.is_some_and(|s| s.state == tk::State::Closed) {
+                    return Err(tk::TicketError::Supervision {
+                        key: key.clone(),
+                        reason: "it is closed (all its sub-tickets are closed): supervision no longer applies".into(),
+                    }
+                    .into());
+                }
+            }
             let e = self.new_event(&mut b, key.clone(), actor, now, kind);
             tk::check(Some(&own), &e)?;
             let mut group = vec![e];

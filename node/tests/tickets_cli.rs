@@ -137,7 +137,11 @@ async fn a_ticket_travels_down_is_worked_and_closes_at_every_level() {
         .await
         .expect("issue");
     assert_eq!(keys, [key]);
-    assert_eq!(state_at(&province, key).await.as_deref(), Some("issued"));
+    // Held at the province at once (issued, or already delivered: the tree is fast).
+    assert!(matches!(
+        state_at(&province, key).await.as_deref(),
+        Some("issued" | "delivered")
+    ));
     // The same id again is refused.
     let e = p
         .issue(None, vec![new_ticket("2026-001", "6101", &in_days(30))])

@@ -152,8 +152,16 @@ async fn watch_silent_children(
             _ = stop.wait_for(|s| *s) => return,
         }
         let (ledger, children) = (handle.ledger.clone(), handle.children.clone());
+        let known = silent.clone();
+        // The ticket backlogs (a pass over the ticket log) only for children turning silent.
         let reports = tokio::task::spawn_blocking(move || {
-            rpc::child_reports(&ledger, &children, silent_after)
+            let mut reports = rpc::child_reports(&ledger, &children, silent_after)?;
+            reports.retain(|r| r.silent != known.contains(&r.division));
+            let mut turning: Vec<_> = reports.iter().filter(|r| r.silent).cloned().collect();
+            rpc::fill_ticket_backlogs(&ledger, &mut turning)?;
+            reports.retain(|r| !r.silent);
+            reports.extend(turning);
+            Ok::<_, crate::ledger::LedgerError>(reports)
         })
         .await;
         let Ok(Ok(reports)) = reports else { continue };

@@ -129,8 +129,9 @@ impl ChildReport {
 }
 
 /// The children's link states: every child that ever delivered (durable) or is linked now,
-/// with both directions of its ticket link (durable cursors here, the backlog down counted
-/// from this node's ticket log, the backlog up as the child last reported it).
+/// with both durable cursors of its ticket link and the backlog up as the child last reported
+/// it. The backlog down needs a pass over this node's ticket log: [`fill_ticket_backlogs`]
+/// adds it where it is shown.
 pub fn child_reports(
     ledger: &Ledger,
     children: &Children,
@@ -163,20 +164,33 @@ pub fn child_reports(
         r.head = r.head.max(st.head);
         r.backlog = st.backlog;
     }
-    let mut cursors = Vec::with_capacity(out.len());
+    let now = crate::ledger::unix_ms_now();
+    let limit = silent_after.as_millis() as i64;
     for r in out.values_mut() {
         r.ticket_acked_up = ledger.ticket_up_acked(r.division)?;
         r.ticket_acked_down = ledger.ticket_down_acked(r.division)?;
-        cursors.push((r.division, r.ticket_acked_down));
-    }
-    let backlogs = ledger.ticket_backlog_down(&cursors)?;
-    let now = crate::ledger::unix_ms_now();
-    let limit = silent_after.as_millis() as i64;
-    for (r, b) in out.values_mut().zip(backlogs) {
-        r.ticket_backlog_down = b;
         r.silent = r.last_contact_unix_ms == 0 || now - r.last_contact_unix_ms > limit;
     }
     Ok(out.into_values().collect())
+}
+
+/// Count the ticket events waiting for each of `reports`' children (one pass over this
+/// node's ticket log from the lowest cursor).
+pub fn fill_ticket_backlogs(
+    ledger: &Ledger,
+    reports: &mut [ChildReport],
+) -> Result<(), LedgerError> {
+    let cursors: Vec<(Code, u64)> = reports
+        .iter()
+        .map(|r| (r.division, r.ticket_acked_down))
+        .collect();
+    for (r, b) in reports
+        .iter_mut()
+        .zip(ledger.ticket_backlog_down(&cursors)?)
+    {
+        r.ticket_backlog_down = b;
+    }
+    Ok(())
 }
 
 fn to_status(e: LedgerError) -> Status {
@@ -370,7 +384,8 @@ impl pb::sync_server::Sync for SyncService {
         // now (the heartbeat's count may be older, and there is none while the link is down).
         let up_cursor = (up.links > 0).then_some(up.ticket_acked);
         let (reports, up_backlog) = tokio::task::spawn_blocking(move || {
-            let reports = child_reports(&ledger, &children, silent_after)?;
+            let mut reports = child_reports(&ledger, &children, silent_after)?;
+            fill_ticket_backlogs(&ledger, &mut reports)?;
             let up_backlog = up_cursor.map(|c| ledger.ticket_backlog_up(c)).transpose()?;
             Ok::<_, LedgerError>((reports, up_backlog))
         })

@@ -179,9 +179,6 @@ pub struct Ledger {
     tickets_changed: tokio::sync::Notify,
     /// Recent ticket-log entries (see `ticket_log`).
     ticket_cache: ticket_log::LogCache,
-    /// Highest event counter and Lamport time handed out (ahead of the store while a large
-    /// issue is written in several commits).
-    ticket_counters: Mutex<(u64, u64)>,
 }
 
 /// Store key of a record: kind, then id.
@@ -367,7 +364,6 @@ impl Ledger {
             ticket_durable: std::sync::atomic::AtomicU64::new(0),
             tickets_changed: tokio::sync::Notify::new(),
             ticket_cache: Default::default(),
-            ticket_counters: Mutex::new((0, 0)),
         };
         ledger.ticket_durable.store(
             ledger.stored_ticket_head()?,

@@ -845,15 +845,11 @@ impl Ledger {
     }
 
     fn pending(&self) -> Result<Pending> {
-        let (seq, clock) = *self
-            .ticket_counters
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
         Ok(Pending {
             ws: WriteSet::new(),
             head: self.stored_ticket_head()?,
-            seq: seq.max(u64_of(self.store.get(TreeId::Meta, META_TICKET_SEQ)?)),
-            clock: clock.max(u64_of(self.store.get(TreeId::Meta, META_TICKET_CLOCK)?)),
+            seq: u64_of(self.store.get(TreeId::Meta, META_TICKET_SEQ)?),
+            clock: u64_of(self.store.get(TreeId::Meta, META_TICKET_CLOCK)?),
             events: HashMap::new(),
             routes: HashMap::new(),
             ids: HashSet::new(),
@@ -874,11 +870,6 @@ impl Ledger {
     ) -> Event {
         p.seq += 1;
         p.clock += 1;
-        let mut c = self
-            .ticket_counters
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        *c = (c.0.max(p.seq), c.1.max(p.clock));
         Event {
             id: EventId {
                 origin: self.division,
@@ -976,7 +967,6 @@ impl Ledger {
                 }
             }
         };
-        let first_issue = new_issue;
         p.head += 1;
         let logged = Logged {
             pos: p.head,
@@ -1002,7 +992,7 @@ impl Ledger {
         p.touched.insert(key.clone());
         let deliver = match &e.kind {
             EventKind::Issued(t) => {
-                first_issue && self.serves(t.target) && tk::check(None, &e).is_ok()
+                new_issue && self.serves(t.target) && tk::check(None, &e).is_ok()
             }
             _ => false,
         };
@@ -1226,13 +1216,6 @@ impl Ledger {
             as_of.to_string().into_bytes(),
         );
         self.store.commit(p.ws)?;
-        {
-            let mut c = self
-                .ticket_counters
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            *c = (c.0.max(p.seq), c.1.max(p.clock));
-        }
         if !p.logged.is_empty() {
             // In position order: commits are serialised by the write lock held here.
             let mut cache = self.ticket_cache.lock().unwrap_or_else(|p| p.into_inner());

@@ -495,6 +495,17 @@ impl RawLink {
         }
     }
 
+    /// The error that ends the link (after whatever was still on its way).
+    async fn refused(&mut self) -> tonic::Status {
+        loop {
+            match tokio::time::timeout(common::DEADLINE, self.inbound.message()).await {
+                Ok(Ok(Some(_))) => continue,
+                Ok(Err(status)) => return status,
+                other => panic!("expected the link to be refused, got {other:?}"),
+            }
+        }
+    }
+
     async fn send_up(&mut self, me: Code, events: &[Event], upto: u64) -> u64 {
         let batch = pb::TicketBatch {
             events: events.iter().map(event_pb).collect(),
@@ -635,13 +646,7 @@ async fn duplicated_and_replayed_ticket_deliveries_change_nothing() {
         .send(envelope(me, Payload::Tickets(batch)))
         .await
         .expect("send");
-    let refused = loop {
-        match tokio::time::timeout(common::DEADLINE, link.inbound.message()).await {
-            Ok(Ok(Some(_))) => continue,
-            Ok(Err(status)) => break status,
-            other => panic!("expected the link to be refused, got {other:?}"),
-        }
-    };
+    let refused = link.refused().await;
     assert!(
         refused.message().contains("610103"),
         "the refusal names the foreign origin: {refused}"
@@ -671,13 +676,7 @@ async fn duplicated_and_replayed_ticket_deliveries_change_nothing() {
         .send(envelope(me, Payload::Tickets(batch)))
         .await
         .expect("send");
-    let refused = loop {
-        match tokio::time::timeout(common::DEADLINE, link.inbound.message()).await {
-            Ok(Ok(Some(_))) => continue,
-            Ok(Err(status)) => break status,
-            other => panic!("expected the link to be refused, got {other:?}"),
-        }
-    };
+    let refused = link.refused().await;
     assert!(
         refused.message().contains("610103"),
         "the refusal names the target outside the subtree: {refused}"

@@ -14,6 +14,7 @@
 //! - [`config`]: the node's TOML configuration.
 //! - [`rpc`]: the gRPC edge (the only user of `bottomline_proto`): the parent's sync service
 //!   and the child's uplink.
+//! - [`security`]: certificate identities, the PKI, mTLS (server and client), signatures.
 //! - [`node`]: a running node: server, uplink, ordered shutdown.
 //! - [`demo`]: a whole hierarchy in one process with generated data.
 //! - [`tickets`]: rectification tickets: events, the state machine, the deterministic fold,
@@ -34,6 +35,7 @@ pub mod node;
 pub mod period;
 pub mod report;
 pub mod rpc;
+pub mod security;
 pub mod stats;
 pub mod store;
 pub mod tickets;

@@ -15,14 +15,17 @@ use clap::{Args, Subcommand};
 /// Where and as whom.
 #[derive(Args)]
 pub struct TicketsArgs {
-    /// The node's gRPC address (`http://host:port`).
+    /// The node's gRPC address (`https://host:port`).
     #[arg(long, global = true)]
     addr: Option<String>,
-    /// Or the node's config file (its `listen` address is used).
+    /// Or the node's config file (its `listen` address, and its certificate unless
+    /// --ca/--cert/--key are given).
     #[arg(short, long, global = true, env = "BOTTOMLINE_CONFIG")]
     config: Option<PathBuf>,
-    /// The division acting (default: the node's own; a county node also acts for its towns
-    /// and villages).
+    #[command(flatten)]
+    auth: crate::cli_auth::ClientAuth,
+    /// The division acting (default: your certificate's; a county node also acts for its
+    /// towns and villages). It must lie within your certificate's division.
     #[arg(long, global = true)]
     actor: Option<Code>,
     #[command(subcommand)]
@@ -179,11 +182,11 @@ enum TicketsCmd {
 
 /// Run `bottomline tickets …`.
 pub fn run(args: TicketsArgs) -> anyhow::Result<()> {
-    let addr = crate::node_addr(args.addr, args.config)?;
+    let target = crate::cli_auth::Target::resolve(args.addr, args.config, &args.auth)?;
     let actor = args.actor;
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {
-        let mut c = TicketsClient::connect(&addr).await?;
+        let mut c = TicketsClient::connect(&target.addr, target.tls.as_ref()).await?;
         match args.cmd {
             TicketsCmd::Issue {
                 id,
@@ -264,10 +267,14 @@ pub fn run(args: TicketsArgs) -> anyhow::Result<()> {
                 all_delivered,
             } => {
                 let keys = if all_delivered {
-                    let me = match actor {
+                    let own = target
+                        .tls
+                        .as_ref()
+                        .and_then(|t| t.own().identity.division());
+                    let me = match actor.or(own) {
                         Some(a) => a,
                         None => {
-                            bottomline::rpc::fetch_status(&addr)
+                            bottomline::rpc::fetch_status(&target.addr, None)
                                 .await
                                 .map_err(|e| anyhow::anyhow!("{e}"))?
                                 .division

@@ -28,6 +28,53 @@ pub struct Config {
     /// Sync tuning.
     #[serde(default)]
     pub sync: SyncConfig,
+    /// mTLS: the CA, this node's certificate and key, the revocation list. Required unless
+    /// `insecure = true`.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+    /// Plaintext, no certificates, callers trusted by what they claim: for local experiments
+    /// only (logged as a warning at start).
+    #[serde(default)]
+    pub insecure: bool,
+}
+
+/// The `[tls]` section.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The provincial CA certificate (PEM).
+    pub ca: PathBuf,
+    /// This node's certificate chain (PEM; `bottomline pki issue --division …` writes it).
+    pub cert: PathBuf,
+    /// Its private key (PEM, mode 0600).
+    pub key: PathBuf,
+    /// The CA's revocation list (`crl.pem`); re-read while running when it changes.
+    #[serde(default)]
+    pub crl: Option<PathBuf>,
+    /// Seconds between checks of the revocation list for changes.
+    #[serde(default = "default_crl_reload_secs")]
+    pub crl_reload_secs: f64,
+}
+
+fn default_crl_reload_secs() -> f64 {
+    5.0
+}
+
+impl TlsConfig {
+    /// The files, as the TLS layer reads them.
+    pub fn files(&self) -> crate::security::tls::TlsFiles {
+        crate::security::tls::TlsFiles {
+            ca: self.ca.clone(),
+            cert: self.cert.clone(),
+            key: self.key.clone(),
+            crl: self.crl.clone(),
+        }
+    }
+
+    /// Interval between checks of the revocation list.
+    pub fn crl_reload(&self) -> Duration {
+        Duration::from_secs_f64(self.crl_reload_secs.max(0.05))
+    }
 }
 
 /// Sync tuning.
@@ -123,7 +170,26 @@ impl Config {
         if c.parent.is_none() && c.listen.is_none() {
             return Err("a node without a parent must listen (set listen = \"host:port\")".into());
         }
+        match (&c.tls, c.insecure) {
+            (None, false) => {
+                return Err(
+                    "no [tls] section: nodes speak mutual TLS (create the certificates \
+                            with `bottomline pki init` and `bottomline pki issue --division …`), \
+                            or set insecure = true for a local experiment"
+                        .into(),
+                )
+            }
+            (Some(_), true) => {
+                return Err("insecure = true and a [tls] section: choose one".into());
+            }
+            _ => {}
+        }
         Ok(c)
+    }
+
+    /// The TLS files, unless the node is insecure.
+    pub fn tls_files(&self) -> Option<crate::security::tls::TlsFiles> {
+        self.tls.as_ref().map(TlsConfig::files)
     }
 
     /// Store options from this config.
@@ -150,21 +216,36 @@ mod tests {
     #[test]
     fn parses_a_county_and_refuses_unknown_keys() {
         let c = Config::parse(
-            "division = \"610102\"\ndata_dir = \"/var/lib/bottomline\"\nparent = \"http://10.0.0.1:7100\"\n[sync]\nbatch_blocks = 500\n",
+            "division = \"610102\"\ndata_dir = \"/var/lib/bottomline\"\nparent = \"http://10.0.0.1:7100\"\ninsecure = true\n[sync]\nbatch_blocks = 500\n",
         )
         .unwrap();
         assert_eq!(c.division.to_string(), "610102");
         assert_eq!(c.sync.batch_blocks, 500);
         assert_eq!(c.cache_mib, 8);
         let e = Config::parse(
-            "division = \"61\"\ndata_dir = \"x\"\nlisten = \"127.0.0.1:1\"\nlisn = 1\n",
+            "division = \"61\"\ndata_dir = \"x\"\nlisten = \"127.0.0.1:1\"\ninsecure = true\nlisn = 1\n",
         )
         .unwrap_err();
         assert!(e.contains("lisn"), "{e}");
         assert!(Config::parse("division = \"61\"\ndata_dir = \"x\"\n").is_err());
-        assert!(
-            Config::parse("division = \"6100\"\ndata_dir = \"x\"\nlisten = \"127.0.0.1:1\"\n")
-                .is_err()
-        );
+        assert!(Config::parse(
+            "division = \"6100\"\ndata_dir = \"x\"\nlisten = \"127.0.0.1:1\"\ninsecure = true\n"
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn a_node_needs_tls_unless_it_says_insecure() {
+        let base = "division = \"61\"\ndata_dir = \"x\"\nlisten = \"127.0.0.1:1\"\n";
+        let e = Config::parse(base).unwrap_err();
+        assert!(e.contains("no [tls] section"), "{e}");
+        let tls = "[tls]\nca = \"ca.pem\"\ncert = \"n.pem\"\nkey = \"n.key\"\n";
+        let c = Config::parse(&format!("{base}{tls}")).unwrap();
+        let t = c.tls.as_ref().unwrap();
+        assert_eq!(t.crl, None);
+        assert_eq!(t.crl_reload_secs, 5.0);
+        let e = Config::parse(&format!("{base}insecure = true\n{tls}")).unwrap_err();
+        assert!(e.contains("choose one"), "{e}");
+        assert!(Config::parse(&format!("{base}{tls}crl = \"crl.pem\"\nextra = 1\n")).is_err());
     }
 }

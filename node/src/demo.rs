@@ -29,6 +29,9 @@ use crate::gen::{GenOptions, GenScope};
 use crate::ledger::{Act, Ledger};
 use crate::node::{self, NodeHandle};
 use crate::period::{Kind, Period};
+use crate::security::pki::{IssueOptions, Pki};
+use crate::security::tls::TlsFiles;
+use crate::security::{Identity, Role};
 use crate::tickets::{Severity, State, Ticket, TicketKey, TicketSource};
 
 /// The inventory the demo's tickets belong to.
@@ -255,6 +258,7 @@ fn toml_config(
     listen: Option<SocketAddr>,
     parent: Option<&str>,
     cache_mib: u64,
+    tls: &TlsFiles,
 ) -> String {
     let mut t = format!(
         "# Written by `bottomline demo`.\ndivision = \"{division}\"\ndata_dir = {:?}\ncache_mib = {cache_mib}\n",
@@ -267,7 +271,50 @@ fn toml_config(
         t.push_str(&format!("parent = \"{p}\"\n"));
     }
     t.push_str("\n[sync]\nreconnect_secs = 0.2\nheartbeat_secs = 2.0\nsilent_child_secs = 30\n");
+    let path = |p: &Path| format!("{:?}", p.display().to_string());
+    t.push_str(&format!(
+        "\n[tls]\nca = {}\ncert = {}\nkey = {}\ncrl = {}\n",
+        path(&tls.ca),
+        path(&tls.cert),
+        path(&tls.key),
+        path(tls.crl.as_deref().unwrap_or(Path::new("crl.pem")))
+    ));
     t
+}
+
+/// The demo's own CA in `dir/pki` (made on the first run, kept for the next ones) and a
+/// certificate for each of `identities` that has none yet: the files of each, in order.
+pub fn demo_pki(dir: &Path, identities: &[Identity]) -> anyhow::Result<Vec<TlsFiles>> {
+    let pki_dir = dir.join("pki");
+    let mut pki = if pki_dir.join("ca.pem").exists() {
+        Pki::open(&pki_dir)?
+    } else {
+        Pki::init(&pki_dir, "Bottomline demo")?
+    };
+    let mut out = Vec::with_capacity(identities.len());
+    for id in identities {
+        let stem = id.stem();
+        let (cert, key) = (pki.cert_path(&stem), pki.key_path(&stem));
+        if !(cert.exists() && key.exists()) {
+            pki.issue(id, &IssueOptions::default())?;
+        }
+        out.push(TlsFiles {
+            ca: pki.ca_path(),
+            cert,
+            key,
+            crl: Some(pki.crl_path()),
+        });
+    }
+    Ok(out)
+}
+
+/// The person the demo prints commands for: an operator of the province.
+pub fn demo_operator() -> Identity {
+    Identity::Operator {
+        name: "demo.operator".into(),
+        division: Code::parse("61").expect("61 is a province code"),
+        role: Role::Operator,
+    }
 }
 
 async fn bind(port: u16) -> anyhow::Result<TcpListener> {
@@ -327,8 +374,23 @@ pub async fn start(opts: &DemoOptions, say: Say) -> anyhow::Result<Demo> {
     let mut addr_of: std::collections::HashMap<Code, String> = Default::default();
     let mut port = opts.port;
     let levels = [vec![province], cities.clone(), counties.clone()];
+    let mut identities: Vec<Identity> = levels
+        .iter()
+        .flatten()
+        .map(|&division| Identity::Node { division })
+        .collect();
+    identities.push(demo_operator());
+    let dir = opts.dir.clone();
+    let mut tls = tokio::task::spawn_blocking(move || demo_pki(&dir, &identities))
+        .await??
+        .into_iter();
+    say(format!(
+        "certificates: the demo's own CA and one certificate per node in {}",
+        opts.dir.join("pki").display()
+    ));
     for (depth, codes) in levels.iter().enumerate() {
         for &code in codes {
+            let files = tls.next().expect("one certificate per node");
             let listens = depth < 2;
             let listener = if listens {
                 let l = bind(port).await?;
@@ -347,13 +409,13 @@ pub async fn start(opts: &DemoOptions, say: Say) -> anyhow::Result<Demo> {
                 _ => 8,
             };
             let data = opts.dir.join("nodes").join(code.to_string());
-            let text = toml_config(code, &data, listen, parent.as_deref(), cache);
+            let text = toml_config(code, &data, listen, parent.as_deref(), cache, &files);
             let path = configs.join(format!("{code}.toml"));
             std::fs::write(&path, &text)?;
             let config = Config::load(&path)?;
             let handle = node::open(&config)?;
             if let Some(l) = listen {
-                addr_of.insert(code, format!("http://{l}"));
+                addr_of.insert(code, format!("https://{l}"));
             }
             let mut rx = stop_rx.clone();
             let task = tokio::spawn(node::run(
@@ -459,6 +521,15 @@ pub async fn start(opts: &DemoOptions, say: Say) -> anyhow::Result<Demo> {
     Ok(demo)
 }
 
+/// The division of the demo node listening on `addr`.
+fn city_code(demo: &Demo, addr: SocketAddr) -> String {
+    demo.nodes
+        .iter()
+        .find(|n| n.addr == Some(addr))
+        .map(|n| n.config.division.to_string())
+        .unwrap_or_default()
+}
+
 /// Run the demo: start it, wait for the province to hold everything, print what to try, and
 /// stay up until `shutdown` resolves.
 pub async fn run(
@@ -548,45 +619,74 @@ pub async fn run(
             _ => String::new(),
         }
     );
-    println!("\nThe tree is running (Ctrl-C stops it). Try, in another terminal:");
-    println!("  bottomline status --addr http://{addr}");
+    let pki = opts.dir.join("pki");
+    let op = demo_operator().stem();
+    let (ca, cert, key) = (
+        pki.join("ca.pem"),
+        pki.join("certs").join(format!("{op}.pem")),
+        pki.join("certs").join(format!("{op}.key")),
+    );
+    println!(
+        "\nThe tree is running over mutual TLS (Ctrl-C stops it). Try, in another terminal, as \
+         {}:",
+        demo_operator()
+    );
+    println!(
+        "  export BOTTOMLINE_CA={} BOTTOMLINE_CERT={} BOTTOMLINE_KEY={}",
+        ca.display(),
+        cert.display(),
+        key.display()
+    );
+    println!("  bottomline status --addr https://{addr}");
     if let Some(city) = city.and_then(|c| demo.node(c)).and_then(|n| n.addr) {
-        println!("  bottomline status --addr http://{city}");
+        println!("  bottomline status --addr https://{city}");
     }
-    println!("  bottomline stats --addr http://{addr} --period {week}");
+    println!("  bottomline stats --addr https://{addr} --period {week}");
     if let Some(c) = county {
         println!(
-            "  bottomline stats --addr http://{addr} --division {c} --period {year} --format json"
+            "  bottomline stats --addr https://{addr} --division {c} --period {year} --format json"
         );
     }
+    let grpcurl = format!(
+        "grpcurl -cacert {} -cert {} -key {}",
+        ca.display(),
+        cert.display(),
+        key.display()
+    );
     println!(
-        "  grpcurl -plaintext -d '{{\"division\":\"{}\",\"period\":\"{}\"}}' {addr} bottomline.v1.Sync/Stats",
+        "  {grpcurl} -d '{{\"division\":\"{}\",\"period\":\"{}\"}}' {addr} bottomline.v1.Sync/Stats",
         city.map(|c| c.to_string()).unwrap_or_default(),
         Period::containing(Kind::Quarter, opts.today)
     );
-    println!("  grpcurl -plaintext {addr} list");
+    println!("  {grpcurl} {addr} list");
     println!("Tickets (at the province; a city sees the tickets of its subtree):");
-    println!("  bottomline tickets --addr http://{addr} progress --inventory {DEMO_INVENTORY}");
-    println!("  bottomline tickets --addr http://{addr} list --overdue");
+    println!("  bottomline tickets --addr https://{addr} progress --inventory {DEMO_INVENTORY}");
+    println!("  bottomline tickets --addr https://{addr} list --overdue");
     if let (Some(k), Some(c)) = (&sample, county) {
         let other = format!("{}/DEMO-{c}-2", p.config.division);
-        println!("  bottomline tickets --addr http://{addr} show {k}");
+        println!("  bottomline tickets --addr https://{addr} show {k}");
         if let Some(city) = city.and_then(|c| demo.node(c)).and_then(|n| n.addr) {
-            println!("  bottomline tickets --addr http://{city} supervise {other}   # the city flags 督办");
+            println!(
+                "  bottomline tickets --addr https://{city} --actor {} supervise {other}   # the city flags 督办",
+                city_code(&demo, city)
+            );
         }
         if !closed {
             println!(
-                "  bottomline tickets --addr http://{addr} verify {k}   # the issuer closes (销号) what {c} rectified"
+                "  bottomline tickets --addr https://{addr} verify {k}   # the issuer closes (销号) what {c} rectified"
             );
         }
         println!(
             "The counties here only dial their city, so they have no Tickets API to call; a county node \
-             that listens (`listen = \"127.0.0.1:PORT\"` in its config) takes its actions with:"
+             that listens (`listen = \"127.0.0.1:PORT\"` in its config) takes its actions, with a \
+             certificate of the county (`bottomline pki issue --dir {} --operator NAME --division {c} \
+             --role operator`):",
+            pki.display()
         );
-        println!("  bottomline tickets --addr http://127.0.0.1:PORT accept --all-delivered");
-        println!("  bottomline tickets --addr http://127.0.0.1:PORT start {other}");
+        println!("  bottomline tickets --addr https://127.0.0.1:PORT accept --all-delivered");
+        println!("  bottomline tickets --addr https://127.0.0.1:PORT start {other}");
         println!(
-            "  bottomline tickets --addr http://127.0.0.1:PORT rectify {other} --note \"both insured\""
+            "  bottomline tickets --addr https://127.0.0.1:PORT rectify {other} --note \"both insured\""
         );
     }
     println!(

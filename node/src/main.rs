@@ -15,6 +15,8 @@ use bottomline::report::{render, Format};
 use bottomline::store::StoreOptions;
 use clap::{Parser, Subcommand};
 
+mod cli_auth;
+mod cli_pki;
 mod cli_tickets;
 
 #[derive(Parser)]
@@ -63,10 +65,12 @@ enum Command {
         /// The node's data directory (when the node is not running).
         #[arg(long, env = "BOTTOMLINE_DATA", required_unless_present = "addr")]
         data: Option<PathBuf>,
-        /// A running node's gRPC address (`http://host:port`), e.g. the province for a
+        /// A running node's gRPC address (`https://host:port`), e.g. the province for a
         /// drill-down into any division below it.
         #[arg(long, conflicts_with = "data")]
         addr: Option<String>,
+        #[command(flatten)]
+        auth: cli_auth::ClientAuth,
         /// Division to report on (default: the node's own).
         #[arg(long)]
         division: Option<Code>,
@@ -93,12 +97,15 @@ enum Command {
     /// position, the backlog, the ticket link both ways (acked position/events waiting) and a
     /// SILENT warning. Exits with status 1 when a child is silent.
     Status {
-        /// The node's gRPC address (`http://host:port`).
+        /// The node's gRPC address (`https://host:port`).
         #[arg(long, required_unless_present = "config")]
         addr: Option<String>,
-        /// Or the node's config file (its `listen` address is used).
+        /// Or the node's config file (its `listen` address, and its certificate unless
+        /// --ca/--cert/--key are given).
         #[arg(short, long, env = "BOTTOMLINE_CONFIG", conflicts_with = "addr")]
         config: Option<PathBuf>,
+        #[command(flatten)]
+        auth: cli_auth::ClientAuth,
         /// Output format.
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
@@ -107,7 +114,9 @@ enum Command {
     ///
     /// Ticket keys are ISSUER/ID. The actor is the node's own division unless --actor says
     /// otherwise (a county node also acts for its towns and villages).
-    Tickets(cli_tickets::TicketsArgs),
+    Tickets(Box<cli_tickets::TicketsArgs>),
+    /// Certificates: the provincial CA, node/operator/relay certificates, renewal and revocation (no openssl needed).
+    Pki(cli_pki::PkiArgs),
     /// Check that every statistics cell equals a recomputation from the records and the
     /// tickets (a county node; a parent holds replicas, not records).
     Check {
@@ -263,13 +272,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Stats {
             data: None,
             addr: Some(addr),
+            auth,
             division,
             period,
             format,
         } => {
+            let t = cli_auth::Target::resolve(Some(addr), None, &auth)?;
             let rt = tokio::runtime::Runtime::new()?;
             let (ind, names) = rt
-                .block_on(bottomline::rpc::fetch_stats(&addr, division, period))
+                .block_on(bottomline::rpc::fetch_stats(
+                    &t.addr,
+                    t.tls.as_ref(),
+                    division,
+                    period,
+                ))
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             print!("{}", render(&ind, &names, format));
             Ok(())
@@ -281,7 +297,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             format,
             ..
         } => {
-            let data = data.context("give --data DIR or --addr http://host:port")?;
+            let data = data.context("give --data DIR or --addr https://host:port")?;
             let ledger = Ledger::open(&data, &opts)?;
             let division = division.unwrap_or(ledger.division());
             if !ledger.division().contains(division) {
@@ -316,12 +332,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Status {
             addr,
             config,
+            auth,
             format,
         } => {
-            let addr = node_addr(addr, config)?;
+            let t = cli_auth::Target::resolve(addr, config, &auth)?;
             let rt = tokio::runtime::Runtime::new()?;
             let st = rt
-                .block_on(bottomline::rpc::fetch_status(&addr))
+                .block_on(bottomline::rpc::fetch_status(&t.addr, t.tls.as_ref()))
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             print!(
                 "{}",
@@ -333,7 +350,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Tickets(args) => cli_tickets::run(args),
+        Command::Tickets(args) => cli_tickets::run(*args),
+        Command::Pki(args) => cli_pki::run(args),
         Command::Check { data } => {
             let ledger = Ledger::open(&data, &opts)?;
             // The ticket cells the node wrote must equal its tickets' events, folded again.
@@ -446,28 +464,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
-}
-
-/// The gRPC address of a running node: `--addr`, or the `listen` address of its `--config`.
-fn node_addr(addr: Option<String>, config: Option<PathBuf>) -> anyhow::Result<String> {
-    Ok(match (addr, config) {
-        (Some(a), _) => a,
-        (None, Some(path)) => {
-            let c = bottomline::config::Config::load(&path)?;
-            let Some(mut l) = c.listen else {
-                bail!(
-                    "{} has no listen address: a node that only dials its parent has no \
-                     gRPC endpoint; ask its parent (--addr PARENT)",
-                    path.display()
-                );
-            };
-            if l.ip().is_unspecified() {
-                l.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-            }
-            format!("http://{l}")
-        }
-        (None, None) => bail!("give --addr http://host:port or --config node.toml"),
-    })
 }
 
 fn serve(path: &std::path::Path) -> anyhow::Result<()> {

@@ -6,11 +6,12 @@ use std::sync::{Arc, Mutex};
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::config::Config;
 use crate::ledger::Ledger;
 use crate::rpc::{self, Children, SyncService, UplinkState};
+use crate::security::tls::{self, ServerTls};
+use crate::security::Identity;
 
 /// Handles to a running node's shared state (for status and tests).
 #[derive(Clone)]
@@ -46,11 +47,45 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
+    let tls = match &config.tls {
+        Some(t) => {
+            let tls = ServerTls::load(&t.files())?;
+            let own = tls.own();
+            if own.identity
+                != (Identity::Node {
+                    division: config.division,
+                })
+            {
+                anyhow::bail!(
+                    "{}: the certificate is {}, not node {}",
+                    t.cert.display(),
+                    own.identity,
+                    config.division
+                );
+            }
+            tracing::info!(cert = %t.cert.display(), serial = %own.serial, "mTLS on every link and API");
+            Some(tls)
+        }
+        None => {
+            tracing::warn!(
+                "insecure = true: plaintext, no certificates, callers trusted by what they claim; \
+                 for local experiments only"
+            );
+            None
+        }
+    };
+    let crl_watch = match (&tls, &config.tls) {
+        (Some(tls), Some(t)) => Some(tokio::spawn(
+            tls.clone().watch(t.crl_reload(), stop_rx.clone()),
+        )),
+        _ => None,
+    };
     let uplink = config.parent.clone().map(|parent| {
         tokio::spawn(rpc::uplink(
             handle.ledger.clone(),
             parent,
             config.sync.clone(),
+            config.tls_files(),
             handle.uplink.clone(),
             stop_rx.clone(),
         ))
@@ -63,8 +98,10 @@ pub async fn run(
             handle.uplink.clone(),
             config.sync.silent_after(),
             stop_rx.clone(),
+            tls.as_ref().map(|t| t.revoked()),
         );
-        let tickets = rpc::tickets_api::TicketsService::new(handle.ledger.clone());
+        let tickets = rpc::tickets_api::TicketsService::new(handle.ledger.clone(), tls.is_some());
+        let incoming = tls::incoming(listener, tls.clone());
         let mut stop = stop_rx.clone();
         tokio::spawn(async move {
             health_reporter
@@ -74,14 +111,20 @@ pub async fn run(
                 .register_encoded_file_descriptor_set(bottomline_proto::FILE_DESCRIPTOR_SET)
                 .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
                 .build_v1()?;
+            // Python's grpcio-reflection, Postman and older grpcurl ask v1alpha only.
+            let reflection_alpha = tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(bottomline_proto::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+                .build_v1alpha()?;
             tonic::transport::Server::builder()
                 .add_service(health_service)
                 .add_service(reflection)
+                .add_service(reflection_alpha)
                 .add_service(bottomline_proto::v1::sync_server::SyncServer::new(svc))
                 .add_service(bottomline_proto::v1::tickets_server::TicketsServer::new(
                     tickets,
                 ))
-                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+                .serve_with_incoming_shutdown(incoming, async move {
                     let _ = stop.wait_for(|s| *s).await;
                 })
                 .await?;
@@ -107,6 +150,9 @@ pub async fn run(
     }
     watcher.await?;
     ticket_days.await?;
+    if let Some(w) = crl_watch {
+        w.await?;
+    }
     let ledger = handle.ledger.clone();
     tokio::task::spawn_blocking(move || ledger.store().flush()).await??;
     tracing::info!("shutting down: store flushed");

@@ -10,6 +10,7 @@
 //! parent acks a batch only after `Ledger::apply_replicas` flushed it together with the
 //! child's log position, and a reconnecting child resumes from that position.
 
+pub mod auth;
 pub mod tickets_api;
 
 use std::collections::HashMap;
@@ -29,7 +30,9 @@ use crate::config::SyncConfig;
 use crate::division::Code;
 use crate::ledger::{CellValue, Ledger, LedgerError};
 use crate::period::{Kind, Period};
+use crate::security::tls::{self, ClientTls, Expect, Revoked, TlsFiles};
 use crate::stats::{CellKey, Stored, Value};
+use auth::Caller;
 
 /// What a parent knows about one child's link.
 #[derive(Clone, Debug, Default)]
@@ -58,6 +61,8 @@ pub struct SyncService {
     uplink: Arc<Mutex<UplinkState>>,
     silent_after: Duration,
     stop: watch::Receiver<bool>,
+    /// Revoked certificate serials (mTLS); `None` on an insecure node.
+    revoked: Option<watch::Receiver<Revoked>>,
 }
 
 impl SyncService {
@@ -65,12 +70,15 @@ impl SyncService {
     /// state (reported by `Status`), `silent_after` when a quiet child counts as silent.
     /// When `stop` turns true every open link finishes the batch it is applying and ends, so
     /// that the server's graceful shutdown is not held open by children's long-lived streams.
+    /// `revoked` (mTLS nodes) publishes the revoked serials: a link whose certificate is
+    /// revoked while it is open ends.
     pub fn new(
         ledger: Arc<Ledger>,
         children: Children,
         uplink: Arc<Mutex<UplinkState>>,
         silent_after: Duration,
         stop: watch::Receiver<bool>,
+        revoked: Option<watch::Receiver<Revoked>>,
     ) -> Self {
         SyncService {
             ledger,
@@ -78,7 +86,12 @@ impl SyncService {
             uplink,
             silent_after,
             stop,
+            revoked,
         }
+    }
+
+    fn caller<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
+        Caller::of(request, self.revoked.is_some())
     }
 }
 
@@ -285,6 +298,7 @@ impl pb::sync_server::Sync for SyncService {
         &self,
         request: Request<Streaming<pb::Envelope>>,
     ) -> Result<Response<Self::LinkStream>, Status> {
+        let caller = self.caller(&request)?;
         let mut inbound = request.into_inner();
         let first = inbound
             .message()
@@ -295,13 +309,14 @@ impl pb::sync_server::Sync for SyncService {
                 "the first message of a link must be Hello",
             ));
         };
-        let child = Code::parse(&hello.division).map_err(Status::invalid_argument)?;
+        let claimed = Code::parse(&hello.division).map_err(Status::invalid_argument)?;
+        let child = caller.link_division(claimed, "open a link")?;
         let me = self.ledger.division();
         if child.parent() != Some(me) {
-            tracing::warn!(%child, node = %me, "refused link: not a direct child");
-            return Err(Status::permission_denied(format!(
-                "{child} is not a direct child of {me}"
-            )));
+            return Err(caller.deny(
+                &format!("open a link as {child}"),
+                &format!("{child} is not a direct child of {me}"),
+            ));
         }
         let (acked, resume_pos) = self.ledger.child_resume(child).map_err(to_status)?;
         tracing::info!(%child, acked, resume_pos, head = hello.head, "child connected");
@@ -333,6 +348,10 @@ impl pb::sync_server::Sync for SyncService {
         let ledger = self.ledger.clone();
         let children = self.children.clone();
         let mut stop = self.stop.clone();
+        let revoked = self
+            .revoked
+            .clone()
+            .zip(caller.serial().map(str::to_string));
         // Ticket events for the child's subtree flow down from where the child acked.
         let (down_tx, down_rx) = watch::channel(down_acked);
         let down = tokio::spawn(send_tickets(
@@ -343,16 +362,13 @@ impl pb::sync_server::Sync for SyncService {
             down_rx,
         ));
         tokio::spawn(async move {
-            let result = serve_link(
-                &ledger,
-                &children,
-                child,
-                &mut inbound,
-                &tx,
-                &down_tx,
-                &mut stop,
-            )
-            .await;
+            let result = tokio::select! {
+                r = serve_link(&ledger, &children, child, &mut inbound, &tx, &down_tx, &mut stop) => r,
+                () = until_revoked(revoked) => Err(caller.deny(
+                    "keep a link open",
+                    "the certificate was revoked while the link was open",
+                )),
+            };
             down.abort();
             if let Err(e) = &result {
                 if *stop.borrow() {
@@ -370,8 +386,10 @@ impl pb::sync_server::Sync for SyncService {
 
     async fn status(
         &self,
-        _request: Request<pb::StatusRequest>,
+        request: Request<pb::StatusRequest>,
     ) -> Result<Response<pb::StatusReply>, Status> {
+        self.caller(&request)?
+            .may_see_node(self.ledger.division(), "read the node's status")?;
         let ledger = self.ledger.clone();
         let children = self.children.clone();
         let silent_after = self.silent_after;
@@ -437,6 +455,7 @@ impl pb::sync_server::Sync for SyncService {
         &self,
         request: Request<pb::StatsRequest>,
     ) -> Result<Response<pb::StatsReply>, Status> {
+        let caller = self.caller(&request)?;
         let req = request.into_inner();
         let me = self.ledger.division();
         let division = if req.division.is_empty() {
@@ -445,10 +464,12 @@ impl pb::sync_server::Sync for SyncService {
             Code::parse(&req.division).map_err(Status::invalid_argument)?
         };
         if !me.contains(division) {
-            return Err(Status::permission_denied(format!(
-                "{division} is outside this node's subtree ({me})"
-            )));
+            return Err(caller.deny(
+                &format!("read statistics of {division}"),
+                &format!("{division} is outside this node's subtree ({me})"),
+            ));
         }
+        caller.may_read(division, &format!("read statistics of {division}"))?;
         let period = Period::parse(&req.period).map_err(Status::invalid_argument)?;
         let ledger = self.ledger.clone();
         let ind = tokio::task::spawn_blocking(move || ledger.indicators(division, period))
@@ -490,6 +511,16 @@ impl pb::sync_server::Sync for SyncService {
             last_day: ind.last_day.to_string(),
             indicators,
         }))
+    }
+}
+
+/// Resolve once `serial` appears among the revoked serials (never without both).
+async fn until_revoked(revoked: Option<(watch::Receiver<Revoked>, String)>) {
+    let Some((mut rx, serial)) = revoked else {
+        return std::future::pending().await;
+    };
+    if rx.wait_for(|r| r.contains(&serial)).await.is_err() {
+        std::future::pending::<()>().await;
     }
 }
 
@@ -630,6 +661,7 @@ pub async fn uplink(
     ledger: Arc<Ledger>,
     parent: String,
     cfg: SyncConfig,
+    tls: Option<TlsFiles>,
     state: Arc<Mutex<UplinkState>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -640,7 +672,7 @@ pub async fn uplink(
             return;
         }
         let links_before = state.lock().unwrap_or_else(|p| p.into_inner()).links;
-        match run_uplink(&ledger, &parent, &cfg, &state, &mut shutdown).await {
+        match run_uplink(&ledger, &parent, &cfg, tls.as_ref(), &state, &mut shutdown).await {
             Ok(()) => return,
             Err(e) => {
                 tracing::warn!(%parent, cause = %e, "link to parent down; retrying");
@@ -667,16 +699,21 @@ async fn run_uplink(
     ledger: &Arc<Ledger>,
     parent: &str,
     cfg: &SyncConfig,
+    tls: Option<&TlsFiles>,
     state: &Arc<Mutex<UplinkState>>,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let me = ledger.division();
-    let channel = tonic::transport::Endpoint::from_shared(parent.to_string())?
-        .connect_timeout(cfg.connect_timeout())
-        .http2_keep_alive_interval(Duration::from_secs(20))
-        .keep_alive_while_idle(true)
-        .connect()
-        .await?;
+    // The files are read at every dial, so a renewed certificate or a new CRL is taken up.
+    let tls = tls.map(ClientTls::load).transpose()?;
+    let channel = tls::channel(
+        parent,
+        tls.as_ref(),
+        Expect::ParentOf(me),
+        cfg.connect_timeout(),
+        None,
+    )
+    .await?;
     let mut client = pb::sync_client::SyncClient::new(channel);
     let (tx, rx) = mpsc::channel::<pb::Envelope>(WINDOW as usize);
     let hello = pb::Hello {
@@ -992,25 +1029,32 @@ fn name_into(names: &mut crate::division::Registry, code: Code, name: &str) {
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// A client of the node at `addr` for one query (the CLI's `status` and `stats --addr`).
+/// A client of the node at `addr` for one query (the CLI's `status` and `stats --addr`),
+/// over mTLS with `tls`.
 async fn query_client(
     addr: &str,
+    tls: Option<&ClientTls>,
     timeout: Duration,
 ) -> Result<pb::sync_client::SyncClient<tonic::transport::Channel>, BoxError> {
-    let channel = tonic::transport::Endpoint::from_shared(addr.to_string())?
-        .connect_timeout(Duration::from_secs(5))
-        .timeout(timeout)
-        .connect()
-        .await
-        .map_err(|e| format!("cannot reach {addr}: {e}"))?;
+    let channel = tls::channel(
+        addr,
+        tls,
+        Expect::Any,
+        Duration::from_secs(5),
+        Some(timeout),
+    )
+    .await
+    .map_err(|e| format!("cannot reach {addr}: {e}"))?;
     Ok(pb::sync_client::SyncClient::new(channel))
 }
 
-/// Ask the node at `addr` (`http://host:port`) for its link states.
+/// Ask the node at `addr` (`https://host:port`; `http://` for an insecure node) for its link
+/// states.
 pub async fn fetch_status(
     addr: &str,
+    tls: Option<&ClientTls>,
 ) -> Result<NodeStatus, Box<dyn std::error::Error + Send + Sync>> {
-    let mut client = query_client(addr, Duration::from_secs(30)).await?;
+    let mut client = query_client(addr, tls, Duration::from_secs(30)).await?;
     let r = client.status(pb::StatusRequest {}).await?.into_inner();
     let up = r.uplink.unwrap_or_default();
     let mut names = crate::division::Registry::new();
@@ -1064,13 +1108,14 @@ pub async fn fetch_status(
 /// Ask the node at `addr` for the indicators of `division` (empty: its own) for `period`.
 pub async fn fetch_stats(
     addr: &str,
+    tls: Option<&ClientTls>,
     division: Option<Code>,
     period: Period,
 ) -> Result<
     (crate::stats::Indicators, crate::division::Registry),
     Box<dyn std::error::Error + Send + Sync>,
 > {
-    let mut client = query_client(addr, Duration::from_secs(60)).await?;
+    let mut client = query_client(addr, tls, Duration::from_secs(60)).await?;
     let r = client
         .stats(pb::StatsRequest {
             division: division.map(|d| d.to_string()).unwrap_or_default(),

@@ -74,7 +74,9 @@ async fn status_shows_acked_backlog_and_a_silent_child() {
     eventually("the county is fully acked with no backlog", || {
         let addr = addr.clone();
         async move {
-            let st = bottomline::rpc::fetch_status(&addr).await.expect("status");
+            let st = bottomline::rpc::fetch_status(&addr, None)
+                .await
+                .expect("status");
             st.children.iter().any(|c| {
                 c.division == code
                     && c.connected
@@ -98,7 +100,9 @@ async fn status_shows_acked_backlog_and_a_silent_child() {
     assert_eq!(up.backlog, 0);
     assert_eq!(up.parent.as_deref(), Some(addr.as_str()));
 
-    let st = bottomline::rpc::fetch_status(&addr).await.expect("status");
+    let st = bottomline::rpc::fetch_status(&addr, None)
+        .await
+        .expect("status");
     assert_eq!(st.division.to_string(), "6101");
     assert!(st.uplink.parent.is_none(), "the city is the top here");
     let table = bottomline::report::render_status(&st, Format::Table, unix_ms_now());
@@ -110,14 +114,18 @@ async fn status_shows_acked_backlog_and_a_silent_child() {
     eventually("the stopped county is reported silent", || {
         let addr = addr.clone();
         async move {
-            let st = bottomline::rpc::fetch_status(&addr).await.expect("status");
+            let st = bottomline::rpc::fetch_status(&addr, None)
+                .await
+                .expect("status");
             st.children
                 .iter()
                 .any(|c| c.division == code && !c.connected && c.silent && c.acked == head)
         }
     })
     .await;
-    let st = bottomline::rpc::fetch_status(&addr).await.expect("status");
+    let st = bottomline::rpc::fetch_status(&addr, None)
+        .await
+        .expect("status");
     let table = bottomline::report::render_status(&st, Format::Table, unix_ms_now());
     assert!(table.contains("SILENT"), "{table}");
     assert!(table.contains("WARNING: 1 child(ren) silent"), "{table}");
@@ -130,7 +138,9 @@ async fn status_shows_acked_backlog_and_a_silent_child() {
     // After a restart of the city, the child is still known from its durable position.
     let city = start(&nodes, "6101", None, true).await;
     let addr = city.addr.clone().expect("listens");
-    let st = bottomline::rpc::fetch_status(&addr).await.expect("status");
+    let st = bottomline::rpc::fetch_status(&addr, None)
+        .await
+        .expect("status");
     let c = st
         .children
         .iter()
@@ -155,7 +165,7 @@ async fn status_when(what: &str, addr: &str, ok: impl Fn(&NodeStatus) -> bool) -
     let last = std::sync::Mutex::new(None);
     let (last_ref, ok) = (&last, &ok);
     eventually(what, move || async move {
-        let st = fetch_status(addr).await.expect("status");
+        let st = fetch_status(addr, None).await.expect("status");
         let done = ok(&st);
         *last_ref.lock().expect("lock") = Some(st);
         done
@@ -252,7 +262,7 @@ async fn status_shows_the_ticket_backlog_of_a_stopped_county() {
     assert_eq!(col("ticket_backlog_down"), N.to_string());
     assert_eq!(col("ticket_acked_down"), "0");
     // The province's link to the city is drained both ways.
-    let pst = fetch_status(&p_addr).await.expect("status");
+    let pst = fetch_status(&p_addr, None).await.expect("status");
     let c = child(&pst, ci).expect("the city");
     assert_eq!(c.ticket_backlog_down, 0);
 
@@ -439,7 +449,9 @@ async fn a_parent_stops_in_order_while_its_child_stays_linked() {
     eventually("the county is linked", || {
         let addr = addr.clone();
         async move {
-            let st = bottomline::rpc::fetch_status(&addr).await.expect("status");
+            let st = bottomline::rpc::fetch_status(&addr, None)
+                .await
+                .expect("status");
             st.children
                 .iter()
                 .any(|c| c.division == code && c.connected)

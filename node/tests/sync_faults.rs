@@ -301,7 +301,7 @@ async fn county_killed_mid_sync_restarts_and_converges_without_double_counting()
         &nodes,
         "61",
         &format!(
-            "division = \"61\"\ndata_dir = {}\nlisten = \"127.0.0.1:0\"\n",
+            "division = \"61\"\ndata_dir = {}\ninsecure = true\nlisten = \"127.0.0.1:0\"\n",
             q(&nodes.join("61"))
         ),
     );
@@ -311,7 +311,7 @@ async fn county_killed_mid_sync_restarts_and_converges_without_double_counting()
         &nodes,
         "6101",
         &format!(
-            "division = \"6101\"\ndata_dir = {}\nlisten = \"127.0.0.1:0\"\nparent = \"{p_addr}\"\n",
+            "division = \"6101\"\ndata_dir = {}\ninsecure = true\nlisten = \"127.0.0.1:0\"\nparent = \"{p_addr}\"\n",
             q(&nodes.join("6101"))
         ),
     );
@@ -322,7 +322,7 @@ async fn county_killed_mid_sync_restarts_and_converges_without_double_counting()
             &nodes,
             c,
             &format!(
-                "division = \"{c}\"\ndata_dir = {}\nparent = \"{c_addr}\"\n",
+                "division = \"{c}\"\ndata_dir = {}\ninsecure = true\nparent = \"{c_addr}\"\n",
                 q(&nodes.join(c))
             ),
         )
@@ -411,7 +411,7 @@ async fn county_killed_mid_sync_restarts_and_converges_without_double_counting()
     // on connecting is final), then the province the city's whole log.
     let deadline = Instant::now() + DEADLINE;
     loop {
-        let city_st = bottomline::rpc::fetch_status(&c_addr)
+        let city_st = bottomline::rpc::fetch_status(&c_addr, None)
             .await
             .expect("city status");
         let counties_done = counties.iter().all(|cc| {
@@ -421,7 +421,7 @@ async fn county_killed_mid_sync_restarts_and_converges_without_double_counting()
                 .any(|ch| ch.division.to_string() == *cc && ch.head > 0 && ch.acked == ch.head)
         });
         if counties_done {
-            let prov_st = bottomline::rpc::fetch_status(&p_addr)
+            let prov_st = bottomline::rpc::fetch_status(&p_addr, None)
                 .await
                 .expect("province status");
             if prov_st

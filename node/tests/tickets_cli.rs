@@ -52,12 +52,14 @@ fn new_ticket(id: &str, target: &str, deadline: &str) -> NewTicket {
 }
 
 async fn client(n: &Running) -> TicketsClient {
-    TicketsClient::connect(&addr(n)).await.expect("connect")
+    TicketsClient::connect(&addr(n), None)
+        .await
+        .expect("connect")
 }
 
 /// The ticket's state at the node, or `None` while it does not hold it.
 async fn state_at(n: &Running, key: &str) -> Option<String> {
-    let mut c = TicketsClient::connect(&addr(n)).await.ok()?;
+    let mut c = TicketsClient::connect(&addr(n), None).await.ok()?;
     c.show(key).await.ok().map(|t| t.state)
 }
 
@@ -222,7 +224,7 @@ async fn a_ticket_travels_down_is_worked_and_closes_at_every_level() {
     // verification ordered before the flag would make the flag an ignored event).
     wait_state(&province, key, "rectified").await;
     eventually_async("supervision at the province", || async {
-        let Ok(mut c) = TicketsClient::connect(&pa).await else {
+        let Ok(mut c) = TicketsClient::connect(&pa, None).await else {
             return false;
         };
         c.show(key)

@@ -38,7 +38,7 @@ fn free_port() -> u16 {
 
 /// How many tickets `addr` holds in `state` (any state when `None`).
 async fn count(addr: &str, state: Option<&str>) -> u32 {
-    let Ok(mut c) = TicketsClient::connect(addr).await else {
+    let Ok(mut c) = TicketsClient::connect(addr, None).await else {
         return 0;
     };
     let f = ListFilter {
@@ -73,7 +73,12 @@ async fn city_killed_mid_delivery_and_county_offline_every_ticket_arrives_once()
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path();
     let nodes = dir.join("nodes");
-    let data = |d: &str| format!("data_dir = {:?}\n", nodes.join(d).display().to_string());
+    let data = |d: &str| {
+        format!(
+            "data_dir = {:?}\ninsecure = true\n",
+            nodes.join(d).display().to_string()
+        )
+    };
 
     let p_cfg = write_config(
         dir,
@@ -121,7 +126,9 @@ async fn city_killed_mid_delivery_and_county_offline_every_ticket_arrives_once()
         .checked_add(jiff::Span::new().days(15))
         .expect("date")
         .to_string();
-    let mut p = TicketsClient::connect(&p_addr).await.expect("province API");
+    let mut p = TicketsClient::connect(&p_addr, None)
+        .await
+        .expect("province API");
     let keys = p
         .inventory(
             None,
@@ -173,7 +180,9 @@ async fn city_killed_mid_delivery_and_county_offline_every_ticket_arrives_once()
 
     // Both counties accept everything; the province sees every acceptance.
     for addr in [&a_addr, &b_addr] {
-        let mut c = TicketsClient::connect(addr).await.expect("county API");
+        let mut c = TicketsClient::connect(addr, None)
+            .await
+            .expect("county API");
         let (rows, n) = c
             .list(&ListFilter {
                 state: Some("delivered".into()),
@@ -208,7 +217,7 @@ async fn city_killed_mid_delivery_and_county_offline_every_ticket_arrives_once()
     eventually_async("the province counts every ticket issued", || {
         let p_addr = p_addr.clone();
         async move {
-            match bottomline::rpc::fetch_stats(&p_addr, Some(code("61")), week).await {
+            match bottomline::rpc::fetch_stats(&p_addr, None, Some(code("61")), week).await {
                 Ok((i, _)) => i.count("tickets_issued", "total") == total as i64,
                 Err(_) => false,
             }

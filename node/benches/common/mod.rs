@@ -35,7 +35,7 @@ pub async fn start_node(
     listen: bool,
 ) -> Res<Running> {
     let mut toml = format!(
-        "division = \"{code}\"\ndata_dir = {:?}\n",
+        "division = \"{code}\"\ndata_dir = {:?}\ninsecure = true\n",
         dir.join(code.to_string()).display().to_string()
     );
     if let Some(p) = parent {

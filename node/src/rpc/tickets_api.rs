@@ -22,6 +22,8 @@ use tonic::{Request, Response, Status};
 
 use crate::division::{Code, Registry};
 use crate::ledger::{Act, Ledger, LedgerError};
+use crate::rpc::auth::Caller;
+use crate::security::tls::{ClientTls, Expect};
 use crate::tickets::{
     self as tk, EntryOutcome, EventKind, Severity, State, Ticket, TicketError, TicketKey,
     TicketSource, TicketState,
@@ -30,22 +32,31 @@ use crate::tickets::{
 /// The node's ticket API.
 pub struct TicketsService {
     ledger: Arc<Ledger>,
+    /// mTLS: callers are who their certificates say (see `auth`).
+    secure: bool,
 }
 
 impl TicketsService {
-    /// Serve the tickets of `ledger`.
-    pub fn new(ledger: Arc<Ledger>) -> Self {
-        TicketsService { ledger }
+    /// Serve the tickets of `ledger`; `secure`: the node runs mTLS.
+    pub fn new(ledger: Arc<Ledger>, secure: bool) -> Self {
+        TicketsService { ledger, secure }
     }
 
-    /// The acting division: the node's own when `s` is empty.
-    fn actor(&self, s: &str) -> Result<Code, Status> {
-        if s.is_empty() {
-            Ok(self.ledger.division())
-        } else {
-            parse_code("actor", s)
-        }
+    /// The caller and the division it acts as (`requested`, or by default its certificate's
+    /// division; on an insecure node the node's own).
+    fn actor<T>(&self, r: &Request<T>, requested: &str, what: &str) -> Result<Code, Status> {
+        Caller::of(r, self.secure)?.actor(requested, self.ledger.division(), what)
     }
+
+    fn caller<T>(&self, r: &Request<T>) -> Result<Caller, Status> {
+        Caller::of(r, self.secure)
+    }
+}
+
+/// May a caller who reads within `scope` (`None` = everything) see this ticket? It is in its
+/// scope when the target or the issuer is.
+fn visible(scope: Option<Code>, s: &TicketState) -> bool {
+    scope.is_none_or(|d| d.contains(s.ticket.target) || d.contains(s.ticket.issuer))
 }
 
 /// `invalid_argument` for `field`.
@@ -339,8 +350,8 @@ impl pb::tickets_server::Tickets for TicketsService {
         &self,
         r: Request<pb::IssueRequest>,
     ) -> Result<Response<pb::IssueReply>, Status> {
+        let actor = self.actor(&r, &r.get_ref().actor, "issue tickets")?;
         let r = r.into_inner();
-        let actor = self.actor(&r.actor)?;
         if r.tickets.is_empty() {
             return Err(bad("tickets", "no ticket given"));
         }
@@ -376,8 +387,8 @@ impl pb::tickets_server::Tickets for TicketsService {
         &self,
         r: Request<pb::InventoryRequest>,
     ) -> Result<Response<pb::IssueReply>, Status> {
+        let actor = self.actor(&r, &r.get_ref().actor, "issue an inventory")?;
         let r = r.into_inner();
-        let actor = self.actor(&r.actor)?;
         if r.inventory.trim().is_empty() {
             return Err(bad(
                 "inventory",
@@ -403,8 +414,9 @@ impl pb::tickets_server::Tickets for TicketsService {
     }
 
     async fn act(&self, r: Request<pb::ActRequest>) -> Result<Response<pb::ActReply>, Status> {
+        let what = format!("{} {}", r.get_ref().action, r.get_ref().keys.join(" "));
+        let actor = self.actor(&r, &r.get_ref().actor, &what)?;
         let r = r.into_inner();
-        let actor = self.actor(&r.actor)?;
         let keys = parse_keys(&r.keys)?;
         let act = parse_act(&r)?;
         let ledger = self.ledger.clone();
@@ -426,6 +438,7 @@ impl pb::tickets_server::Tickets for TicketsService {
     }
 
     async fn list(&self, r: Request<pb::ListRequest>) -> Result<Response<pb::ListReply>, Status> {
+        let scope = self.caller(&r)?.read_scope("list tickets")?;
         let r = r.into_inner();
         let state = match r.state.as_str() {
             "" => None,
@@ -444,6 +457,7 @@ impl pb::tickets_server::Tickets for TicketsService {
         let registry = self.ledger.registry();
         let matching: Vec<&TicketState> = all
             .values()
+            .filter(|s| visible(scope, s))
             .filter(|s| state.is_none_or(|st| s.state == st))
             .filter(|s| target.is_none_or(|t| t.contains(s.ticket.target)))
             .filter(|s| issuer.is_none_or(|i| s.ticket.issuer == i))
@@ -471,7 +485,10 @@ impl pb::tickets_server::Tickets for TicketsService {
     }
 
     async fn show(&self, r: Request<pb::ShowRequest>) -> Result<Response<pb::TicketView>, Status> {
+        let caller = self.caller(&r)?;
         let key = parse_key(&r.into_inner().key).map_err(|e| bad("key", e))?;
+        let what = format!("show ticket {key}");
+        let scope = caller.read_scope(&what)?;
         let ledger = self.ledger.clone();
         let k = key.clone();
         let state = blocking(move || ledger.ticket(&k).map_err(|e| ledger_status(e, true))).await?;
@@ -482,6 +499,16 @@ impl pb::tickets_server::Tickets for TicketsService {
                 self.ledger.division()
             )));
         };
+        if !visible(scope, &s) {
+            return Err(caller.deny(
+                &what,
+                &format!(
+                    "ticket {key} (target {}) is outside {}",
+                    s.ticket.target,
+                    scope.map(|d| d.to_string()).unwrap_or_default()
+                ),
+            ));
+        }
         let registry = self.ledger.registry();
         Ok(Response::new(view(
             &s,
@@ -495,12 +522,19 @@ impl pb::tickets_server::Tickets for TicketsService {
         &self,
         r: Request<pb::ProgressRequest>,
     ) -> Result<Response<pb::ProgressReply>, Status> {
+        let caller = self.caller(&r)?;
         let r = r.into_inner();
         let me = self.ledger.division();
+        // By default the caller's own region when it lies in this node's subtree.
+        let own = caller
+            .identity()
+            .and_then(|i| i.division())
+            .filter(|d| me.contains(*d));
         let division = match r.division.as_str() {
-            "" => me,
+            "" => own.unwrap_or(me),
             s => parse_code("division", s)?,
         };
+        caller.may_read(division, &format!("follow the progress of {division}"))?;
         if !me.contains(division) {
             return Err(bad(
                 "division",
@@ -796,19 +830,21 @@ pub struct TicketsClient {
 }
 
 impl TicketsClient {
-    /// Connect to the node at `addr` (`http://host:port`): 5 s to connect, 60 s per call.
-    pub async fn connect(addr: &str) -> Result<Self, ClientError> {
-        let unreachable = |cause: String| ClientError::Unreachable {
+    /// Connect to the node at `addr` (`https://host:port`, over mTLS with `tls`; `http://`
+    /// for an insecure node): 5 s to connect, 60 s per call.
+    pub async fn connect(addr: &str, tls: Option<&ClientTls>) -> Result<Self, ClientError> {
+        let channel = crate::security::tls::channel(
+            addr,
+            tls,
+            Expect::Any,
+            Duration::from_secs(5),
+            Some(Duration::from_secs(60)),
+        )
+        .await
+        .map_err(|e| ClientError::Unreachable {
             addr: addr.to_string(),
-            cause,
-        };
-        let channel = tonic::transport::Endpoint::from_shared(addr.to_string())
-            .map_err(|e| unreachable(e.to_string()))?
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(60))
-            .connect()
-            .await
-            .map_err(|e| unreachable(e.to_string()))?;
+            cause: e.to_string(),
+        })?;
         Ok(TicketsClient {
             inner: pb::tickets_client::TicketsClient::new(channel),
         })

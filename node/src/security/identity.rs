@@ -235,8 +235,8 @@ impl CertInfo {
     /// Parse a DER certificate.
     pub fn from_der(der: &[u8]) -> Result<CertInfo, String> {
         use x509_parser::prelude::*;
-        let (_, cert) = X509Certificate::from_der(der)
-            .map_err(|e| format!("not an X.509 certificate: {e}"))?;
+        let (_, cert) =
+            X509Certificate::from_der(der).map_err(|e| format!("not an X.509 certificate: {e}"))?;
         let mut uris = Vec::new();
         if let Ok(Some(san)) = cert.subject_alternative_name() {
             for n in &san.value.general_names {

@@ -12,3 +12,9 @@ pub mod pki;
 pub mod tls;
 
 pub use identity::{CertInfo, Identity, Role};
+
+/// Log one refusal to the audit log (target `audit`): who (the identity, or `-` before one is
+/// known), which certificate (its serial), what was attempted and why it was refused.
+pub fn audit(who: &str, cert: &str, what: &str, why: &str) {
+    tracing::warn!(target: "audit", who, cert, what, why, "refused");
+}

@@ -31,7 +31,8 @@ impl Running {
 }
 
 /// Start the node of `division` with its data dir under `dir`, dialling `parent` if given,
-/// listening on a free port if `listen`; `sync` is the body of its `[sync]` section.
+/// listening on a free port if `listen`; `sync` is the body of its `[sync]` section. The node
+/// is `insecure` (plaintext); [`start_secure`] runs one over mTLS.
 pub async fn start(
     dir: &Path,
     division: &str,
@@ -39,17 +40,70 @@ pub async fn start(
     listen: bool,
     sync: &str,
 ) -> Running {
+    start_with(dir, division, parent, listen, sync, None).await
+}
+
+/// [`start`] over mTLS: the node's certificate from the test CA in `dir/pki` (made on first
+/// use; [`tls_files`]), its revocation list checked every 0.1 s; `addr` is `https://…`.
+pub async fn start_secure(
+    dir: &Path,
+    division: &str,
+    parent: Option<&str>,
+    listen: bool,
+    sync: &str,
+) -> Running {
+    let code = bottomline::division::Code::parse(division).expect("division");
+    let files = tls_files(
+        dir,
+        &bottomline::security::Identity::Node { division: code },
+    );
+    start_with(dir, division, parent, listen, sync, Some(&files)).await
+}
+
+/// The files of `identity`'s certificate from the test CA in `dir/pki` (CA and certificate
+/// made on first use).
+pub fn tls_files(
+    dir: &Path,
+    identity: &bottomline::security::Identity,
+) -> bottomline::security::tls::TlsFiles {
+    bottomline::demo::demo_pki(dir, std::slice::from_ref(identity))
+        .expect("test PKI")
+        .remove(0)
+}
+
+async fn start_with(
+    dir: &Path,
+    division: &str,
+    parent: Option<&str>,
+    listen: bool,
+    sync: &str,
+    tls: Option<&bottomline::security::tls::TlsFiles>,
+) -> Running {
     let data = dir.join(division);
     let mut toml = format!(
         "division = \"{division}\"\ndata_dir = {:?}\n",
         data.display().to_string()
     );
+    let q = |p: &Path| format!("{:?}", p.display().to_string());
+    match tls {
+        None => toml.push_str("insecure = true\n"),
+        Some(t) => toml.push_str(&format!(
+            "[tls]\nca = {}\ncert = {}\nkey = {}\ncrl = {}\ncrl_reload_secs = 0.1\n",
+            q(&t.ca),
+            q(&t.cert),
+            q(&t.key),
+            q(t.crl.as_deref().expect("crl"))
+        )),
+    }
+    // Top-level keys go before the [tls] table.
+    let mut top = String::new();
     if let Some(p) = parent {
-        toml.push_str(&format!("parent = \"{p}\"\n"));
+        top.push_str(&format!("parent = \"{p}\"\n"));
     }
     if listen {
-        toml.push_str("listen = \"127.0.0.1:0\"\n");
+        top.push_str("listen = \"127.0.0.1:0\"\n");
     }
+    toml.insert_str(0, &top);
     toml.push_str("[sync]\n");
     toml.push_str(sync);
     let config = Config::parse(&toml).expect("config");
@@ -59,9 +113,10 @@ pub async fn start(
     } else {
         None
     };
-    let addr = listener
-        .as_ref()
-        .map(|l| format!("http://{}", l.local_addr().expect("addr")));
+    let addr = listener.as_ref().map(|l| {
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", l.local_addr().expect("addr"))
+    });
     let (stop, rx) = oneshot::channel();
     let task = tokio::spawn(node::run(config, handle.clone(), listener, async move {
         let _ = rx.await;

@@ -100,7 +100,10 @@ pub async fn run(
             stop_rx.clone(),
             tls.as_ref().map(|t| t.revoked()),
         );
-        let tickets = rpc::tickets_api::TicketsService::new(handle.ledger.clone(), tls.is_some());
+        let tickets = rpc::tickets_api::TicketsService::new(
+            handle.ledger.clone(),
+            tls.as_ref().map(|t| t.revoked()),
+        );
         let incoming = tls::incoming(listener, tls.clone());
         let mut stop = stop_rx.clone();
         tokio::spawn(async move {

@@ -91,7 +91,7 @@ impl SyncService {
     }
 
     fn caller<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
-        Caller::of(request, self.revoked.is_some())
+        Caller::of(request, self.revoked.is_some(), self.revoked.as_ref())
     }
 }
 
@@ -363,7 +363,9 @@ impl pb::sync_server::Sync for SyncService {
         ));
         tokio::spawn(async move {
             let result = tokio::select! {
-                r = serve_link(&ledger, &children, child, &mut inbound, &tx, &down_tx, &mut stop) => r,
+                r = serve_link(&ledger, &children, child, &mut inbound, &tx, &down_tx, &mut stop) => {
+                    r.map_err(|e| caller.audited(&format!("deliver on the link of {child}"), e))
+                }
                 () = until_revoked(revoked) => Err(caller.deny(
                     "keep a link open",
                     "the certificate was revoked while the link was open",

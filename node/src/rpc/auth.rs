@@ -16,10 +16,11 @@
 
 use std::sync::Arc;
 
+use tokio::sync::watch;
 use tonic::{Request, Status};
 
 use crate::division::Code;
-use crate::security::tls::{Peer, PeerCert};
+use crate::security::tls::{Peer, PeerCert, Revoked};
 use crate::security::{audit, Identity};
 
 /// Who is calling.
@@ -35,7 +36,14 @@ impl Caller {
     /// The caller of `request` on a node that is `secure` (mTLS) or not. On a secure node a
     /// request without a verified certificate is refused (it cannot happen through the TLS
     /// acceptor; this guards a server wired without it).
-    pub fn of<T>(request: &Request<T>, secure: bool) -> Result<Caller, Status> {
+    ///
+    /// `revoked` (secure nodes) is checked on every call: a connection opened before its
+    /// certificate was revoked is refused from then on.
+    pub fn of<T>(
+        request: &Request<T>,
+        secure: bool,
+        revoked: Option<&watch::Receiver<Revoked>>,
+    ) -> Result<Caller, Status> {
         let peer = request.extensions().get::<Peer>();
         let caller = Caller {
             cert: peer.and_then(|p| p.cert.clone()),
@@ -46,7 +54,25 @@ impl Caller {
         if secure && caller.cert.is_none() {
             return Err(caller.deny("call this node", "no verified client certificate"));
         }
+        if let (Some(serial), Some(revoked)) = (caller.serial(), revoked) {
+            if revoked.borrow().contains(serial) {
+                return Err(caller.deny(
+                    "call this node",
+                    "the certificate was revoked after this connection was opened",
+                ));
+            }
+        }
         Ok(caller)
+    }
+
+    /// A refusal decided further in (the ledger's subtree and actor rules): logged to the
+    /// audit log like every other refusal when it is `PermissionDenied`.
+    pub fn audited(&self, what: &str, status: Status) -> Status {
+        if status.code() == tonic::Code::PermissionDenied {
+            self.deny(what, status.message())
+        } else {
+            status
+        }
     }
 
     /// The caller's identity (`None` on an insecure node).

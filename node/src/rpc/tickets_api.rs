@@ -23,33 +23,42 @@ use tonic::{Request, Response, Status};
 use crate::division::{Code, Registry};
 use crate::ledger::{Act, Ledger, LedgerError};
 use crate::rpc::auth::Caller;
-use crate::security::tls::{ClientTls, Expect};
+use crate::security::tls::{ClientTls, Expect, Revoked};
 use crate::tickets::{
     self as tk, EntryOutcome, EventKind, Severity, State, Ticket, TicketError, TicketKey,
     TicketSource, TicketState,
 };
+use tokio::sync::watch;
 
 /// The node's ticket API.
 pub struct TicketsService {
     ledger: Arc<Ledger>,
-    /// mTLS: callers are who their certificates say (see `auth`).
-    secure: bool,
+    /// mTLS: callers are who their certificates say (see `auth`), checked against the
+    /// revoked serials on every call; `None` on an insecure node.
+    revoked: Option<watch::Receiver<Revoked>>,
 }
 
 impl TicketsService {
-    /// Serve the tickets of `ledger`; `secure`: the node runs mTLS.
-    pub fn new(ledger: Arc<Ledger>, secure: bool) -> Self {
-        TicketsService { ledger, secure }
+    /// Serve the tickets of `ledger`; `revoked`: the node runs mTLS with these revoked serials.
+    pub fn new(ledger: Arc<Ledger>, revoked: Option<watch::Receiver<Revoked>>) -> Self {
+        TicketsService { ledger, revoked }
     }
 
     /// The caller and the division it acts as (`requested`, or by default its certificate's
     /// division; on an insecure node the node's own).
-    fn actor<T>(&self, r: &Request<T>, requested: &str, what: &str) -> Result<Code, Status> {
-        Caller::of(r, self.secure)?.actor(requested, self.ledger.division(), what)
+    fn actor<T>(
+        &self,
+        r: &Request<T>,
+        requested: &str,
+        what: &str,
+    ) -> Result<(Caller, Code), Status> {
+        let caller = self.caller(r)?;
+        let actor = caller.actor(requested, self.ledger.division(), what)?;
+        Ok((caller, actor))
     }
 
     fn caller<T>(&self, r: &Request<T>) -> Result<Caller, Status> {
-        Caller::of(r, self.secure)
+        Caller::of(r, self.revoked.is_some(), self.revoked.as_ref())
     }
 }
 
@@ -350,7 +359,7 @@ impl pb::tickets_server::Tickets for TicketsService {
         &self,
         r: Request<pb::IssueRequest>,
     ) -> Result<Response<pb::IssueReply>, Status> {
-        let actor = self.actor(&r, &r.get_ref().actor, "issue tickets")?;
+        let (caller, actor) = self.actor(&r, &r.get_ref().actor, "issue tickets")?;
         let r = r.into_inner();
         if r.tickets.is_empty() {
             return Err(bad("tickets", "no ticket given"));
@@ -377,7 +386,8 @@ impl pb::tickets_server::Tickets for TicketsService {
                 .issue_tickets(actor, tickets)
                 .map_err(|e| ledger_status(e, served))
         })
-        .await?;
+        .await
+        .map_err(|e| caller.audited(&format!("issue tickets as {actor}"), e))?;
         Ok(Response::new(pb::IssueReply {
             keys: keys.iter().map(|k| k.to_string()).collect(),
         }))
@@ -387,7 +397,7 @@ impl pb::tickets_server::Tickets for TicketsService {
         &self,
         r: Request<pb::InventoryRequest>,
     ) -> Result<Response<pb::IssueReply>, Status> {
-        let actor = self.actor(&r, &r.get_ref().actor, "issue an inventory")?;
+        let (caller, actor) = self.actor(&r, &r.get_ref().actor, "issue an inventory")?;
         let r = r.into_inner();
         if r.inventory.trim().is_empty() {
             return Err(bad(
@@ -407,7 +417,8 @@ impl pb::tickets_server::Tickets for TicketsService {
                 .issue_tickets(actor, tickets)
                 .map_err(|e| ledger_status(e, served))
         })
-        .await?;
+        .await
+        .map_err(|e| caller.audited(&format!("issue an inventory as {actor}"), e))?;
         Ok(Response::new(pb::IssueReply {
             keys: keys.iter().map(|k| k.to_string()).collect(),
         }))
@@ -415,7 +426,7 @@ impl pb::tickets_server::Tickets for TicketsService {
 
     async fn act(&self, r: Request<pb::ActRequest>) -> Result<Response<pb::ActReply>, Status> {
         let what = format!("{} {}", r.get_ref().action, r.get_ref().keys.join(" "));
-        let actor = self.actor(&r, &r.get_ref().actor, &what)?;
+        let (caller, actor) = self.actor(&r, &r.get_ref().actor, &what)?;
         let r = r.into_inner();
         let keys = parse_keys(&r.keys)?;
         let act = parse_act(&r)?;
@@ -426,7 +437,8 @@ impl pb::tickets_server::Tickets for TicketsService {
                 .act_on_tickets(actor, &keys, &act)
                 .map_err(|e| ledger_status(e, served))
         })
-        .await?;
+        .await
+        .map_err(|e| caller.audited(&format!("{what} as {actor}"), e))?;
         let registry = self.ledger.registry();
         let today = crate::period::today_in_china();
         Ok(Response::new(pb::ActReply {

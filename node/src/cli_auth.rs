@@ -53,17 +53,14 @@ impl Target {
                     l.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
                 }
                 let scheme = if c.insecure { "http" } else { "https" };
-                (format!("{scheme}://{l}"), c.tls_files())
+                (format!("{scheme}://{l}"), c.tls)
             }
             (None, None) => bail!("give --addr https://host:port or --config node.toml"),
         };
         let files = match (&auth.ca, &auth.cert, &auth.key) {
-            (Some(ca), Some(cert), Some(key)) => Some(TlsFiles {
-                ca: ca.clone(),
-                cert: cert.clone(),
-                key: key.clone(),
-                crl: None,
-            }),
+            (Some(ca), Some(cert), Some(key)) => {
+                Some(TlsFiles::new(ca.clone(), cert.clone(), key.clone(), None))
+            }
             (None, None, None) => node_tls,
             _ => bail!("give --ca, --cert and --key together (or none, for an insecure node)"),
         };

@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::division::Code;
+use crate::security::tls::TlsFiles;
 
 /// A node's configuration.
 #[derive(Clone, Debug, Deserialize)]
@@ -31,50 +32,11 @@ pub struct Config {
     /// mTLS: the CA, this node's certificate and key, the revocation list. Required unless
     /// `insecure = true`.
     #[serde(default)]
-    pub tls: Option<TlsConfig>,
+    pub tls: Option<TlsFiles>,
     /// Plaintext, no certificates, callers trusted by what they claim: for local experiments
     /// only (logged as a warning at start).
     #[serde(default)]
     pub insecure: bool,
-}
-
-/// The `[tls]` section.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TlsConfig {
-    /// The provincial CA certificate (PEM).
-    pub ca: PathBuf,
-    /// This node's certificate chain (PEM; `bottomline pki issue --division …` writes it).
-    pub cert: PathBuf,
-    /// Its private key (PEM, mode 0600).
-    pub key: PathBuf,
-    /// The CA's revocation list (`crl.pem`); re-read while running when it changes.
-    #[serde(default)]
-    pub crl: Option<PathBuf>,
-    /// Seconds between checks of the revocation list for changes.
-    #[serde(default = "default_crl_reload_secs")]
-    pub crl_reload_secs: f64,
-}
-
-fn default_crl_reload_secs() -> f64 {
-    5.0
-}
-
-impl TlsConfig {
-    /// The files, as the TLS layer reads them.
-    pub fn files(&self) -> crate::security::tls::TlsFiles {
-        crate::security::tls::TlsFiles {
-            ca: self.ca.clone(),
-            cert: self.cert.clone(),
-            key: self.key.clone(),
-            crl: self.crl.clone(),
-        }
-    }
-
-    /// Interval between checks of the revocation list.
-    pub fn crl_reload(&self) -> Duration {
-        Duration::from_secs_f64(self.crl_reload_secs.max(0.05))
-    }
 }
 
 /// Sync tuning.
@@ -185,11 +147,6 @@ impl Config {
             _ => {}
         }
         Ok(c)
-    }
-
-    /// The TLS files, unless the node is insecure.
-    pub fn tls_files(&self) -> Option<crate::security::tls::TlsFiles> {
-        self.tls.as_ref().map(TlsConfig::files)
     }
 
     /// Store options from this config.

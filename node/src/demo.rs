@@ -29,7 +29,7 @@ use crate::gen::{GenOptions, GenScope};
 use crate::ledger::{Act, Ledger};
 use crate::node::{self, NodeHandle};
 use crate::period::{Kind, Period};
-use crate::security::pki::{IssueOptions, Pki};
+use crate::security::pki::Pki;
 use crate::security::tls::TlsFiles;
 use crate::security::{Identity, Role};
 use crate::tickets::{Severity, State, Ticket, TicketKey, TicketSource};
@@ -119,6 +119,8 @@ pub struct Demo {
     stop: watch::Sender<bool>,
     /// Counties generated.
     pub counties: Vec<Code>,
+    /// The certificate files of the province operator the demo prints commands for.
+    pub operator: TlsFiles,
 }
 
 impl Demo {
@@ -271,41 +273,9 @@ fn toml_config(
         t.push_str(&format!("parent = \"{p}\"\n"));
     }
     t.push_str("\n[sync]\nreconnect_secs = 0.2\nheartbeat_secs = 2.0\nsilent_child_secs = 30\n");
-    let path = |p: &Path| format!("{:?}", p.display().to_string());
-    t.push_str(&format!(
-        "\n[tls]\nca = {}\ncert = {}\nkey = {}\ncrl = {}\n",
-        path(&tls.ca),
-        path(&tls.cert),
-        path(&tls.key),
-        path(tls.crl.as_deref().unwrap_or(Path::new("crl.pem")))
-    ));
+    t.push('\n');
+    t.push_str(&tls.to_toml_section());
     t
-}
-
-/// The demo's own CA in `dir/pki` (made on the first run, kept for the next ones) and a
-/// certificate for each of `identities` that has none yet: the files of each, in order.
-pub fn demo_pki(dir: &Path, identities: &[Identity]) -> anyhow::Result<Vec<TlsFiles>> {
-    let pki_dir = dir.join("pki");
-    let mut pki = if pki_dir.join("ca.pem").exists() {
-        Pki::open(&pki_dir)?
-    } else {
-        Pki::init(&pki_dir, "Bottomline demo")?
-    };
-    let mut out = Vec::with_capacity(identities.len());
-    for id in identities {
-        let stem = id.stem();
-        let (cert, key) = (pki.cert_path(&stem), pki.key_path(&stem));
-        if !(cert.exists() && key.exists()) {
-            pki.issue(id, &IssueOptions::default())?;
-        }
-        out.push(TlsFiles {
-            ca: pki.ca_path(),
-            cert,
-            key,
-            crl: Some(pki.crl_path()),
-        });
-    }
-    Ok(out)
 }
 
 /// The person the demo prints commands for: an operator of the province.
@@ -380,10 +350,17 @@ pub async fn start(opts: &DemoOptions, say: Say) -> anyhow::Result<Demo> {
         .map(|&division| Identity::Node { division })
         .collect();
     identities.push(demo_operator());
-    let dir = opts.dir.clone();
-    let mut tls = tokio::task::spawn_blocking(move || demo_pki(&dir, &identities))
-        .await??
-        .into_iter();
+    // The demo's own CA in `dir/pki`, made on the first run and kept for the next ones.
+    let pki_dir = opts.dir.join("pki");
+    let mut tls = tokio::task::spawn_blocking(move || {
+        let mut pki = Pki::open_or_init(&pki_dir, "Bottomline demo")?;
+        identities
+            .iter()
+            .map(|id| pki.files_for(id))
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .await??
+    .into_iter();
     say(format!(
         "certificates: the demo's own CA and one certificate per node in {}",
         opts.dir.join("pki").display()
@@ -438,6 +415,7 @@ pub async fn start(opts: &DemoOptions, say: Say) -> anyhow::Result<Demo> {
         nodes,
         stop,
         counties,
+        operator: tls.next().expect("the operator's certificate comes last"),
     };
     say(format!(
         "started {} nodes: province {} on {}, {} cities, {} counties dialling their city",
@@ -620,12 +598,7 @@ pub async fn run(
         }
     );
     let pki = opts.dir.join("pki");
-    let op = demo_operator().stem();
-    let (ca, cert, key) = (
-        pki.join("ca.pem"),
-        pki.join("certs").join(format!("{op}.pem")),
-        pki.join("certs").join(format!("{op}.key")),
-    );
+    let (ca, cert, key) = (&demo.operator.ca, &demo.operator.cert, &demo.operator.key);
     println!(
         "\nThe tree is running over mutual TLS (Ctrl-C stops it). Try, in another terminal, as \
          {}:",

@@ -49,7 +49,7 @@ pub async fn run(
     let (stop_tx, stop_rx) = watch::channel(false);
     let tls = match &config.tls {
         Some(t) => {
-            let tls = ServerTls::load(&t.files())?;
+            let tls = ServerTls::load(t)?;
             let own = tls.own();
             if own.identity
                 != (Identity::Node {
@@ -74,18 +74,13 @@ pub async fn run(
             None
         }
     };
-    let crl_watch = match (&tls, &config.tls) {
-        (Some(tls), Some(t)) => Some(tokio::spawn(
-            tls.clone().watch(t.crl_reload(), stop_rx.clone()),
-        )),
-        _ => None,
-    };
+    let crl_watch = tls.clone().map(|t| tokio::spawn(t.watch(stop_rx.clone())));
     let uplink = config.parent.clone().map(|parent| {
         tokio::spawn(rpc::uplink(
             handle.ledger.clone(),
             parent,
             config.sync.clone(),
-            config.tls_files(),
+            config.tls.clone(),
             handle.uplink.clone(),
             stop_rx.clone(),
         ))

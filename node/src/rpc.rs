@@ -91,7 +91,7 @@ impl SyncService {
     }
 
     fn caller<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
-        Caller::of(request, self.revoked.is_some(), self.revoked.as_ref())
+        Caller::of(request, self.revoked.as_ref())
     }
 }
 

@@ -539,12 +539,12 @@ async fn certificate_from_another_ca_is_refused() {
         .issue(&node("610102"), &IssueOptions::default())
         .expect("issue");
     // Trusts the real CA (so the client accepts the city), presents the other CA's certificate.
-    let forged = ClientTls::load(&TlsFiles {
-        ca: real.ca.clone(),
-        cert: issued.cert_path,
-        key: issued.key_path,
-        crl: None,
-    })
+    let forged = ClientTls::load(&TlsFiles::new(
+        real.ca.clone(),
+        issued.cert_path,
+        issued.key_path,
+        None,
+    ))
     .expect("load");
     let r = link_on(dial(&addr, &forged).await, "610102").await;
     tls_refused("Link, another CA", r);
@@ -577,12 +577,12 @@ async fn expired_certificate_is_refused() {
         let issued = pki
             .issue(&person("expired.op", "6101", Role::Operator), &opts)
             .expect("issue");
-        TlsFiles {
-            ca: pki.ca_path(),
-            cert: issued.cert_path,
-            key: issued.key_path,
-            crl: Some(pki.crl_path()),
-        }
+        TlsFiles::new(
+            pki.ca_path(),
+            issued.cert_path,
+            issued.key_path,
+            Some(pki.crl_path()),
+        )
     };
     let expired = ClientTls::load(&files).expect("load");
     let text = tls_refused("Status, expired", status_of(&addr, &expired).await);

@@ -20,28 +20,26 @@ use tokio::sync::watch;
 use tonic::{Request, Status};
 
 use crate::division::Code;
-use crate::security::tls::{Peer, PeerCert, Revoked};
-use crate::security::{audit, Identity};
+use crate::security::tls::{Peer, Revoked};
+use crate::security::{audit, CertInfo, Identity};
 
 /// Who is calling.
 #[derive(Clone, Debug)]
 pub struct Caller {
     /// The verified certificate; `None` on an insecure node.
-    cert: Option<Arc<PeerCert>>,
+    cert: Option<Arc<CertInfo>>,
     /// Remote address, for the audit log.
     addr: String,
 }
 
 impl Caller {
-    /// The caller of `request` on a node that is `secure` (mTLS) or not. On a secure node a
-    /// request without a verified certificate is refused (it cannot happen through the TLS
-    /// acceptor; this guards a server wired without it).
-    ///
-    /// `revoked` (secure nodes) is checked on every call: a connection opened before its
-    /// certificate was revoked is refused from then on.
+    /// The caller of `request`. `revoked` is `Some` on a node running mTLS (`None`: an
+    /// insecure node). On an mTLS node a request without a verified certificate is refused (it
+    /// cannot happen through the TLS acceptor; this guards a server wired without it), and the
+    /// revoked serials are checked on every call: a connection opened before its certificate
+    /// was revoked is refused from then on.
     pub fn of<T>(
         request: &Request<T>,
-        secure: bool,
         revoked: Option<&watch::Receiver<Revoked>>,
     ) -> Result<Caller, Status> {
         let peer = request.extensions().get::<Peer>();
@@ -51,7 +49,7 @@ impl Caller {
                 .and_then(|p| p.addr)
                 .map_or_else(|| "-".to_string(), |a| a.to_string()),
         };
-        if secure && caller.cert.is_none() {
+        if revoked.is_some() && caller.cert.is_none() {
             return Err(caller.deny("call this node", "no verified client certificate"));
         }
         if let (Some(serial), Some(revoked)) = (caller.serial(), revoked) {

@@ -58,7 +58,7 @@ impl TicketsService {
     }
 
     fn caller<T>(&self, r: &Request<T>) -> Result<Caller, Status> {
-        Caller::of(r, self.revoked.is_some(), self.revoked.as_ref())
+        Caller::of(r, self.revoked.as_ref())
     }
 }
 

@@ -38,6 +38,7 @@ use serde::{Deserialize, Serialize};
 use x509_parser::time::ASN1Time;
 
 use super::identity::{check_name, serial_hex, CertInfo, Identity};
+use super::tls::TlsFiles;
 
 /// Default validity of a node, operator or relay certificate, in days (the CA/Browser limit
 /// most TLS stacks are happy with).
@@ -396,6 +397,32 @@ impl Pki {
         write_atomic(&ca_path, ca_pem.as_bytes(), 0o644)?;
         sync_dir(&pki.dir)?;
         Ok(pki)
+    }
+
+    /// Open the CA in `dir`, or create it there named `name` when `dir` holds none (the
+    /// demo's and the tests' own CA, kept from one run to the next).
+    pub fn open_or_init(dir: &Path, name: &str) -> Result<Pki, PkiError> {
+        if dir.join("ca.pem").exists() {
+            Pki::open(dir)
+        } else {
+            Pki::init(dir, name)
+        }
+    }
+
+    /// The TLS files of `identity`'s certificate, issued (with default options) when its
+    /// files are not there yet.
+    pub fn files_for(&mut self, identity: &Identity) -> Result<TlsFiles, PkiError> {
+        let stem = identity.stem();
+        let (cert, key) = (self.cert_path(&stem), self.key_path(&stem));
+        if !(cert.exists() && key.exists()) {
+            self.issue(identity, &IssueOptions::default())?;
+        }
+        Ok(TlsFiles::new(
+            self.ca_path(),
+            cert,
+            key,
+            Some(self.crl_path()),
+        ))
     }
 
     /// Open the CA in `dir`.

@@ -32,19 +32,50 @@ use tokio_util::either::Either;
 use super::identity::{serial_hex, CertInfo, Identity};
 use crate::division::Code;
 
-/// The files of a node's (or a CLI user's) TLS identity.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+/// The files of a node's (or a CLI user's) TLS identity: a node config's `[tls]` section.
+#[derive(Clone, Debug, PartialEq, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsFiles {
     /// The provincial CA certificate (PEM).
     pub ca: PathBuf,
-    /// This node's certificate chain (PEM, leaf first).
+    /// This node's certificate chain (PEM, leaf first; `bottomline pki issue` writes it).
     pub cert: PathBuf,
-    /// Its private key (PEM, PKCS#8).
+    /// Its private key (PEM, PKCS#8, mode 0600).
     pub key: PathBuf,
     /// The CA's revocation list (PEM); reloaded while running when it changes.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crl: Option<PathBuf>,
+    /// Seconds between checks of the revocation list for changes (a serving node).
+    #[serde(default = "default_crl_reload_secs")]
+    pub crl_reload_secs: f64,
+}
+
+fn default_crl_reload_secs() -> f64 {
+    5.0
+}
+
+impl TlsFiles {
+    /// The files, with the default reload interval.
+    pub fn new(ca: PathBuf, cert: PathBuf, key: PathBuf, crl: Option<PathBuf>) -> TlsFiles {
+        TlsFiles {
+            ca,
+            cert,
+            key,
+            crl,
+            crl_reload_secs: default_crl_reload_secs(),
+        }
+    }
+
+    /// The `[tls]` section of a node config naming these files.
+    pub fn to_toml_section(&self) -> String {
+        let body = toml::to_string(self).expect("paths and a number always serialize to TOML");
+        format!("[tls]\n{body}")
+    }
+
+    /// Interval between checks of the revocation list.
+    pub fn crl_reload(&self) -> Duration {
+        Duration::from_secs_f64(self.crl_reload_secs.max(0.05))
+    }
 }
 
 /// Errors loading TLS material or dialling.
@@ -244,16 +275,14 @@ impl ServerTls {
             return Ok(false);
         };
         let now = stamp(crl);
-        {
-            let mut s = self.crl_stamp.lock().unwrap_or_else(|p| p.into_inner());
-            if *s == now {
-                return Ok(false);
-            }
-            *s = now;
+        if *self.crl_stamp.lock().unwrap_or_else(|p| p.into_inner()) == now {
+            return Ok(false);
         }
+        // A file caught half copied fails here and is read again at the next check.
         let m = Material::load(&self.files)?;
         let config = Arc::new(m.server_config()?);
         *self.config.write().unwrap_or_else(|p| p.into_inner()) = config;
+        *self.crl_stamp.lock().unwrap_or_else(|p| p.into_inner()) = now;
         tracing::info!(
             crl = %crl.display(),
             revoked = m.revoked.len(),
@@ -263,8 +292,9 @@ impl ServerTls {
         Ok(true)
     }
 
-    /// Check the CRL file every `every` until `stop` turns true.
-    pub async fn watch(self: Arc<Self>, every: Duration, mut stop: watch::Receiver<bool>) {
+    /// Check the CRL file every `crl_reload_secs` until `stop` turns true.
+    pub async fn watch(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let every = self.files.crl_reload();
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(every) => {}
@@ -277,22 +307,13 @@ impl ServerTls {
     }
 }
 
-/// The verified certificate of a peer.
-#[derive(Clone, Debug)]
-pub struct PeerCert {
-    /// Who it names.
-    pub identity: Identity,
-    /// Its serial (lowercase hex).
-    pub serial: String,
-}
-
 /// Who is on the other side of a server connection (in every request's extensions).
 #[derive(Clone, Debug)]
 pub struct Peer {
     /// Remote address.
     pub addr: Option<SocketAddr>,
     /// The verified client certificate; `None` only on a node configured `insecure`.
-    pub cert: Option<Arc<PeerCert>>,
+    pub cert: Option<Arc<CertInfo>>,
 }
 
 /// An accepted connection, plaintext (insecure nodes only) or TLS, with its [`Peer`].
@@ -431,28 +452,29 @@ async fn refuse_plaintext(tcp: TcpStream) {
     let _ = tokio::time::timeout(HANDSHAKE_TIMEOUT, conn).await;
 }
 
+/// The identity and serial of the peer's verified leaf certificate after a handshake (rustls
+/// has checked the chain; `side` names the peer in errors).
+fn peer_info(conn: &rustls::CommonState, side: &str) -> Result<CertInfo, String> {
+    let leaf = conn
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .ok_or_else(|| format!("the {side} sent no certificate"))?;
+    CertInfo::from_der(leaf.as_ref())
+        .map_err(|e| format!("{side} certificate without a usable identity: {e}"))
+}
+
 async fn handshake(tls: &ServerTls, tcp: TcpStream, addr: SocketAddr) -> Result<Conn, String> {
     let acceptor = tokio_rustls::TlsAcceptor::from(tls.current());
     let stream = acceptor
         .accept(tcp)
         .await
         .map_err(|e| format!("TLS handshake refused: {e}"))?;
-    let leaf = stream
-        .get_ref()
-        .1
-        .peer_certificates()
-        .and_then(|c| c.first())
-        .ok_or("no client certificate")?;
-    let info = CertInfo::from_der(leaf.as_ref())
-        .map_err(|e| format!("client certificate without a usable identity: {e}"))?;
+    let info = peer_info(stream.get_ref().1, "client")?;
     Ok(Conn {
         io: Either::Right(Box::new(stream)),
         peer: Peer {
             addr: Some(addr),
-            cert: Some(Arc::new(PeerCert {
-                identity: info.identity,
-                serial: info.serial,
-            })),
+            cert: Some(Arc::new(info)),
         },
     })
 }
@@ -565,13 +587,9 @@ pub async fn channel(
                 .connect(name, tcp)
                 .await
                 .map_err(|e| TlsError::Connect(format!("TLS with {host}:{port} failed: {e}")))?;
-            let leaf = stream
-                .get_ref()
-                .1
-                .peer_certificates()
-                .and_then(|c| c.first())
-                .ok_or_else(|| TlsError::Connect("the server sent no certificate".into()))?;
-            let id = Identity::from_der(leaf.as_ref()).map_err(TlsError::Connect)?;
+            let id = peer_info(stream.get_ref().1, "server")
+                .map_err(TlsError::Connect)?
+                .identity;
             expect
                 .check(&id)
                 .map_err(|e| TlsError::Connect(format!("{host}:{port}: {e}")))?;

@@ -66,9 +66,9 @@ pub fn tls_files(
     dir: &Path,
     identity: &bottomline::security::Identity,
 ) -> bottomline::security::tls::TlsFiles {
-    bottomline::demo::demo_pki(dir, std::slice::from_ref(identity))
+    bottomline::security::pki::Pki::open_or_init(&dir.join("pki"), "Bottomline test")
+        .and_then(|mut pki| pki.files_for(identity))
         .expect("test PKI")
-        .remove(0)
 }
 
 async fn start_with(
@@ -84,16 +84,15 @@ async fn start_with(
         "division = \"{division}\"\ndata_dir = {:?}\n",
         data.display().to_string()
     );
-    let q = |p: &Path| format!("{:?}", p.display().to_string());
     match tls {
         None => toml.push_str("insecure = true\n"),
-        Some(t) => toml.push_str(&format!(
-            "[tls]\nca = {}\ncert = {}\nkey = {}\ncrl = {}\ncrl_reload_secs = 0.1\n",
-            q(&t.ca),
-            q(&t.cert),
-            q(&t.key),
-            q(t.crl.as_deref().expect("crl"))
-        )),
+        Some(t) => {
+            let t = bottomline::security::tls::TlsFiles {
+                crl_reload_secs: 0.1,
+                ..t.clone()
+            };
+            toml.push_str(&t.to_toml_section());
+        }
     }
     // Top-level keys go before the [tls] table.
     let mut top = String::new();

@@ -7,7 +7,7 @@ use anyhow::Context;
 use bottomline::division::Code;
 use bottomline::ledger::Act;
 use bottomline::report::Format;
-use bottomline::rpc::tickets_api::{
+use bottomline::rpc::tickets_client::{
     ListFilter, NewTicket, ProgressReport, ProgressRow, TicketRow, TicketsClient,
 };
 use clap::{Args, Subcommand};

@@ -23,7 +23,8 @@ use bottomline::division::Code;
 use bottomline::domain::{Cents, Record, RecordKind};
 use bottomline::ledger::{Act, CellValue, Change, Ledger};
 use bottomline::period::{today_in_china, Period};
-use bottomline::rpc::tickets_api::{parse_key, ListFilter, NewTicket, TicketsClient};
+use bottomline::rpc::tickets_api::parse_key;
+use bottomline::rpc::tickets_client::{ListFilter, NewTicket, TicketsClient};
 use bottomline::security::pki::{IssueOptions, Pki};
 use bottomline::security::tls::{self, ClientTls, Expect, TlsFiles};
 use bottomline::security::{Identity, Role};
@@ -442,9 +443,9 @@ async fn tickets(addr: &str, tls: &ClientTls) -> TicketsClient {
 }
 
 /// `Result` of a ticket call as a gRPC status (a dial failure panics).
-fn grpc<T>(r: Result<T, bottomline::rpc::tickets_api::ClientError>) -> Result<T, tonic::Status> {
+fn grpc<T>(r: Result<T, bottomline::rpc::tickets_client::ClientError>) -> Result<T, tonic::Status> {
     r.map_err(|e| match e {
-        bottomline::rpc::tickets_api::ClientError::Refused(s) => s,
+        bottomline::rpc::tickets_client::ClientError::Refused(s) => s,
         other => panic!("not a gRPC refusal: {other}"),
     })
 }

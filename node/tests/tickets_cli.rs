@@ -13,7 +13,7 @@ use std::process::{Command, Output};
 
 use bottomline::division::Code;
 use bottomline::ledger::Act;
-use bottomline::rpc::tickets_api::{ListFilter, NewTicket, TicketRow, TicketsClient};
+use bottomline::rpc::tickets_client::{ListFilter, NewTicket, TicketRow, TicketsClient};
 
 const SYNC: &str = "reconnect_secs = 0.05\nheartbeat_secs = 1\n";
 

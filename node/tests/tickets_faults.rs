@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use bottomline::division::Code;
 use bottomline::ledger::{Act, Ledger};
-use bottomline::rpc::tickets_api::{ListFilter, TicketsClient};
+use bottomline::rpc::tickets_client::{ListFilter, TicketsClient};
 use bottomline::store::StoreOptions;
 use bottomline::tickets::{EventKind, State, TicketKey, TicketState};
 

@@ -1,0 +1,175 @@
+//! The CLI's one-query clients of a node's `Sync` service: `status` and `stats --addr`,
+//! returning plain Rust values.
+
+use std::time::Duration;
+
+use bottomline_proto::v1 as pb;
+
+use super::{ChildReport, UplinkState};
+use crate::division::Code;
+use crate::period::Period;
+use crate::security::tls::{self, ClientTls, Expect};
+use crate::stats::Value;
+
+/// A node's link states as `bottomline status` shows them (decoded from the `Status` RPC).
+#[derive(Clone, Debug)]
+pub struct NodeStatus {
+    /// The node's division.
+    pub division: Code,
+    /// Its software version string.
+    pub software: String,
+    /// Highest durable position of its change log.
+    pub head: u64,
+    /// Highest durable position of its ticket log.
+    pub ticket_head: u64,
+    /// When a quiet child counts as silent.
+    pub silent_child_secs: u64,
+    /// Its own link to its parent.
+    pub uplink: UplinkState,
+    /// Its children's links.
+    pub children: Vec<ChildReport>,
+    /// Names of the node and its children, as far as the node knows them.
+    pub names: crate::division::Registry,
+}
+
+fn name_into(names: &mut crate::division::Registry, code: Code, name: &str) {
+    if !name.is_empty() {
+        names.insert(crate::division::Division {
+            code,
+            name: name.to_string(),
+        });
+    }
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A client of the node at `addr` for one query (the CLI's `status` and `stats --addr`),
+/// over mTLS with `tls`.
+async fn query_client(
+    addr: &str,
+    tls: Option<&ClientTls>,
+    timeout: Duration,
+) -> Result<pb::sync_client::SyncClient<tonic::transport::Channel>, BoxError> {
+    let channel = tls::channel(
+        addr,
+        tls,
+        Expect::Any,
+        Duration::from_secs(5),
+        Some(timeout),
+    )
+    .await
+    .map_err(|e| format!("cannot reach {addr}: {e}"))?;
+    Ok(pb::sync_client::SyncClient::new(channel))
+}
+
+/// Ask the node at `addr` (`https://host:port`; `http://` for an insecure node) for its link
+/// states.
+pub async fn fetch_status(
+    addr: &str,
+    tls: Option<&ClientTls>,
+) -> Result<NodeStatus, Box<dyn std::error::Error + Send + Sync>> {
+    let mut client = query_client(addr, tls, Duration::from_secs(30)).await?;
+    let r = client.status(pb::StatusRequest {}).await?.into_inner();
+    let up = r.uplink.unwrap_or_default();
+    let mut names = crate::division::Registry::new();
+    let division = Code::parse(&r.division)?;
+    name_into(&mut names, division, &r.name);
+    for c in &r.children {
+        if let Ok(code) = Code::parse(&c.division) {
+            name_into(&mut names, code, &c.name);
+        }
+    }
+    let children = r
+        .children
+        .iter()
+        .map(|c| {
+            Ok(ChildReport {
+                division: Code::parse(&c.division)?,
+                connected: c.connected,
+                last_contact_unix_ms: c.last_contact_unix_ms,
+                acked: c.acked,
+                head: c.head,
+                backlog: c.backlog,
+                silent: c.silent,
+                ticket_acked_up: c.ticket_acked_up,
+                ticket_backlog_up: c.ticket_backlog_up,
+                ticket_acked_down: c.ticket_acked_down,
+                ticket_backlog_down: c.ticket_backlog_down,
+            })
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    Ok(NodeStatus {
+        names,
+        division,
+        software: r.software,
+        head: r.head,
+        ticket_head: r.ticket_head,
+        silent_child_secs: r.silent_child_secs,
+        uplink: UplinkState {
+            parent: (!up.parent.is_empty()).then_some(up.parent),
+            connected: up.connected,
+            acked: up.acked,
+            backlog: up.backlog,
+            ticket_acked: up.ticket_acked,
+            ticket_backlog: up.ticket_backlog,
+            last_error: (!up.last_error.is_empty()).then_some(up.last_error),
+            links: 0,
+        },
+        children,
+    })
+}
+
+/// Ask the node at `addr` for the indicators of `division` (empty: its own) for `period`.
+pub async fn fetch_stats(
+    addr: &str,
+    tls: Option<&ClientTls>,
+    division: Option<Code>,
+    period: Period,
+) -> Result<
+    (crate::stats::Indicators, crate::division::Registry),
+    Box<dyn std::error::Error + Send + Sync>,
+> {
+    let mut client = query_client(addr, tls, Duration::from_secs(60)).await?;
+    let r = client
+        .stats(pb::StatsRequest {
+            division: division.map(|d| d.to_string()).unwrap_or_default(),
+            period: period.to_string(),
+        })
+        .await?
+        .into_inner();
+    let day = |s: &str| -> Result<jiff::civil::Date, String> {
+        s.parse()
+            .map_err(|e| format!("bad date {s:?} in the reply: {e}"))
+    };
+    let rows = r
+        .indicators
+        .into_iter()
+        .map(|i| {
+            let value = match i.unit.as_str() {
+                "fen" => Value::Fen(i.value),
+                "ratio" => Value::Ratio(i.defined.then_some(i.ratio)),
+                "average" => Value::Average(i.defined.then_some(i.ratio)),
+                _ if i.is_ratio => Value::Ratio(Some(i.ratio)),
+                _ => Value::Count(i.value),
+            };
+            crate::stats::Row {
+                indicator: i.name,
+                dimension: i.dimension,
+                value,
+            }
+        })
+        .collect();
+    let division = Code::parse(&r.division)?;
+    let mut names = crate::division::Registry::new();
+    name_into(&mut names, division, &r.name);
+    Ok((
+        crate::stats::Indicators {
+            division,
+            period: Period::parse(&r.period)?,
+            first_day: day(&r.first_day)?,
+            last_day: day(&r.last_day)?,
+            rows,
+        },
+        names,
+    ))
+}

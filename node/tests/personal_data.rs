@@ -20,7 +20,6 @@ use std::sync::{Arc, Mutex};
 
 use bottomline::division::Code;
 use bottomline::domain::{Record, RecordKind};
-use bottomline::gen::{GenOptions, GenScope};
 use bottomline::ledger::Act;
 use bottomline::period::today_in_china;
 use bottomline::tickets::{Severity, State, Ticket, TicketSource};
@@ -127,18 +126,7 @@ fn c(s: &str) -> Code {
 async fn captured_county_traffic_holds_no_names_or_id_numbers() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let files = tmp.path().join("files");
-    let summary = bottomline::gen::generate(
-        &GenOptions {
-            seed: 15,
-            out: files.clone(),
-            scope: GenScope::County(COUNTY.into()),
-            end: date(2026, 11, 20),
-            households_per_county: Some(HOUSEHOLDS),
-        },
-        &mut |_| {},
-    )
-    .expect("gen");
-    assert_eq!(summary.counties, vec![COUNTY.to_string()]);
+    common::generate_county(&files, COUNTY, 15, HOUSEHOLDS);
 
     // The needles: every head name and ID number of the generated households.
     let mut heads: BTreeMap<String, (String, String)> = BTreeMap::new();
@@ -179,20 +167,9 @@ async fn captured_county_traffic_holds_no_names_or_id_numbers() {
 
     // Import while linked: the change log flows up as it is flushed.
     let ledger = county.handle.ledger.clone();
-    let paths: Vec<_> = bottomline::import::FILE_ORDER
-        .iter()
-        .map(|k| files.join(COUNTY).join(format!("{k}.csv")))
-        .collect();
+    let gen_files = files.clone();
     tokio::task::spawn_blocking(move || {
-        bottomline::import::import_files(
-            &ledger,
-            &paths,
-            None,
-            date(2026, 11, 24),
-            &mut |_| {},
-            &mut |_| {},
-        )
-        .expect("import")
+        common::import_generated(&ledger, &gen_files, COUNTY, date(2026, 11, 24))
     })
     .await
     .expect("join");

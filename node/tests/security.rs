@@ -15,7 +15,7 @@
 mod common;
 use common::{eventually, eventually_async, stop, Running, DEADLINE};
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -164,30 +164,8 @@ impl Tree {
 /// Generate a small county 610102 and import it at `county`.
 fn import_county(dir: &Path, county: &Ledger) {
     let files = dir.join("files");
-    bottomline::gen::generate(
-        &bottomline::gen::GenOptions {
-            seed: 15,
-            out: files.clone(),
-            scope: bottomline::gen::GenScope::County("610102".into()),
-            end: date(2026, 11, 20),
-            households_per_county: Some(150),
-        },
-        &mut |_| {},
-    )
-    .expect("gen");
-    let paths: Vec<PathBuf> = bottomline::import::FILE_ORDER
-        .iter()
-        .map(|k| files.join("610102").join(format!("{k}.csv")))
-        .collect();
-    bottomline::import::import_files(
-        county,
-        &paths,
-        None,
-        date(2026, 11, 24),
-        &mut |_| {},
-        &mut |_| {},
-    )
-    .expect("import");
+    common::generate_county(&files, "610102", 15, 150);
+    common::import_generated(county, &files, "610102", date(2026, 11, 24));
 }
 
 /// The cells `l` holds for `top`'s subtree.

@@ -38,34 +38,12 @@ async fn start(dir: &Path, division: &str, parent: Option<&str>, listen: bool) -
 async fn status_shows_acked_backlog_and_a_silent_child() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let files = tmp.path().join("files");
-    bottomline::gen::generate(
-        &bottomline::gen::GenOptions {
-            seed: 3,
-            out: files.clone(),
-            scope: bottomline::gen::GenScope::County("610102".into()),
-            end: date(2026, 11, 20),
-            households_per_county: Some(800),
-        },
-        &mut |_| {},
-    )
-    .expect("gen");
+    common::generate_county(&files, "610102", 3, 800);
     let nodes = tmp.path().join("nodes");
     let city = start(&nodes, "6101", None, true).await;
     let addr = city.addr.clone().expect("listens");
     let county = start(&nodes, "610102", Some(&addr), false).await;
-    let paths: Vec<_> = bottomline::import::FILE_ORDER
-        .iter()
-        .map(|k| files.join("610102").join(format!("{k}.csv")))
-        .collect();
-    bottomline::import::import_files(
-        &county.handle.ledger,
-        &paths,
-        None,
-        date(2026, 11, 24),
-        &mut |_| {},
-        &mut |_| {},
-    )
-    .expect("import");
+    common::import_generated(&county.handle.ledger, &files, "610102", date(2026, 11, 24));
     let head = county.handle.ledger.durable_seq();
     assert!(head > 0);
     let code = Code::parse("610102").expect("code");

@@ -95,19 +95,7 @@ async fn three_levels_converge_and_back_dated_corrections_reach_the_top() {
         let city = &cities[if c.starts_with("6101") { 0 } else { 1 }];
         let n = start(&nodes, c, city.addr.as_deref(), false).await;
         // Import while the tree is running: changes flow as they are flushed.
-        let paths: Vec<_> = bottomline::import::FILE_ORDER
-            .iter()
-            .map(|k| files.join(c).join(format!("{k}.csv")))
-            .collect();
-        bottomline::import::import_files(
-            &n.handle.ledger,
-            &paths,
-            None,
-            date(2026, 11, 24),
-            &mut |_| {},
-            &mut |_| {},
-        )
-        .expect("import");
+        common::import_generated(&n.handle.ledger, &files, c, date(2026, 11, 24));
         county_nodes.push(n);
     }
 

@@ -81,14 +81,6 @@ fn generate(dir: &Path, seed: u64, counties: u32, households: u32) -> (PathBuf, 
     (files, summary.counties)
 }
 
-/// The interchange files of one county, in dependency order.
-fn county_files(files: &Path, county: &str) -> Vec<PathBuf> {
-    bottomline::import::FILE_ORDER
-        .iter()
-        .map(|k| files.join(county).join(format!("{k}.csv")))
-        .collect()
-}
-
 fn code(s: &str) -> Code {
     Code::parse(s).expect("division code")
 }
@@ -101,20 +93,8 @@ fn period(s: &str) -> Period {
 fn truth_ledger(dir: &Path, files: &Path, county: &str, today: Date) -> Ledger {
     let l = Ledger::open_or_init(dir, Some(code(county)), &StoreOptions::default())
         .expect("scratch ledger");
-    import_into(&l, files, county, today);
+    common::import_generated(&l, files, county, today);
     l
-}
-
-fn import_into(l: &Ledger, files: &Path, county: &str, today: Date) {
-    bottomline::import::import_files(
-        l,
-        &county_files(files, county),
-        None,
-        today,
-        &mut |_| {},
-        &mut |_| {},
-    )
-    .expect("import");
 }
 
 /// Cells of `l` in the subtree of `top`.
@@ -200,7 +180,7 @@ fn cli_import(data: &Path, county: &str, files: &Path) {
     let out = Command::new(BIN)
         .args(["import", "--division", county, "--data"])
         .arg(data)
-        .args(county_files(files, county))
+        .args(common::county_files(files, county))
         .output()
         .expect("run import");
     assert!(
@@ -617,8 +597,8 @@ async fn a_cut_link_with_writes_on_both_sides_converges_after_the_heal() {
     let b = start(&nodes, &counties[1], city.addr.as_deref(), false).await;
     let (a_code, b_code) = (a.ledger().division(), b.ledger().division());
     let (a_s, b_s) = (a_code.to_string(), b_code.to_string());
-    import_into(a.ledger(), &files, &a_s, TODAY);
-    import_into(b.ledger(), &files, &b_s, TODAY);
+    common::import_generated(a.ledger(), &files, &a_s, TODAY);
+    common::import_generated(b.ledger(), &files, &b_s, TODAY);
 
     let p = province.handle.ledger.clone();
     let c = city.handle.ledger.clone();

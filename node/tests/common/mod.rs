@@ -134,6 +134,43 @@ pub async fn stop(n: Running) {
     n.task.await.expect("join").expect("clean shutdown");
 }
 
+/// The interchange files of one generated county under `files`, in dependency order.
+pub fn county_files(files: &Path, county: &str) -> Vec<std::path::PathBuf> {
+    bottomline::import::FILE_ORDER
+        .iter()
+        .map(|k| files.join(county).join(format!("{k}.csv")))
+        .collect()
+}
+
+/// Import the generated files of `county` under `files` into `ledger`, validated as of `today`.
+pub fn import_generated(ledger: &Ledger, files: &Path, county: &str, today: jiff::civil::Date) {
+    bottomline::import::import_files(
+        ledger,
+        &county_files(files, county),
+        None,
+        today,
+        &mut |_| {},
+        &mut |_| {},
+    )
+    .expect("import");
+}
+
+/// Generate one county `code` (`households`, `seed`, data up to 2026-11-20) under `files`.
+pub fn generate_county(files: &Path, code: &str, seed: u64, households: u32) {
+    let summary = bottomline::gen::generate(
+        &bottomline::gen::GenOptions {
+            seed,
+            out: files.to_path_buf(),
+            scope: bottomline::gen::GenScope::County(code.into()),
+            end: jiff::civil::date(2026, 11, 20),
+            households_per_county: Some(households),
+        },
+        &mut |_| {},
+    )
+    .expect("gen");
+    assert_eq!(summary.counties, vec![code.to_string()]);
+}
+
 /// Interval between two polls of a condition.
 pub const POLL: std::time::Duration = std::time::Duration::from_millis(20);
 /// How long a condition may take before the test fails.

@@ -68,12 +68,6 @@ impl Target {
             .map(|f| ClientTls::load(&f))
             .transpose()
             .context("loading the client certificate")?;
-        if tls.is_none() && addr.starts_with("https://") {
-            bail!(
-                "{addr} speaks mutual TLS: give --ca, --cert and --key (or BOTTOMLINE_CA, \
-                 BOTTOMLINE_CERT, BOTTOMLINE_KEY)"
-            );
-        }
         Ok(Target { addr, tls })
     }
 }

@@ -318,18 +318,17 @@ fn entry_json(e: &Entry) -> serde_json::Value {
 }
 
 fn table(entries: &[Entry]) -> String {
-    use std::fmt::Write as _;
     if entries.is_empty() {
         return "no certificates issued\n".into();
     }
-    let rows: Vec<[String; 5]> = entries
+    let rows: Vec<Vec<String>> = entries
         .iter()
         .map(|e| {
             let state = match e.revoked {
                 Some(t) => format!("revoked {}", day(t)),
                 None => e.state.to_string(),
             };
-            [
+            vec![
                 e.stem.clone(),
                 e.identity.to_string(),
                 e.serial.clone(),
@@ -338,21 +337,5 @@ fn table(entries: &[Entry]) -> String {
             ]
         })
         .collect();
-    let head = ["STEM", "IDENTITY", "SERIAL", "NOT AFTER", "STATE"];
-    let mut width = head.map(str::len);
-    for r in &rows {
-        for (w, c) in width.iter_mut().zip(r) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    let mut out = String::new();
-    for r in std::iter::once(head.map(String::from)).chain(rows) {
-        let line: Vec<String> = r
-            .iter()
-            .zip(width)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        let _ = writeln!(out, "{}", line.join("  ").trim_end());
-    }
-    out
+    bottomline::report::table(&["STEM", "IDENTITY", "SERIAL", "NOT AFTER", "STATE"], &rows)
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use bottomline::division::Code;
 use bottomline::ledger::Act;
-use bottomline::report::Format;
+use bottomline::report::{table, Format};
 use bottomline::rpc::tickets_client::{
     ListFilter, NewTicket, ProgressReport, ProgressRow, TicketRow, TicketsClient,
 };
@@ -353,55 +353,6 @@ async fn act(
     a: &Act,
 ) -> anyhow::Result<()> {
     act_rows(c, actor, keys, a).await.map(drop)
-}
-
-/// Terminal width of a string: CJK and other wide characters take two columns.
-fn width(s: &str) -> usize {
-    s.chars()
-        .map(|c| {
-            let c = c as u32;
-            let wide = (0x1100..=0x115F).contains(&c)
-                || (0x2E80..=0xA4CF).contains(&c)
-                || (0xAC00..=0xD7A3).contains(&c)
-                || (0xF900..=0xFAFF).contains(&c)
-                || (0xFE30..=0xFE4F).contains(&c)
-                || (0xFF00..=0xFF60).contains(&c)
-                || (0xFFE0..=0xFFE6).contains(&c);
-            if wide {
-                2
-            } else {
-                1
-            }
-        })
-        .sum()
-}
-
-/// Aligned columns, two spaces apart; the last column is not padded.
-fn table(header: &[&str], rows: &[Vec<String>]) -> String {
-    let mut w: Vec<usize> = header.iter().map(|h| width(h)).collect();
-    for r in rows {
-        for (i, v) in r.iter().enumerate() {
-            w[i] = w[i].max(width(v));
-        }
-    }
-    let mut s = String::new();
-    let mut line = |cells: Vec<&str>| {
-        let n = cells.len();
-        let mut l = String::new();
-        for (i, v) in cells.into_iter().enumerate() {
-            l.push_str(v);
-            if i + 1 < n {
-                l.push_str(&" ".repeat(w[i] - width(v) + 2));
-            }
-        }
-        s.push_str(l.trim_end());
-        s.push('\n');
-    };
-    line(header.to_vec());
-    for r in rows {
-        line(r.iter().map(String::as_str).collect());
-    }
-    s
 }
 
 fn table_of(rows: &[TicketRow]) -> String {

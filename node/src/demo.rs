@@ -499,15 +499,6 @@ pub async fn start(opts: &DemoOptions, say: Say) -> anyhow::Result<Demo> {
     Ok(demo)
 }
 
-/// The division of the demo node listening on `addr`.
-fn city_code(demo: &Demo, addr: SocketAddr) -> String {
-    demo.nodes
-        .iter()
-        .find(|n| n.addr == Some(addr))
-        .map(|n| n.config.division.to_string())
-        .unwrap_or_default()
-}
-
 /// Run the demo: start it, wait for the province to hold everything, print what to try, and
 /// stay up until `shutdown` resolves.
 pub async fn run(
@@ -638,10 +629,9 @@ pub async fn run(
     if let (Some(k), Some(c)) = (&sample, county) {
         let other = format!("{}/DEMO-{c}-2", p.config.division);
         println!("  bottomline tickets --addr https://{addr} show {k}");
-        if let Some(city) = city.and_then(|c| demo.node(c)).and_then(|n| n.addr) {
+        if let Some((code, city)) = city.and_then(|c| Some((c, demo.node(c)?.addr?))) {
             println!(
-                "  bottomline tickets --addr https://{city} --actor {} supervise {other}   # the city flags 督办",
-                city_code(&demo, city)
+                "  bottomline tickets --addr https://{city} --actor {code} supervise {other}   # the city flags 督办"
             );
         }
         if !closed {

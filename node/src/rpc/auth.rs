@@ -94,7 +94,7 @@ impl Caller {
     }
 
     /// The division whose subtree the caller may see: `None` = anything (insecure node).
-    fn scope(&self, what: &str) -> Result<Option<Code>, Status> {
+    pub fn read_scope(&self, what: &str) -> Result<Option<Code>, Status> {
         match self.identity() {
             None => Ok(None),
             Some(Identity::Relay { name }) => Err(self.deny(
@@ -107,7 +107,7 @@ impl Caller {
 
     /// May the caller read data of `division`?
     pub fn may_read(&self, division: Code, what: &str) -> Result<(), Status> {
-        match self.scope(what)? {
+        match self.read_scope(what)? {
             Some(d) if !d.contains(division) => Err(self.deny(
                 what,
                 &format!(
@@ -119,15 +119,10 @@ impl Caller {
         }
     }
 
-    /// The divisions whose data the caller may read: `None` = all.
-    pub fn read_scope(&self, what: &str) -> Result<Option<Code>, Status> {
-        self.scope(what)
-    }
-
     /// Is the caller one that may see a node's link states: staff (or the node) of the node's
     /// division or above it, or of a division within it?
     pub fn may_see_node(&self, node: Code, what: &str) -> Result<(), Status> {
-        match self.scope(what)? {
+        match self.read_scope(what)? {
             Some(d) if !(d.contains(node) || node.contains(d)) => Err(self.deny(
                 what,
                 &format!("{d} is neither above nor within node {node}"),
@@ -147,7 +142,7 @@ impl Caller {
                     .map_err(|r| Status::invalid_argument(format!("actor: {r}")))?,
             )
         };
-        let Some(scope) = self.scope(what)? else {
+        let Some(scope) = self.read_scope(what)? else {
             return Ok(requested.unwrap_or(node));
         };
         let id = self.identity().map(ToString::to_string).unwrap_or_default();

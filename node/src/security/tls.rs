@@ -551,7 +551,8 @@ pub async fn channel(
     let url = normalise(url, tls.is_some());
     if tls.is_none() && url.starts_with("https://") {
         return Err(TlsError::Connect(format!(
-            "{url}: https needs a certificate (--ca, --cert, --key or the [tls] section)"
+            "{url} speaks mutual TLS: give a certificate (--ca, --cert, --key, or \
+             BOTTOMLINE_CA, BOTTOMLINE_CERT, BOTTOMLINE_KEY, or a node's [tls] section)"
         )));
     }
     let endpoint = tonic::transport::Endpoint::from_shared(url.clone())

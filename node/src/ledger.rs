@@ -29,7 +29,9 @@ use crate::period::Period;
 use crate::stats::{self, CellKey, CellSource, Indicators};
 use crate::store::{Bytes, Store, StoreError, StoreOptions, TreeId, WriteSet};
 
+mod replicas;
 mod ticket_log;
+pub use replicas::KnownChild;
 pub use ticket_log::{sub_id, Act, LogEntry, Logged, MAX_SCAN};
 
 /// Records (or cell blocks) per atomic commit (sled is fastest and leanest at about 1 000;
@@ -975,6 +977,32 @@ impl Ledger {
         self.durable.load(std::sync::atomic::Ordering::SeqCst)
     }
 
+    /// Make commit number `commit` (of those that flush outside the write lock) durable:
+    /// the first caller flushes everything committed so far; callers arriving during that
+    /// flush wait for it and return if it covered them, else one of them runs the next flush
+    /// for all. sled's flush covers every write committed before it starts, so the counts and
+    /// the log head are read before flushing.
+    fn flush_through(&self, commit: u64) -> Result<()> {
+        use std::sync::atomic::Ordering::SeqCst;
+        if self.flushed.load(SeqCst) >= commit {
+            return Ok(());
+        }
+        let _f = self.flush.lock().unwrap_or_else(|p| p.into_inner());
+        if self.flushed.load(SeqCst) >= commit {
+            return Ok(());
+        }
+        let covered = self.commits.load(SeqCst);
+        let head = self.cell_seq()?;
+        let tickets = self.stored_ticket_head()?;
+        self.store.flush()?;
+        self.flushed.fetch_max(covered, SeqCst);
+        self.mark_durable(head);
+        if self.ticket_durable.fetch_max(tickets, SeqCst) < tickets {
+            self.tickets_changed.notify_waiters();
+        }
+        Ok(())
+    }
+
     /// Write summed deltas, grouped by block, to the cell blocks in batches; the last batch
     /// clears the `stats_pending` marker. Returns the number of cells changed.
     fn write_cells(
@@ -1040,254 +1068,6 @@ impl Ledger {
             Some(v) if v.len() == 8 => u64::from_be_bytes(v[..8].try_into().unwrap_or_default()),
             _ => 0,
         })
-    }
-
-    /// One step of a **sweep** over the change log (what the sync sender calls).
-    ///
-    /// A sweep starts at a floor `F` (everything changed at or before `F` was delivered) and
-    /// reads the blocks logged after position `pos`, at most `limit` of them, returning their
-    /// entries changed after `F`, zeros included. A block that changes again while a sweep is
-    /// under way moves to a higher log position, where the same sweep reads it again, so when a
-    /// step reaches the head (`Sweep::complete`), everything changed after `F` has been
-    /// returned and the new floor is the head. Filtering by the *floor* rather than by `pos` is
-    /// what makes that true (an entry changed at a position the reader already passed may sit in
-    /// a block that has since moved ahead). Runs under the write lock, where everything
-    /// committed is also flushed, so nothing unflushed leaves the node.
-    pub fn sweep(&self, floor: u64, pos: u64, limit: usize) -> Result<Sweep> {
-        let _w = self.write.lock().unwrap_or_else(|p| p.into_inner());
-        // Writers commit under the write lock but may flush after releasing it (group
-        // commit); make everything committed durable first, so the log read below is exactly
-        // the durable state and no block can sit above the durable head.
-        self.flush_through(self.commits.load(std::sync::atomic::Ordering::SeqCst))?;
-        let head = self.durable_seq();
-        let mut out = Sweep {
-            cells: Vec::new(),
-            pos,
-            complete: pos >= head,
-        };
-        if pos >= head {
-            return Ok(out);
-        }
-        let start = (pos + 1).to_be_bytes();
-        let end = (head + 1).to_be_bytes();
-        let mut read = 0;
-        let mut more = false;
-        'groups: for r in self.store.range(TreeId::CellLog, &start, &end) {
-            let (k, v) = r?;
-            let gkey = crate::cells::seq_of(&k).map_err(log_err)?;
-            for (seq, bk) in crate::cells::decode_log(gkey, &v).map_err(log_err)? {
-                if seq <= out.pos {
-                    continue; // read by an earlier step of this sweep
-                }
-                if read == limit {
-                    more = true;
-                    break 'groups;
-                }
-                read += 1;
-                out.pos = seq;
-                let (division, period) =
-                    crate::cells::decode_block_key(&bk).ok_or_else(|| LedgerError::Corrupt {
-                        what: "cell log",
-                        detail: "undecodable block key".into(),
-                    })?;
-                let block =
-                    crate::cells::read_block(&self.store, division, period).map_err(cells_err)?;
-                for (key, e) in crate::cells::cells_of_block(division, period, &block) {
-                    if e.seq > floor {
-                        out.cells.push((
-                            key,
-                            CellValue {
-                                value: e.value,
-                                seq: e.seq,
-                                version: e.version,
-                            },
-                        ));
-                    }
-                }
-            }
-            // The whole group is read: every position up to its key is passed.
-            out.pos = gkey;
-        }
-        if !more {
-            out.pos = head;
-            out.complete = true;
-        }
-        Ok(out)
-    }
-
-    /// Number of blocks changed after log position `after` (a peer's backlog).
-    pub fn backlog(&self, after: u64) -> Result<u64> {
-        let start = (after + 1).to_be_bytes();
-        let mut n = 0;
-        for r in self.store.range_from(TreeId::CellLog, &start) {
-            let (k, v) = r?;
-            let gkey = crate::cells::seq_of(&k).map_err(log_err)?;
-            let members = crate::cells::decode_log(gkey, &v).map_err(log_err)?;
-            n += members.iter().filter(|(s, _)| *s > after).count() as u64;
-        }
-        Ok(n)
-    }
-
-    /// Resolves after the next flush that made cell changes durable.
-    pub fn changed(&self) -> tokio::sync::futures::Notified<'_> {
-        self.changed.notified()
-    }
-
-    /// The sweep floor of child `child` this node has made durable: everything the child
-    /// changed at or before it is here.
-    pub fn child_acked(&self, child: Code) -> Result<u64> {
-        Ok(self.child_resume(child)?.0)
-    }
-
-    /// Where child `child` resumes: `(floor, pos)` of its sweep as made durable here — every
-    /// change at or before `floor` is here, and the sweep from `floor` has delivered the blocks
-    /// logged up to `pos` (so a child killed in the middle of a long sweep continues it instead
-    /// of starting over; see `Ledger::sweep`).
-    pub fn child_resume(&self, child: Code) -> Result<(u64, u64)> {
-        let n = |b: &[u8]| u64::from_be_bytes(b.try_into().unwrap_or_default());
-        Ok(match self.store.get(TreeId::Meta, &child_ack_key(child))? {
-            Some(v) if v.len() == 16 => (n(&v[..8]), n(&v[8..16])),
-            Some(v) if v.len() == 8 => (n(&v[..8]), n(&v[..8])),
-            _ => (0, 0),
-        })
-    }
-
-    /// Every child that ever delivered cells: its durable floor and the time (Unix ms) of its
-    /// last delivered batch, in code order.
-    pub fn known_children(&self) -> Result<Vec<KnownChild>> {
-        let mut out = Vec::new();
-        for r in self.store.scan_prefix(TreeId::Meta, CHILD_ACK_PREFIX) {
-            let (k, v) = r?;
-            let Some(division) = Code::from_key(&k[CHILD_ACK_PREFIX.len()..]) else {
-                continue;
-            };
-            let last_batch_unix_ms =
-                match self.store.get(TreeId::Meta, &child_contact_key(division))? {
-                    Some(t) if t.len() == 8 => {
-                        i64::from_be_bytes(t[..8].try_into().unwrap_or_default())
-                    }
-                    _ => 0,
-                };
-            out.push(KnownChild {
-                division,
-                acked: u64::from_be_bytes(
-                    v.get(..8)
-                        .unwrap_or_default()
-                        .try_into()
-                        .unwrap_or_default(),
-                ),
-                last_batch_unix_ms,
-            });
-        }
-        Ok(out)
-    }
-
-    /// Apply cells replicated from direct child `child`, a batch of its sweep from floor `upto`
-    /// read up to log position `pos`:
-    /// every cell must lie in the child's subtree; a cell replaces the stored one only when
-    /// its version is higher; changes of the child's own cells move this node's aggregate
-    /// cells by the difference. The cells, the aggregates and the child's position are one
-    /// atomic commit, flushed before this returns (so the caller may ack `upto`).
-    pub fn apply_replicas(
-        &self,
-        child: Code,
-        cells: &[Replica],
-        upto: u64,
-        pos: u64,
-    ) -> Result<u64> {
-        if child.parent() != Some(self.division) {
-            return Err(LedgerError::NotInSubtree {
-                division: child,
-                node: self.division,
-            });
-        }
-        if let Some(c) = cells.iter().find(|c| !child.contains(c.key.division)) {
-            return Err(LedgerError::NotInSubtree {
-                division: c.key.division,
-                node: child,
-            });
-        }
-        let w = self.write.lock().unwrap_or_else(|p| p.into_inner());
-        let mut sorted: Vec<Replica> = cells.to_vec();
-        sorted.sort_by_key(|c| c.key);
-        let mut seq = self.cell_seq()?;
-        let reader = crate::cells::BlockReader::new(&self.store).map_err(cells_err)?;
-        let mut log = crate::cells::LogWriter::new(&self.store);
-        let mut ws = WriteSet::new();
-        let mut aggregate: BTreeMap<CellKey, i64> = BTreeMap::new();
-        let mut changed = 0;
-        for group in
-            sorted.chunk_by(|a, b| (a.key.division, a.key.period) == (b.key.division, b.key.period))
-        {
-            let bk = (group[0].key.division, group[0].key.period);
-            let deltas =
-                crate::cells::stage_replica_block(&reader, bk, group, &mut seq, &mut ws, &mut log)
-                    .map_err(cells_err)?;
-            changed += deltas.len() as u64;
-            if bk.0 == child {
-                for (indicator, dim, d) in deltas {
-                    let k = CellKey {
-                        division: self.division,
-                        period: bk.1,
-                        indicator,
-                        dim,
-                    };
-                    *aggregate.entry(k).or_insert(0) += d;
-                }
-            }
-        }
-        for (bk, ds) in crate::cells::group(aggregate.iter().map(|(k, d)| (*k, *d))) {
-            crate::cells::stage_block(&reader, bk, &ds, &mut seq, &mut ws, &mut log)
-                .map_err(cells_err)?;
-        }
-        log.stage(&mut ws);
-        ws.put(TreeId::Meta, META_CELL_SEQ, seq.to_be_bytes().to_vec());
-        // A replayed old batch must not move the child's position back: (floor, pos) only
-        // grows, in that order (a completed sweep has floor = pos = its head).
-        let (floor, pos) = (upto, pos.max(upto)).max(self.child_resume(child)?);
-        let mut v = floor.to_be_bytes().to_vec();
-        v.extend_from_slice(&pos.to_be_bytes());
-        ws.put(TreeId::Meta, child_ack_key(child), v);
-        ws.put(
-            TreeId::Meta,
-            child_contact_key(child),
-            unix_ms_now().to_be_bytes().to_vec(),
-        );
-        self.store.commit(ws)?;
-        let commit = self
-            .commits
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
-            + 1;
-        drop(w);
-        // Group commit: batches of several children committed meanwhile share one flush.
-        self.flush_through(commit)?;
-        Ok(changed)
-    }
-
-    /// Make commit number `commit` (of those that flush outside the write lock) durable:
-    /// the first caller flushes everything committed so far; callers arriving during that
-    /// flush wait for it and return if it covered them, else one of them runs the next flush
-    /// for all. sled's flush covers every write committed before it starts, so the counts and
-    /// the log head are read before flushing.
-    fn flush_through(&self, commit: u64) -> Result<()> {
-        use std::sync::atomic::Ordering::SeqCst;
-        if self.flushed.load(SeqCst) >= commit {
-            return Ok(());
-        }
-        let _f = self.flush.lock().unwrap_or_else(|p| p.into_inner());
-        if self.flushed.load(SeqCst) >= commit {
-            return Ok(());
-        }
-        let covered = self.commits.load(SeqCst);
-        let head = self.cell_seq()?;
-        let tickets = self.stored_ticket_head()?;
-        self.store.flush()?;
-        self.flushed.fetch_max(covered, SeqCst);
-        self.mark_durable(head);
-        if self.ticket_durable.fetch_max(tickets, SeqCst) < tickets {
-            self.tickets_changed.notify_waiters();
-        }
-        Ok(())
     }
 
     /// Every stored cell with a non-zero value (for checks and tests).
@@ -1409,36 +1189,11 @@ impl Ledger {
     }
 }
 
-const CHILD_ACK_PREFIX: &[u8] = b"child_acked/";
-
-fn child_ack_key(child: Code) -> Vec<u8> {
-    let mut k = CHILD_ACK_PREFIX.to_vec();
-    k.extend_from_slice(&child.key());
-    k
-}
-
-fn child_contact_key(child: Code) -> Vec<u8> {
-    let mut k = b"child_contact/".to_vec();
-    k.extend_from_slice(&child.key());
-    k
-}
-
 /// Milliseconds since the Unix epoch (0 if the clock is before it).
 pub fn unix_ms_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
-}
-
-/// A child known from its durable sync position.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct KnownChild {
-    /// The child's division.
-    pub division: Code,
-    /// Its sweep floor made durable here.
-    pub acked: u64,
-    /// When its last batch was applied (Unix ms; 0 if unknown).
-    pub last_batch_unix_ms: i64,
 }
 
 fn log_err(e: crate::cells::CorruptBlock) -> LedgerError {

@@ -1,0 +1,121 @@
+//! Tests of the ticket log: ids, routes, cursors, caches, backlogs.
+use super::*;
+use crate::store::StoreOptions;
+use crate::tickets::{Severity, TicketSource};
+
+fn c(s: &str) -> Code {
+    Code::parse(s).expect("code")
+}
+
+fn ticket(issuer: &str, id: &str, target: &str) -> Ticket {
+    Ticket {
+        issuer: c(issuer),
+        id: id.into(),
+        target: c(target),
+        category: "housing safety".into(),
+        source: TicketSource::Inspection,
+        severity: Severity::Low,
+        deadline: crate::period::today_in_china(),
+        description: "roof leaks".into(),
+        household_code: None,
+        parent: None,
+        inventory: None,
+    }
+}
+
+fn open(dir: &std::path::Path, division: &str) -> Ledger {
+    Ledger::open_or_init(dir, Some(c(division)), &StoreOptions::default()).expect("open")
+}
+
+#[test]
+fn backlog_down_counts_each_childs_entries_after_its_cursor() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let l = open(dir.path(), "6101");
+    // Positions 1–3 for 610102 (one of them for a town below it), 4–5 for 610103.
+    l.issue_tickets(
+        c("6101"),
+        vec![
+            ticket("6101", "a", "610102"),
+            ticket("6101", "b", "610102"),
+            ticket("6101", "c", "610102001"),
+        ],
+    )
+    .expect("issue");
+    l.issue_tickets(
+        c("6101"),
+        vec![ticket("6101", "d", "610103"), ticket("6101", "e", "610103")],
+    )
+    .expect("issue");
+    assert_eq!(l.ticket_head(), 5);
+    let check = |l: &Ledger| {
+        let all = [(c("610102"), 0), (c("610103"), 0), (c("610104"), 0)];
+        assert_eq!(l.ticket_backlog_down(&all).expect("backlog"), [3, 2, 0]);
+        let mid = [(c("610103"), 4), (c("610102"), 2)];
+        assert_eq!(l.ticket_backlog_down(&mid).expect("backlog"), [1, 1]);
+        let done = [(c("610102"), 5), (c("610103"), 5)];
+        assert_eq!(l.ticket_backlog_down(&done).expect("backlog"), [0, 0]);
+        assert!(l.ticket_backlog_down(&[]).expect("backlog").is_empty());
+        // The city's own tickets never go up.
+        assert_eq!(l.ticket_backlog_up(0).expect("backlog"), 0);
+    };
+    // From memory, then from the store (a reopened node has no cache), then from both.
+    check(&l);
+    drop(l);
+    let l = open(dir.path(), "6101");
+    check(&l);
+    l.issue_tickets(c("6101"), vec![ticket("6101", "f", "610103")])
+        .expect("issue");
+    let all = [(c("610102"), 0), (c("610103"), 0)];
+    assert_eq!(l.ticket_backlog_down(&all).expect("backlog"), [3, 3]);
+    assert_eq!(
+        l.ticket_backlog_down(&[(c("610103"), 5)]).expect("backlog"),
+        [1]
+    );
+    // A bounded scan reads the most recent entries: positions 4..=6 of a window of 3.
+    let mut seen = Vec::new();
+    l.scan_routing_last(0, 3, |pos, r| seen.push((pos, r.target)))
+        .expect("scan");
+    seen.sort();
+    assert_eq!(seen, [(4, c("610103")), (5, c("610103")), (6, c("610103"))]);
+    let mut seen = Vec::new();
+    l.scan_routing_last(5, 3, |pos, _| seen.push(pos))
+        .expect("scan");
+    assert_eq!(seen, [6]);
+}
+
+#[test]
+fn backlog_up_counts_what_goes_to_the_parent_but_not_what_came_from_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let l = open(dir.path(), "610102");
+    let (p, me) = (c("61"), c("610102"));
+    let issue = |seq: u64, id: &str| Event {
+        id: EventId { origin: p, seq },
+        ticket: TicketKey::new(p, id),
+        lamport: seq,
+        at_unix_ms: unix_ms_now(),
+        actor: p,
+        kind: EventKind::Issued(ticket("61", id, "610102")),
+    };
+    // From the parent: each issue (not sent back) and the county's delivery (sent up).
+    l.receive_tickets(c("6101"), vec![issue(1, "a"), issue(2, "b")], 0)
+        .expect("receive");
+    assert_eq!(l.ticket_head(), 4);
+    assert_eq!(l.ticket_backlog_up(0).expect("backlog"), 2);
+    let a = TicketKey::new(p, "a");
+    l.act_on_tickets(me, std::slice::from_ref(&a), &Act::Accept)
+        .expect("accept");
+    assert_eq!(l.ticket_backlog_up(0).expect("backlog"), 3);
+    // Positions: issue a, delivered a, issue b, delivered b, accepted a.
+    assert_eq!(l.ticket_backlog_up(2).expect("backlog"), 2);
+    assert_eq!(l.ticket_backlog_up(5).expect("backlog"), 0);
+    drop(l);
+    let l = open(dir.path(), "610102");
+    assert_eq!(l.ticket_backlog_up(0).expect("backlog"), 3);
+    assert_eq!(l.ticket_backlog_up(3).expect("backlog"), 2);
+    // The province has no parent.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let top = open(dir.path(), "61");
+    top.issue_tickets(p, vec![ticket("61", "x", "610102")])
+        .expect("issue");
+    assert_eq!(top.ticket_backlog_up(0).expect("backlog"), 0);
+}

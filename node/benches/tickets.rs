@@ -13,6 +13,10 @@
 //! - **all accepted, visible at the province**: when the province's flushed ticket log holds
 //!   every ticket's acceptance (target ≤ 5 s); then checked by folding: all are `accepted`.
 //!
+//! Every link runs over mutual TLS, as deployments do (certificates from a CA the benchmark
+//! makes in its temp dir); `BENCH_TLS=0` runs the tree in plaintext instead. The report says
+//! which (`"tls"`).
+//!
 //! Prints one JSON object on stdout and a summary on stderr. Reports; never fails on a
 //! target. Run with `cargo bench -p bottomline --bench tickets`.
 
@@ -27,7 +31,7 @@ use bottomline::tickets::{Severity, State, Ticket, TicketSource};
 use serde_json::json;
 
 mod common;
-use common::{percentile, start_node, Res, Running};
+use common::{percentile, start_node_with, Res, Running};
 
 const CITIES: u32 = 10;
 const COUNTIES: u32 = 107;
@@ -101,8 +105,11 @@ fn quiet(nodes: &HashMap<Code, Running>) -> bool {
 async fn main() -> Res<()> {
     let per_round = env_u32("BENCH_TICKETS", 10_000) as usize;
     let rounds = env_u32("BENCH_ROUNDS", 3) as usize;
+    let tls = std::env::var("BENCH_TLS").map_or(true, |v| v != "0");
     let tmp = tempfile::tempdir()?;
     let data = tmp.path().join("nodes");
+    let pki_dir = tmp.path().join("pki");
+    let pki = tls.then_some(pki_dir.as_path());
 
     // The Shaanxi shape: 10 cities, 107 counties (11 in the first 7 cities, 10 in the others).
     let province = Code::parse("61")?;
@@ -116,17 +123,17 @@ async fn main() -> Res<()> {
     let mut cities: Vec<Code> = counties.iter().filter_map(|c| c.parent()).collect();
     cities.dedup();
     let mut nodes: HashMap<Code, Running> = HashMap::new();
-    let p = start_node(&data, province, None, true).await?;
-    let p_addr = p.addr.ok_or("province address")?;
+    let p = start_node_with(&data, province, None, true, pki).await?;
+    let p_url = p.url()?;
     nodes.insert(province, p);
     for &c in &cities {
-        let n = start_node(&data, c, Some(format!("http://{p_addr}")), true).await?;
+        let n = start_node_with(&data, c, Some(p_url.clone()), true, pki).await?;
         nodes.insert(c, n);
     }
     for &c in &counties {
         let city = c.parent().ok_or("county without city")?;
-        let a = nodes[&city].addr.ok_or("city address")?;
-        let n = start_node(&data, c, Some(format!("http://{a}")), false).await?;
+        let url = nodes[&city].url()?;
+        let n = start_node_with(&data, c, Some(url), false, pki).await?;
         nodes.insert(c, n);
     }
     // Wait until every link is up.
@@ -145,8 +152,9 @@ async fn main() -> Res<()> {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     eprintln!(
-        "tree of {} nodes linked in {:.1} s",
+        "tree of {} nodes linked ({}) in {:.1} s",
         nodes.len(),
+        if tls { "mTLS" } else { "plaintext" },
         t_link.elapsed().as_secs_f64()
     );
 
@@ -287,6 +295,7 @@ async fn main() -> Res<()> {
         "{}",
         serde_json::to_string_pretty(&json!({
             "benchmark": "tickets",
+            "tls": tls,
             "nodes": nodes.len(),
             "counties": counties.len(),
             "targets": {"durable_at_targets_s": DURABLE_TARGET_S, "accepted_visible_at_province_s": ACCEPTED_TARGET_S},

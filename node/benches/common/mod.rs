@@ -1,4 +1,5 @@
-//! Pieces shared by the multi-node benchmarks: in-process nodes on 127.0.0.1 and percentiles.
+//! Pieces shared by the multi-node benchmarks: in-process nodes on 127.0.0.1 (plaintext or
+//! mTLS with a CA of the benchmark's own), percentiles, peak RSS.
 // Each benchmark uses part of this module.
 #![allow(dead_code)]
 
@@ -8,6 +9,8 @@ use std::path::Path;
 use bottomline::config::Config;
 use bottomline::division::Code;
 use bottomline::node::{self, NodeHandle};
+use bottomline::security::pki::Pki;
+use bottomline::security::Identity;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -20,22 +23,102 @@ pub struct Running {
     pub handle: NodeHandle,
     /// Where it listens.
     pub addr: Option<SocketAddr>,
+    /// Whether it serves (and dials) over mTLS.
+    pub tls: bool,
     /// Set to stop it.
     pub stop: watch::Sender<bool>,
     /// Its run task.
     pub task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
-/// Start the node of `code` with its data dir under `dir`, dialling `parent` if given and
-/// listening on a free port if `listen`.
+impl Running {
+    /// The URL a child dials to reach it (`https://…` over mTLS, `http://…` in plaintext).
+    pub fn url(&self) -> Res<String> {
+        let addr = self.addr.ok_or("the node does not listen")?;
+        let scheme = if self.tls { "https" } else { "http" };
+        Ok(format!("{scheme}://{addr}"))
+    }
+
+    /// Stop it and wait for its ordered shutdown (store flushed); an unclean one is an error.
+    pub async fn shutdown(self) -> Res<()> {
+        let _ = self.stop.send(true);
+        self.task.await?.map_err(|e| e.to_string())?;
+        Ok(())
+    }
+}
+
+/// A node whose store is open and whose listener is bound, not yet running: what
+/// [`Prepared::run`] starts (so a benchmark can time the run without the store's opening).
+pub struct Prepared {
+    config: Config,
+    handle: NodeHandle,
+    listener: Option<TcpListener>,
+    tls: bool,
+}
+
+impl Prepared {
+    /// Its shared state.
+    pub fn handle(&self) -> &NodeHandle {
+        &self.handle
+    }
+
+    /// Start its run task.
+    pub fn run(self) -> Running {
+        let addr = self.listener.as_ref().and_then(|l| l.local_addr().ok());
+        let (stop, mut rx) = watch::channel(false);
+        let task = tokio::spawn(node::run(
+            self.config,
+            self.handle.clone(),
+            self.listener,
+            async move {
+                let _ = rx.wait_for(|s| *s).await;
+            },
+        ));
+        Running {
+            handle: self.handle,
+            addr,
+            tls: self.tls,
+            stop,
+            task,
+        }
+    }
+}
+
+/// Start the node of `code` in plaintext with its data dir under `dir`, dialling `parent` if
+/// given and listening on a free port if `listen`.
 pub async fn start_node(
     dir: &Path,
     code: Code,
     parent: Option<String>,
     listen: bool,
 ) -> Res<Running> {
+    start_node_with(dir, code, parent, listen, None).await
+}
+
+/// [`start_node`], over mTLS when `pki` names a CA directory (made there on first use, with
+/// the node's certificate issued on first use): the node then serves only mTLS clients and
+/// dials its parent (an `https://` URL) with its certificate.
+pub async fn start_node_with(
+    dir: &Path,
+    code: Code,
+    parent: Option<String>,
+    listen: bool,
+    pki: Option<&Path>,
+) -> Res<Running> {
+    Ok(prepare_node(dir, code, parent, listen, pki).await?.run())
+}
+
+/// The node of [`start_node_with`], opened and bound but not running.
+pub async fn prepare_node(
+    dir: &Path,
+    code: Code,
+    parent: Option<String>,
+    listen: bool,
+    pki: Option<&Path>,
+) -> Res<Prepared> {
+    // Top-level keys first: the [tls] and [sync] tables follow.
     let mut toml = format!(
-        "division = \"{code}\"\ndata_dir = {:?}\ninsecure = true\n",
+        "division = \"{code}\"\ndata_dir = {:?}\n",
         dir.join(code.to_string()).display().to_string()
     );
     if let Some(p) = parent {
@@ -43,6 +126,10 @@ pub async fn start_node(
     }
     if listen {
         toml.push_str("listen = \"127.0.0.1:0\"\n");
+    }
+    match pki {
+        None => toml.push_str("insecure = true\n"),
+        Some(pki) => toml.push_str(&tls_files(pki, code)?.to_toml_section()),
     }
     toml.push_str("[sync]\nreconnect_secs = 0.05\n");
     let config = Config::parse(&toml)?;
@@ -52,17 +139,18 @@ pub async fn start_node(
     } else {
         None
     };
-    let addr = listener.as_ref().map(|l| l.local_addr()).transpose()?;
-    let (stop, mut rx) = watch::channel(false);
-    let task = tokio::spawn(node::run(config, handle.clone(), listener, async move {
-        let _ = rx.wait_for(|s| *s).await;
-    }));
-    Ok(Running {
+    Ok(Prepared {
+        config,
         handle,
-        addr,
-        stop,
-        task,
+        listener,
+        tls: pki.is_some(),
     })
+}
+
+/// The TLS files of node `code` from the CA in `pki` (CA and certificate made on first use).
+pub fn tls_files(pki: &Path, code: Code) -> Res<bottomline::security::tls::TlsFiles> {
+    let mut ca = Pki::open_or_init(pki, "Bottomline benchmark")?;
+    Ok(ca.files_for(&Identity::Node { division: code })?)
 }
 
 /// The `p` quantile of sorted values (NaN when empty).
@@ -72,4 +160,21 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     }
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i.min(sorted.len() - 1)]
+}
+
+/// The process's peak resident set size in MiB (`VmHWM`), when the platform reports it.
+pub fn peak_rss_mib() -> Option<f64> {
+    proc_status_mib("VmHWM:")
+}
+
+/// The process's resident set size now in MiB (`VmRSS`), when the platform reports it.
+pub fn rss_mib() -> Option<f64> {
+    proc_status_mib("VmRSS:")
+}
+
+fn proc_status_mib(field: &str) -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
 }

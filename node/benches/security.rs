@@ -29,8 +29,8 @@
 //! `cargo bench -p bottomline --bench security`.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -112,44 +112,6 @@ fn cells_to_ship(l: &Ledger) -> Res<u64> {
             return Ok(n);
         }
     }
-}
-
-/// Import every county's generated files, two at a time (the machine has two cores).
-fn import_all(ledgers: &[Arc<Ledger>], files: &Path, records: &AtomicU64) -> Res<()> {
-    let next = AtomicUsize::new(0);
-    std::thread::scope(|s| -> Res<()> {
-        let workers: Vec<_> = (0..2)
-            .map(|_| {
-                s.spawn(|| -> Res<()> {
-                    while let Some(l) = ledgers.get(next.fetch_add(1, Ordering::SeqCst)) {
-                        let paths: Vec<PathBuf> = bottomline::import::FILE_ORDER
-                            .iter()
-                            .map(|k| {
-                                files
-                                    .join(l.division().to_string())
-                                    .join(format!("{k}.csv"))
-                            })
-                            .collect();
-                        bottomline::import::import_files(
-                            l,
-                            &paths,
-                            None,
-                            TODAY,
-                            &mut |_| {},
-                            &mut |r| {
-                                records.fetch_add(r.rows, Ordering::SeqCst);
-                            },
-                        )?;
-                    }
-                    Ok(())
-                })
-            })
-            .collect();
-        for w in workers {
-            w.join().map_err(|_| "import thread panicked")??;
-        }
-        Ok(())
-    })
 }
 
 /// Everything one intake needs.
@@ -355,7 +317,8 @@ async fn main() -> Res<()> {
             .map(|n| n.handle.ledger.clone())
             .collect();
         let (files, records) = (files.clone(), records.clone());
-        tokio::task::spawn_blocking(move || import_all(&ledgers, &files, &records)).await??;
+        tokio::task::spawn_blocking(move || common::import_all(&ledgers, &files, TODAY, &records))
+            .await??;
     }
     let import_s = t_import.elapsed().as_secs_f64();
     let t_settle = Instant::now();

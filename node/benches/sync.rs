@@ -265,43 +265,8 @@ async fn main() -> Res<()> {
     {
         let files = files.clone();
         let records = records.clone();
-        tokio::task::spawn_blocking(move || -> Res<()> {
-            let next = std::sync::atomic::AtomicUsize::new(0);
-            std::thread::scope(|s| -> Res<()> {
-                let workers: Vec<_> = (0..2)
-                    .map(|_| {
-                        s.spawn(|| -> Res<()> {
-                            while let Some(l) =
-                                county_ledgers.get(next.fetch_add(1, Ordering::SeqCst))
-                            {
-                                let paths: Vec<PathBuf> = bottomline::import::FILE_ORDER
-                                    .iter()
-                                    .map(|k| {
-                                        files
-                                            .join(l.division().to_string())
-                                            .join(format!("{k}.csv"))
-                                    })
-                                    .collect();
-                                bottomline::import::import_files(
-                                    l,
-                                    &paths,
-                                    None,
-                                    TODAY,
-                                    &mut |_| {},
-                                    &mut |r| {
-                                        records.fetch_add(r.rows, Ordering::SeqCst);
-                                    },
-                                )?;
-                            }
-                            Ok(())
-                        })
-                    })
-                    .collect();
-                for w in workers {
-                    w.join().map_err(|_| "import thread panicked")??;
-                }
-                Ok(())
-            })
+        tokio::task::spawn_blocking(move || {
+            common::import_all(&county_ledgers, &files, TODAY, &records)
         })
         .await??;
     }

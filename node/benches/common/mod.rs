@@ -4,13 +4,17 @@
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use bottomline::config::Config;
 use bottomline::division::Code;
+use bottomline::ledger::Ledger;
 use bottomline::node::{self, NodeHandle};
 use bottomline::security::pki::Pki;
 use bottomline::security::Identity;
+use jiff::civil::Date;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -151,6 +155,50 @@ pub async fn prepare_node(
 pub fn tls_files(pki: &Path, code: Code) -> Res<bottomline::security::tls::TlsFiles> {
     let mut ca = Pki::open_or_init(pki, "Bottomline benchmark")?;
     Ok(ca.files_for(&Identity::Node { division: code })?)
+}
+
+/// Import every county's generated files (`files/<county>/*.csv`) as of `today`, two at a
+/// time (the machine has two cores), counting the rows into `records`.
+pub fn import_all(
+    ledgers: &[Arc<Ledger>],
+    files: &Path,
+    today: Date,
+    records: &AtomicU64,
+) -> Res<()> {
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|s| -> Res<()> {
+        let workers: Vec<_> = (0..2)
+            .map(|_| {
+                s.spawn(|| -> Res<()> {
+                    while let Some(l) = ledgers.get(next.fetch_add(1, Ordering::SeqCst)) {
+                        let paths: Vec<PathBuf> = bottomline::import::FILE_ORDER
+                            .iter()
+                            .map(|k| {
+                                files
+                                    .join(l.division().to_string())
+                                    .join(format!("{k}.csv"))
+                            })
+                            .collect();
+                        bottomline::import::import_files(
+                            l,
+                            &paths,
+                            None,
+                            today,
+                            &mut |_| {},
+                            &mut |r| {
+                                records.fetch_add(r.rows, Ordering::SeqCst);
+                            },
+                        )?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for w in workers {
+            w.join().map_err(|_| "import thread panicked")??;
+        }
+        Ok(())
+    })
 }
 
 /// The `p` quantile of sorted values (NaN when empty).

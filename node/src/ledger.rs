@@ -18,7 +18,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use jiff::civil::Date;
 
@@ -181,6 +181,10 @@ pub struct Ledger {
     tickets_changed: tokio::sync::Notify,
     /// Recent ticket-log entries (see `ticket_log`).
     ticket_cache: ticket_log::LogCache,
+    /// The key that seals the ticket events created here (nodes running mTLS).
+    signing_key: std::sync::OnceLock<Arc<crate::security::sign::NodeKey>>,
+    /// Signer certificates read from the store, by fingerprint.
+    certs: Mutex<std::collections::HashMap<crate::security::sign::Hash, Arc<Vec<u8>>>>,
 }
 
 /// Store key of a record: kind, then id.
@@ -366,6 +370,8 @@ impl Ledger {
             ticket_durable: std::sync::atomic::AtomicU64::new(0),
             tickets_changed: tokio::sync::Notify::new(),
             ticket_cache: Default::default(),
+            signing_key: Default::default(),
+            certs: Default::default(),
         };
         ledger.ticket_durable.store(
             ledger.stored_ticket_head()?,

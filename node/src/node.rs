@@ -75,12 +75,24 @@ pub async fn run(
         }
     };
     let crl_watch = tls.clone().map(|t| tokio::spawn(t.watch(stop_rx.clone())));
+    // What this node creates is signed with its certificate's key (issue #15 point 4).
+    let seals = match &config.tls {
+        Some(files) => {
+            let seals = rpc::envelope::Seals::load(files)?;
+            if let Some(k) = seals.key() {
+                handle.ledger.set_signing_key(k.clone())?;
+            }
+            seals
+        }
+        None => rpc::envelope::Seals::insecure(),
+    };
     let uplink = config.parent.clone().map(|parent| {
         tokio::spawn(rpc::uplink(
             handle.ledger.clone(),
             parent,
             config.sync.clone(),
             config.tls.clone(),
+            seals.clone(),
             handle.uplink.clone(),
             stop_rx.clone(),
         ))
@@ -94,6 +106,7 @@ pub async fn run(
             config.sync.silent_after(),
             stop_rx.clone(),
             tls.as_ref().map(|t| t.revoked()),
+            seals.clone(),
         );
         let tickets = rpc::tickets_api::TicketsService::new(
             handle.ledger.clone(),

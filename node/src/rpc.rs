@@ -12,8 +12,12 @@
 
 pub mod auth;
 mod client;
+pub mod envelope;
 pub mod tickets_api;
 pub mod tickets_client;
+mod uplink;
+
+pub use uplink::{uplink, UplinkState};
 
 pub use client::{fetch_stats, fetch_status, NodeStatus};
 
@@ -37,6 +41,7 @@ use crate::period::{Kind, Period};
 use crate::security::tls::{self, ClientTls, Expect, Revoked, TlsFiles};
 use crate::stats::{CellKey, Stored, Value};
 use auth::Caller;
+use envelope::{Refusal, Seals};
 
 /// What a parent knows about one child's link.
 #[derive(Clone, Debug, Default)]
@@ -53,6 +58,8 @@ pub struct ChildState {
     pub ticket_backlog: u64,
     /// A link is open now.
     pub connected: bool,
+    /// The relay the open (or last) link passes through, by its certificate name.
+    pub via_relay: Option<String>,
 }
 
 /// Children's link states, shared between the service and status reporting.
@@ -67,6 +74,8 @@ pub struct SyncService {
     stop: watch::Receiver<bool>,
     /// Revoked certificate serials (mTLS); `None` on an insecure node.
     revoked: Option<watch::Receiver<Revoked>>,
+    /// Signing and checking envelopes and ticket events.
+    seals: Arc<Seals>,
 }
 
 impl SyncService {
@@ -75,7 +84,8 @@ impl SyncService {
     /// When `stop` turns true every open link finishes the batch it is applying and ends, so
     /// that the server's graceful shutdown is not held open by children's long-lived streams.
     /// `revoked` (mTLS nodes) publishes the revoked serials: a link whose certificate is
-    /// revoked while it is open ends.
+    /// revoked while it is open ends. `seals` signs what this node sends down and checks
+    /// what its children send (see [`envelope`]).
     pub fn new(
         ledger: Arc<Ledger>,
         children: Children,
@@ -83,6 +93,7 @@ impl SyncService {
         silent_after: Duration,
         stop: watch::Receiver<bool>,
         revoked: Option<watch::Receiver<Revoked>>,
+        seals: Arc<Seals>,
     ) -> Self {
         SyncService {
             ledger,
@@ -91,6 +102,7 @@ impl SyncService {
             silent_after,
             stop,
             revoked,
+            seals,
         }
     }
 
@@ -125,6 +137,21 @@ pub struct ChildReport {
     /// Tickets down: this node's ticket events after `ticket_acked_down` that are for the
     /// child (not yet delivered, or not yet acked).
     pub ticket_backlog_down: u64,
+    /// The relay the child's link passes through (its certificate name), if any.
+    pub via_relay: Option<String>,
+    /// What a relay holds for this child (only in a relay's status).
+    pub custody: Option<Custody>,
+}
+
+/// A relay's custody for one child, as its `Status` reports it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Custody {
+    /// Envelopes from the child not yet acked by the parent.
+    pub up: u64,
+    /// Envelopes from the parent not yet acked by the child.
+    pub down: u64,
+    /// The relay's link to the parent for this child is open.
+    pub parent_connected: bool,
 }
 
 impl ChildReport {
@@ -141,6 +168,8 @@ impl ChildReport {
             ticket_backlog_up: 0,
             ticket_acked_down: 0,
             ticket_backlog_down: 0,
+            via_relay: None,
+            custody: None,
         }
     }
 }
@@ -180,6 +209,7 @@ pub fn child_reports(
         r.acked = r.acked.max(st.acked);
         r.head = r.head.max(st.head);
         r.backlog = st.backlog;
+        r.via_relay = st.via_relay;
     }
     let now = crate::ledger::unix_ms_now();
     let limit = silent_after.as_millis() as i64;
@@ -308,13 +338,19 @@ impl pb::sync_server::Sync for SyncService {
             .message()
             .await?
             .ok_or_else(|| Status::invalid_argument("the link closed before Hello"))?;
-        let Some(Payload::Hello(hello)) = first.payload else {
+        let Some(Payload::Hello(hello)) = first.payload.clone() else {
             return Err(Status::invalid_argument(
                 "the first message of a link must be Hello",
             ));
         };
         let claimed = Code::parse(&hello.division).map_err(Status::invalid_argument)?;
-        let child = caller.link_division(claimed, "open a link")?;
+        let revoked_now = self.revoked.as_ref().map(|r| r.borrow().clone());
+        let signer = self
+            .seals
+            .hello_signer(&first, &hello, revoked_now.as_ref())
+            .map_err(|r| caller.audited(&format!("open a link as {claimed}"), r.status()))?;
+        let child = caller.link_division(claimed, "open a link", signer.is_some())?;
+        let via_relay = caller.relay_name().map(str::to_string);
         let me = self.ledger.division();
         if child.parent() != Some(me) {
             return Err(caller.deny(
@@ -323,7 +359,7 @@ impl pb::sync_server::Sync for SyncService {
             ));
         }
         let (acked, resume_pos) = self.ledger.child_resume(child).map_err(to_status)?;
-        tracing::info!(%child, acked, resume_pos, head = hello.head, "child connected");
+        tracing::info!(%child, acked, resume_pos, head = hello.head, via_relay = via_relay.as_deref().unwrap_or("-"), "child connected");
         {
             let mut c = self.children.lock().unwrap_or_else(|p| p.into_inner());
             let st = c.entry(child).or_default();
@@ -333,6 +369,7 @@ impl pb::sync_server::Sync for SyncService {
             st.backlog = hello.backlog;
             st.ticket_backlog = hello.ticket_backlog;
             st.connected = true;
+            st.via_relay = via_relay;
         }
         let (tx, rx) = mpsc::channel(16);
         let (ticket_acked, down_acked) = (
@@ -352,10 +389,16 @@ impl pb::sync_server::Sync for SyncService {
         let ledger = self.ledger.clone();
         let children = self.children.clone();
         let mut stop = self.stop.clone();
-        let revoked = self
-            .revoked
-            .clone()
-            .zip(caller.serial().map(str::to_string));
+        // The link ends when the peer's certificate (the child's, or the relay's) or the
+        // certificate that signs the child's envelopes is revoked.
+        let serials: Vec<String> = caller
+            .serial()
+            .map(str::to_string)
+            .into_iter()
+            .chain(signer.as_ref().map(|s| s.info.serial.clone()))
+            .collect();
+        let revoked = self.revoked.clone().map(|r| (r, serials));
+        let seals = self.seals.clone();
         // Ticket events for the child's subtree flow down from where the child acked.
         let (down_tx, down_rx) = watch::channel(down_acked);
         let down = tokio::spawn(send_tickets(
@@ -364,10 +407,11 @@ impl pb::sync_server::Sync for SyncService {
             down_acked,
             Out::Down(tx.clone()),
             down_rx,
+            seals.clone(),
         ));
         tokio::spawn(async move {
             let result = tokio::select! {
-                r = serve_link(&ledger, &children, child, &mut inbound, &tx, &down_tx, &mut stop) => {
+                r = serve_link(Link { ledger: &ledger, children: &children, child, signer, seals: &seals }, &mut inbound, &tx, &down_tx, &mut stop) => {
                     r.map_err(|e| caller.audited(&format!("deliver on the link of {child}"), e))
                 }
                 () = until_revoked(revoked) => Err(caller.deny(
@@ -440,6 +484,10 @@ impl pb::sync_server::Sync for SyncService {
                     ticket_backlog_up: r.ticket_backlog_up,
                     ticket_acked_down: r.ticket_acked_down,
                     ticket_backlog_down: r.ticket_backlog_down,
+                    via_relay: r.via_relay.unwrap_or_default(),
+                    custody_up: 0,
+                    custody_down: 0,
+                    parent_connected: false,
                 })
                 .collect(),
             uplink: Some(pb::UplinkStatus {
@@ -454,6 +502,7 @@ impl pb::sync_server::Sync for SyncService {
             silent_child_secs: self.silent_after.as_secs(),
             software: SOFTWARE.to_string(),
             ticket_head: self.ledger.ticket_head(),
+            relay: String::new(),
         }))
     }
 
@@ -520,27 +569,52 @@ impl pb::sync_server::Sync for SyncService {
     }
 }
 
-/// Resolve once `serial` appears among the revoked serials (never without both).
-async fn until_revoked(revoked: Option<(watch::Receiver<Revoked>, String)>) {
-    let Some((mut rx, serial)) = revoked else {
+/// Resolve once one of `serials` appears among the revoked serials (never without them).
+async fn until_revoked(revoked: Option<(watch::Receiver<Revoked>, Vec<String>)>) {
+    let Some((mut rx, serials)) = revoked else {
         return std::future::pending().await;
     };
-    if rx.wait_for(|r| r.contains(&serial)).await.is_err() {
+    if serials.is_empty() {
+        return std::future::pending().await;
+    }
+    if rx
+        .wait_for(|r| serials.iter().any(|s| r.contains(s)))
+        .await
+        .is_err()
+    {
         std::future::pending::<()>().await;
     }
 }
 
+/// One child's link at the parent.
+struct Link<'a> {
+    ledger: &'a Arc<Ledger>,
+    children: &'a Children,
+    child: Code,
+    /// The child's certificate, from its signed Hello (`None` on an insecure node): every
+    /// envelope it sends is checked against it.
+    signer: Option<Arc<crate::security::sign::Signer>>,
+    seals: &'a Arc<Seals>,
+}
+
 /// Apply the child's batches in order, acking each after it is durable.
 async fn serve_link(
-    ledger: &Arc<Ledger>,
-    children: &Children,
-    child: Code,
+    link: Link<'_>,
     inbound: &mut Streaming<pb::Envelope>,
     tx: &mpsc::Sender<Result<pb::Envelope, Status>>,
     down_acked: &watch::Sender<u64>,
     stop: &mut watch::Receiver<bool>,
 ) -> Result<(), Status> {
+    let Link {
+        ledger,
+        children,
+        child,
+        signer,
+        seals,
+    } = link;
     let me = ledger.division();
+    // The (floor, pos) applied last on this link: a batch at or below it is a replay.
+    let mut applied = ledger.child_resume(child).map_err(to_status)?;
     loop {
         // Stop between messages only: a batch being applied is finished (and acked) first.
         let next = tokio::select! {
@@ -550,9 +624,23 @@ async fn serve_link(
             }
         };
         let Some(env) = next else { break };
+        let signed = matches!(
+            env.payload,
+            Some(Payload::Cells(_) | Payload::Tickets(_) | Payload::Hello(_))
+        );
+        if let (true, Some(s)) = (signed, &signer) {
+            envelope::verify_envelope(&env, s).map_err(Refusal::status)?;
+        }
         match env.payload {
             Some(Payload::Cells(batch)) => {
                 let (upto, pos) = (batch.floor, env.seq);
+                if upto <= applied.0 && pos <= applied.1 {
+                    // Applying it changes nothing (every cell keeps its higher version).
+                    tracing::warn!(target: "audit", %child, floor = upto, pos,
+                        applied_floor = applied.0, applied_pos = applied.1,
+                        "replayed envelope: a cell batch already applied; nothing changes");
+                }
+                applied = (applied.0.max(upto), applied.1.max(pos));
                 let cells = batch
                     .cells
                     .iter()
@@ -588,15 +676,7 @@ async fn serve_link(
             }
             Some(Payload::Tickets(batch)) => {
                 let upto = batch.upto;
-                let events = events_from_pb(&batch.events).map_err(Status::invalid_argument)?;
-                let l = ledger.clone();
-                tokio::task::spawn_blocking(move || l.receive_tickets(child, events, upto))
-                    .await
-                    .map_err(|e| Status::internal(e.to_string()))?
-                    .map_err(|e| {
-                        tracing::warn!(%child, cause = %e, "refused ticket events");
-                        to_status(e)
-                    })?;
+                receive_tickets(ledger, seals, child, batch, upto).await?;
                 children
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
@@ -618,6 +698,12 @@ async fn serve_link(
                 down_acked.send_modify(|v| *v = (*v).max(upto));
             }
             Some(Payload::Hello(h)) => {
+                if h.division != child.to_string() {
+                    return Err(Status::invalid_argument(format!(
+                        "a heartbeat names {} on the link of {child}",
+                        h.division
+                    )));
+                }
                 // A heartbeat: the child is alive and reports its head and backlog.
                 let mut c = children.lock().unwrap_or_else(|p| p.into_inner());
                 let st = c.entry(child).or_default();
@@ -632,258 +718,11 @@ async fn serve_link(
     Ok(())
 }
 
-/// What a child knows about its link to the parent.
-#[derive(Clone, Debug, Default)]
-pub struct UplinkState {
-    /// The parent's endpoint (none at the top of the tree).
-    pub parent: Option<String>,
-    /// Connected now.
-    pub connected: bool,
-    /// Highest log position the parent acked.
-    pub acked: u64,
-    /// Blocks changed after the delivered floor (as of the last heartbeat).
-    pub backlog: u64,
-    /// Highest own ticket-log position the parent has made durable (from its `Welcome` and
-    /// `TicketAck`s; 0 before the first `Welcome`).
-    pub ticket_acked: u64,
-    /// Own ticket events after `ticket_acked` that go to the parent (as of the last heartbeat;
-    /// `Status` counts them when asked).
-    pub ticket_backlog: u64,
-    /// Last error, if the link is down.
-    pub last_error: Option<String>,
-    /// Links established since start (a Welcome received).
-    pub links: u64,
-}
-
 /// What this software calls itself on the wire.
 pub const SOFTWARE: &str = concat!("bottomline ", env!("CARGO_PKG_VERSION"));
 
 /// Batches in flight before the sender waits for an ack.
 const WINDOW: u64 = 8;
-
-/// Keep `ledger`'s change log flowing to `parent` until `shutdown` turns true: reconnects
-/// with backoff, resumes from the parent's durable position.
-pub async fn uplink(
-    ledger: Arc<Ledger>,
-    parent: String,
-    cfg: SyncConfig,
-    tls: Option<TlsFiles>,
-    state: Arc<Mutex<UplinkState>>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    state.lock().unwrap_or_else(|p| p.into_inner()).parent = Some(parent.clone());
-    let mut delay = cfg.reconnect();
-    loop {
-        if *shutdown.borrow() {
-            return;
-        }
-        let links_before = state.lock().unwrap_or_else(|p| p.into_inner()).links;
-        match run_uplink(&ledger, &parent, &cfg, tls.as_ref(), &state, &mut shutdown).await {
-            Ok(()) => return,
-            Err(e) => {
-                tracing::warn!(%parent, cause = %e, "link to parent down; retrying");
-                let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
-                s.connected = false;
-                s.last_error = Some(e.to_string());
-                // A link that was up: the next failure starts the backoff over.
-                if s.links != links_before {
-                    delay = cfg.reconnect();
-                }
-            }
-        }
-        // Jitter (±25 %) so that counties cut off together do not all redial at once.
-        let jitter = 0.75 + 0.5 * rand::random::<f64>();
-        tokio::select! {
-            _ = tokio::time::sleep(delay.mul_f64(jitter)) => {}
-            _ = shutdown.changed() => return,
-        }
-        delay = (delay * 2).min(Duration::from_secs(30));
-    }
-}
-
-async fn run_uplink(
-    ledger: &Arc<Ledger>,
-    parent: &str,
-    cfg: &SyncConfig,
-    tls: Option<&TlsFiles>,
-    state: &Arc<Mutex<UplinkState>>,
-    shutdown: &mut watch::Receiver<bool>,
-) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let me = ledger.division();
-    // The files are read at every dial, so a renewed certificate or a new CRL is taken up.
-    let tls = tls.map(ClientTls::load).transpose()?;
-    let channel = tls::channel(
-        parent,
-        tls.as_ref(),
-        Expect::ParentOf(me),
-        cfg.connect_timeout(),
-        None,
-    )
-    .await?;
-    let mut client = pb::sync_client::SyncClient::new(channel);
-    let (tx, rx) = mpsc::channel::<pb::Envelope>(WINDOW as usize);
-    let hello = pb::Hello {
-        division: me.to_string(),
-        head: ledger.durable_seq(),
-        software: SOFTWARE.to_string(),
-        backlog: 0,
-        ticket_backlog: 0,
-    };
-    tx.send(envelope(me, 0, Payload::Hello(hello))).await?;
-    // A parent that accepts the connection and then stalls must not hold the link forever:
-    // the stream's opening and the Welcome each get the connect timeout.
-    let stalled = || {
-        format!(
-            "the parent accepted the connection but did not answer within {:.1} s",
-            cfg.connect_timeout().as_secs_f64()
-        )
-    };
-    let mut inbound =
-        tokio::time::timeout(cfg.connect_timeout(), client.link(ReceiverStream::new(rx)))
-            .await
-            .map_err(|_| stalled())??
-            .into_inner();
-    let first = tokio::time::timeout(cfg.connect_timeout(), inbound.message())
-        .await
-        .map_err(|_| stalled())??;
-    let welcome = match first.and_then(|e| e.payload) {
-        Some(Payload::Welcome(w)) => w,
-        _ => return Err("the parent did not answer Hello with Welcome".into()),
-    };
-    // Sweep state: `floor` = everything changed at or before it is delivered; `pos` = read up to.
-    // A sweep interrupted by a crash or a cut continues where the parent's durable copy ends.
-    let (mut floor, mut pos) = (welcome.acked, welcome.resume_pos.max(welcome.acked));
-    let (acked_tx, mut acked_rx) = watch::channel(welcome.acked);
-    let parent_div = Code::parse(&welcome.division)
-        .map_err(|e| format!("the parent's Welcome names no division: {e}"))?;
-    if me.parent() != Some(parent_div) {
-        return Err(format!("{parent} is division {parent_div}, not the parent of {me}").into());
-    }
-    // Ticket events for the parent flow up from where the parent's durable copy ends.
-    let (up_acked_tx, up_acked_rx) = watch::channel(welcome.ticket_acked);
-    let ticket_cursor = up_acked_tx.subscribe();
-    let up_tickets = tokio::spawn(send_tickets(
-        ledger.clone(),
-        parent_div,
-        welcome.ticket_acked,
-        Out::Up(tx.clone()),
-        up_acked_rx,
-    ));
-    {
-        let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
-        s.connected = true;
-        s.acked = welcome.acked;
-        s.ticket_acked = welcome.ticket_acked;
-        s.last_error = None;
-        s.links += 1;
-    }
-    tracing::info!(%parent, floor, resume_from = pos, "linked to parent");
-    let st = state.clone();
-    let (l, ack_out) = (ledger.clone(), tx.clone());
-    let reader = tokio::spawn(async move {
-        while let Some(env) = inbound.message().await? {
-            match env.payload {
-                Some(Payload::Ack(a)) => {
-                    st.lock().unwrap_or_else(|p| p.into_inner()).acked = a.seq;
-                    let _ = acked_tx.send(a.seq);
-                }
-                Some(Payload::TicketAck(a)) => {
-                    up_acked_tx.send_modify(|v| *v = (*v).max(a.upto));
-                    let mut s = st.lock().unwrap_or_else(|p| p.into_inner());
-                    s.ticket_acked = s.ticket_acked.max(a.upto);
-                }
-                Some(Payload::Tickets(batch)) => {
-                    // Persist before acking: the parent resends from its cursor otherwise.
-                    let events = events_from_pb(&batch.events).map_err(Status::invalid_argument)?;
-                    let l = l.clone();
-                    tokio::task::spawn_blocking(move || {
-                        l.receive_tickets(parent_div, events, 0)
-                    })
-                    .await
-                    .map_err(|e| Status::internal(e.to_string()))?
-                    .map_err(|e| {
-                        tracing::warn!(parent = %parent_div, cause = %e, "refused ticket events");
-                        to_status(e)
-                    })?;
-                    let ack = Payload::TicketAck(pb::TicketAck { upto: batch.upto });
-                    if ack_out.send(envelope(me, 0, ack)).await.is_err() {
-                        break;
-                    }
-                }
-                _ => {}
-            }
-        }
-        Ok::<(), Status>(())
-    });
-    let mut sent_batches: std::collections::VecDeque<u64> = Default::default();
-    // Send the first heartbeat (with the backlog) right away.
-    let mut last_heartbeat: Option<tokio::time::Instant> = None;
-    let result = loop {
-        if reader.is_finished() {
-            break Err("the parent closed the link".into());
-        }
-        if last_heartbeat.is_none_or(|t| t.elapsed() >= cfg.heartbeat()) {
-            let l = ledger.clone();
-            let cursor = *ticket_cursor.borrow();
-            let (head, backlog, ticket_backlog) = tokio::task::spawn_blocking(move || {
-                Ok::<_, LedgerError>((
-                    l.durable_seq(),
-                    l.backlog(floor)?,
-                    l.ticket_backlog_up(cursor)?,
-                ))
-            })
-            .await??;
-            {
-                let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
-                s.backlog = backlog;
-                s.ticket_backlog = ticket_backlog;
-            }
-            let hb = pb::Hello {
-                division: me.to_string(),
-                head,
-                software: SOFTWARE.to_string(),
-                backlog,
-                ticket_backlog,
-            };
-            tx.send(envelope(me, 0, Payload::Hello(hb))).await?;
-            last_heartbeat = Some(tokio::time::Instant::now());
-        }
-        let acked = *acked_rx.borrow();
-        while sent_batches.front().is_some_and(|s| *s <= acked) {
-            sent_batches.pop_front();
-        }
-        let changed = ledger.changed();
-        tokio::pin!(changed);
-        changed.as_mut().enable();
-        if (sent_batches.len() as u64) < WINDOW {
-            let l = ledger.clone();
-            let limit = cfg.batch_blocks;
-            let step = tokio::task::spawn_blocking(move || l.sweep(floor, pos, limit)).await??;
-            let new_floor = if step.complete { step.pos } else { floor };
-            if step.pos > pos || new_floor > floor {
-                let batch = pb::CellBatch {
-                    cells: step.cells.iter().map(|(k, v)| cell_to_pb(k, v)).collect(),
-                    floor: new_floor,
-                };
-                tx.send(envelope(me, step.pos, Payload::Cells(batch)))
-                    .await?;
-                sent_batches.push_back(step.pos);
-                pos = step.pos;
-                floor = new_floor;
-                continue;
-            }
-        }
-        tokio::select! {
-            _ = &mut changed => {}
-            _ = acked_rx.changed() => {}
-            _ = tokio::time::sleep(cfg.heartbeat().min(Duration::from_secs(1))) => {}
-            _ = shutdown.changed() => break Ok(()),
-        }
-    };
-    reader.abort();
-    up_tickets.abort();
-    result
-}
 
 /// Ticket events per batch (a batch is one durable commit at the receiver).
 const TICKET_BATCH: usize = 1024;
@@ -914,6 +753,7 @@ async fn send_tickets(
     mut pos: u64,
     out: Out,
     mut acked: watch::Receiver<u64>,
+    seals: Arc<Seals>,
 ) -> Result<(), LedgerError> {
     let me = ledger.division();
     let up = me.parent() == Some(peer);
@@ -949,12 +789,9 @@ async fn send_tickets(
                     || read_to - last_sent >= TICKET_SKIP_ACK
                     || read_to >= ledger.ticket_head()
                 {
-                    let batch = pb::TicketBatch {
-                        events: entries.iter().map(|e| entry_to_pb(e)).collect(),
-                        upto: read_to,
-                    };
+                    let batch = seals.ticket_batch(&ledger, &entries, read_to);
                     if !out
-                        .send(envelope(me, read_to, Payload::Tickets(batch)))
+                        .send(seals.envelope(me, read_to, Payload::Tickets(batch)))
                         .await
                     {
                         return Ok(());
@@ -972,35 +809,34 @@ async fn send_tickets(
     }
 }
 
-fn entry_to_pb(entry: &crate::ledger::LogEntry) -> pb::TicketEvent {
-    let e = &entry.logged.event;
-    pb::TicketEvent {
-        ticket_id: e.ticket.to_string(),
-        origin: e.id.origin.to_string(),
-        seq: e.id.seq,
-        kind: e.kind.action().to_string(),
-        body: entry.json.clone(),
+/// Check and store a ticket batch from the peer `from` (a child, or this node's parent),
+/// with `upto` the peer's log position it covers (0 from a parent). A refused batch ends the
+/// link with the reason.
+async fn receive_tickets(
+    ledger: &Arc<Ledger>,
+    seals: &Arc<Seals>,
+    from: Code,
+    batch: pb::TicketBatch,
+    upto: u64,
+) -> Result<(), Status> {
+    let (l, s) = (ledger.clone(), seals.clone());
+    let n = batch.events.len();
+    let added = tokio::task::spawn_blocking(move || {
+        let certs = batch.certificates.clone();
+        let events = s.events(&l, batch).map_err(Refusal::status)?;
+        l.receive_tickets(from, events, &certs, upto)
+            .map_err(to_status)
+    })
+    .await
+    .map_err(|e| Status::internal(e.to_string()))?
+    .inspect_err(|e| {
+        tracing::warn!(peer = %from, cause = %e.message(), "refused ticket events");
+    })?;
+    if n > 0 && added == 0 {
+        tracing::warn!(target: "audit", peer = %from, events = n,
+            "replayed envelope: every ticket event in it is held already; nothing changes");
     }
-}
-
-fn events_from_pb(events: &[pb::TicketEvent]) -> Result<Vec<crate::tickets::Event>, String> {
-    events
-        .iter()
-        .map(|t| {
-            let e: crate::tickets::Event = serde_json::from_slice(&t.body)
-                .map_err(|err| format!("ticket event {}#{}: bad body: {err}", t.origin, t.seq))?;
-            if e.id.origin.to_string() != t.origin
-                || e.id.seq != t.seq
-                || e.ticket.to_string() != t.ticket_id
-            {
-                return Err(format!(
-                    "ticket event {}#{} of {}: its body is event {} of {}",
-                    t.origin, t.seq, t.ticket_id, e.id, e.ticket
-                ));
-            }
-            Ok(e)
-        })
-        .collect()
+    Ok(())
 }
 
 /// Encoded size in bytes of `cells` as `Cell` messages inside a `CellBatch` (what a link must

@@ -90,11 +90,17 @@ pub enum TreeId {
     TicketRoutes,
     /// Per served ticket, the cell contributions already written (see `ledger::ticket_log`).
     TicketContrib,
+    /// Certificates of ticket-event signers: SHA-256 of the DER → the DER (a node forwards
+    /// them with the events they signed).
+    Certs,
+    /// A relay's custody: envelopes held for the next hop, per child and direction, and each
+    /// child's last Hello and its parent's last Welcome (`bottomline-relay`).
+    Custody,
 }
 
 impl TreeId {
     /// Every tree, in the order of their index.
-    pub const ALL: [TreeId; 10] = [
+    pub const ALL: [TreeId; 12] = [
         TreeId::Meta,
         TreeId::Divisions,
         TreeId::Records,
@@ -105,6 +111,8 @@ impl TreeId {
         TreeId::TicketLog,
         TreeId::TicketRoutes,
         TreeId::TicketContrib,
+        TreeId::Certs,
+        TreeId::Custody,
     ];
 
     /// The key prefix of the tree; part of the on-disk format, never reuse a value.
@@ -120,6 +128,8 @@ impl TreeId {
             TreeId::TicketLog => 8,
             TreeId::TicketRoutes => 9,
             TreeId::TicketContrib => 10,
+            TreeId::Certs => 11,
+            TreeId::Custody => 12,
         }
     }
 

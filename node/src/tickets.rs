@@ -1291,6 +1291,7 @@ pub fn parse_date(v: &str) -> Result<Date, String> {
         .map_err(|_| format!("{v} is not a calendar date"))
 }
 
+pub mod codec;
 mod figures;
 mod inventory;
 pub use figures::{figures, stat_flows, stock_deltas, TicketFigures};

@@ -23,6 +23,7 @@ use bottomline::division::Code;
 use bottomline::domain::{Cents, Record, RecordKind};
 use bottomline::ledger::{Act, CellValue, Change, Ledger};
 use bottomline::period::{today_in_china, Period};
+use bottomline::rpc::envelope::Seals;
 use bottomline::rpc::tickets_api::parse_key;
 use bottomline::rpc::tickets_client::{ListFilter, NewTicket, TicketsClient};
 use bottomline::security::pki::{IssueOptions, Pki};
@@ -61,6 +62,11 @@ fn person(name: &str, division: &str, role: Role) -> Identity {
 /// The client TLS of `id`, from the test CA in `dir/pki`.
 fn client(dir: &Path, id: &Identity) -> ClientTls {
     ClientTls::load(&common::tls_files(dir, id)).expect("client TLS")
+}
+
+/// The signing key of node `division` (issued by the test CA).
+fn seals(dir: &Path, division: &str) -> Arc<Seals> {
+    Seals::load(&common::tls_files(dir, &node(division))).expect("node key")
 }
 
 // ------------------------------------------------------------------------------------------
@@ -318,6 +324,27 @@ fn envelope(origin: &str, seq: u64, payload: Payload) -> pb::Envelope {
     }
 }
 
+/// A batch of one cell of `division` (measures of 2026) with `value` at `version`, read up to
+/// position `pos` with floor `pos`.
+fn cell_batch_at(origin: &str, division: &str, value: i64, version: u64, pos: u64) -> pb::Envelope {
+    let key = CellKey {
+        division: c(division),
+        period: Period::parse("2026").expect("period"),
+        indicator: Stored::Measures,
+        dim: 1,
+    };
+    let value = CellValue {
+        value,
+        seq: pos,
+        version,
+    };
+    let batch = pb::CellBatch {
+        cells: vec![bottomline::rpc::cell_to_pb(&key, &value)],
+        floor: pos,
+    };
+    envelope(origin, pos, Payload::Cells(batch))
+}
+
 /// A batch of one cell of `division` (measures of 2026), at position 1.
 fn cell_batch(origin: &str, division: &str) -> pb::Envelope {
     let key = CellKey {
@@ -346,21 +373,30 @@ struct RawLink {
 
 /// Open a `Link` on `ch` with Hello `me`, then `then` queued at once; the link once welcomed,
 /// or the refusal.
+/// Every envelope is signed with `seals` (the key of the node the test speaks as; none for
+/// [`Seals::insecure`]).
 async fn open_link(
     ch: Channel,
     me: &str,
+    seals: &Seals,
     then: Vec<pb::Envelope>,
 ) -> Result<RawLink, tonic::Status> {
     let (tx, rx) = mpsc::channel(16);
     let hello = pb::Hello {
         division: me.into(),
         software: "security test".into(),
+        certificate: seals.certificate(),
         ..Default::default()
     };
-    tx.send(envelope(me, 0, Payload::Hello(hello)))
+    tx.send(seals.envelope(c(me), 0, Payload::Hello(hello)))
         .await
         .expect("queue");
     for e in then {
+        // Envelopes that carry a signature already go as they are (forwarded, or tampered).
+        let e = match e.signature.is_empty() {
+            true => seals.envelope(c(&e.origin), e.seq, e.payload.expect("payload")),
+            false => e,
+        };
         tx.send(e).await.expect("queue");
     }
     let mut client = pb::sync_client::SyncClient::new(ch);
@@ -376,6 +412,20 @@ async fn open_link(
 }
 
 impl RawLink {
+    /// The next ack (cells), skipping anything else.
+    async fn next_ack(&mut self) -> pb::Ack {
+        loop {
+            match tokio::time::timeout(DEADLINE, self.inbound.message()).await {
+                Ok(Ok(Some(pb::Envelope {
+                    payload: Some(Payload::Ack(a)),
+                    ..
+                }))) => return a,
+                Ok(Ok(Some(_))) => continue,
+                other => panic!("expected an ack, got {other:?}"),
+            }
+        }
+    }
+
     /// The status the link ends with (no ack may come first).
     async fn refusal(mut self) -> tonic::Status {
         loop {
@@ -394,7 +444,7 @@ impl RawLink {
 
 /// A `Link` as `me` on the channel just dialled: Hello, then a batch of one of its cells.
 async fn link_on(ch: Result<Channel, Refusal>, me: &str) -> Result<&'static str, Refusal> {
-    let r = open_link(ch?, me, vec![cell_batch(me, me)]).await;
+    let r = open_link(ch?, me, &Seals::insecure(), vec![cell_batch(me, me)]).await;
     r.map(|_| "welcomed").map_err(Refusal::Status)
 }
 
@@ -469,7 +519,28 @@ async fn secure_tree_syncs_and_delivers_tickets() {
     assert!(!stats.expect("stats").indicators.is_empty());
 
     // A province operator issues through the API; the county's node delivers.
-    t.issue(dir, "S1", "610102", county).await;
+    let key = t.issue(dir, "S1", "610102", county).await;
+    // The county's delivery reaches the province with the county's seal, which the province
+    // (the issuer) checks with nothing but the CA: it knows who acted, whoever forwarded it.
+    let key = parse_key(&key).expect("key");
+    let verifier = bottomline::security::sign::Verifier::load(&common::tls_files(dir, &node("61")))
+        .expect("verifier");
+    let held = prov.sealed_events(&key).expect("events");
+    assert_eq!(held.len(), 2, "issued and delivered");
+    for e in &held {
+        let seal = e.seal.as_ref().expect("every event is sealed");
+        let der = prov
+            .certificate(&seal.signer)
+            .expect("cert")
+            .expect("signer held");
+        let signer = verifier.signer(&der).expect("a certificate of the CA");
+        assert_eq!(signer.node_division(), Some(e.event.id.origin));
+        let root = seal.root(&e.body).expect("path");
+        verifier
+            .verify_root(&signer, &root, &seal.signature)
+            .expect("the creator's signature");
+    }
+    assert!(held.iter().any(|e| e.event.id.origin == c("610102")));
     t.stop().await;
 }
 
@@ -535,7 +606,9 @@ async fn certificate_from_another_ca_is_refused() {
     // The real county certificate is welcomed (the refusal above is the CA's).
     let county = client(dir, &node("610102"));
     let ch = dial(&addr, &county).await.expect("dial");
-    let link = open_link(ch, "610102", vec![]).await.expect("welcomed");
+    let link = open_link(ch, "610102", &seals(dir, "610102"), vec![])
+        .await
+        .expect("welcomed");
     drop(link);
     stop(city).await;
 }
@@ -677,7 +750,8 @@ async fn county_cannot_push_another_countys_cells() {
     let county = client(dir, &node("610102"));
     // Claiming another county in Hello.
     let ch = dial(&addr, &county).await.expect("dial");
-    let r = open_link(ch, "610103", vec![cell_batch("610103", "610103")]).await;
+    let own_key = seals(dir, "610102");
+    let r = open_link(ch, "610103", &own_key, vec![cell_batch("610103", "610103")]).await;
     denied(
         "Hello 610103 as 610102",
         r.map(|_| ()),
@@ -686,7 +760,7 @@ async fn county_cannot_push_another_countys_cells() {
     assert_nothing_from(&city, "610103");
     // Its own Hello, then a batch holding a cell of 610103.
     let ch = dial(&addr, &county).await.expect("dial");
-    let link = open_link(ch, "610102", vec![cell_batch("610102", "610103")])
+    let link = open_link(ch, "610102", &own_key, vec![cell_batch("610102", "610103")])
         .await
         .expect("welcomed as 610102");
     denied(
@@ -709,11 +783,12 @@ async fn county_certificate_claiming_a_city_is_refused() {
     let addr = province.addr.clone().expect("addr");
     let county = client(dir, &node("610102"));
     let ch = dial(&addr, &county).await.expect("dial");
-    let r = open_link(ch, "6101", vec![cell_batch("6101", "6101")]).await;
+    let own_key = seals(dir, "610102");
+    let r = open_link(ch, "6101", &own_key, vec![cell_batch("6101", "6101")]).await;
     denied("Hello 6101 as 610102", r.map(|_| ()), &["610102", "6101"]);
     // Its own division is not a child of the province either.
     let ch = dial(&addr, &county).await.expect("dial");
-    let r = open_link(ch, "610102", vec![cell_batch("610102", "610102")]).await;
+    let r = open_link(ch, "610102", &own_key, vec![cell_batch("610102", "610102")]).await;
     denied("Hello 610102 at 61", r.map(|_| ()), &["not a direct child"]);
     assert_nothing_from(&province, "6101");
     assert!(province.ledger().all_cells().expect("cells").is_empty());
@@ -856,7 +931,7 @@ async fn plaintext_client_against_secure_node() {
     expect_refused("plaintext Status", r.expect_err("status answered"));
     let ch = Channel::from_shared(plain.clone()).unwrap().connect().await;
     let batch = vec![cell_batch("610102", "610102")];
-    let r = open_link(ch.expect("connect"), "610102", batch).await;
+    let r = open_link(ch.expect("connect"), "610102", &Seals::insecure(), batch).await;
     expect_refused("plaintext Link", r.map(|_| ()).expect_err("link welcomed"));
     let mut api = TicketsClient::connect(&plain, None).await.expect("connect");
     let r = grpc(api.issue(None, vec![new_ticket("P1", "610102")]).await);
@@ -915,7 +990,13 @@ async fn ledger_refusals_are_audited() {
     // A county's batch holding another county's cell.
     let county = client(dir, &node("610102"));
     let ch = dial(&addr, &county).await.expect("dial");
-    let link = open_link(ch, "610102", vec![cell_batch("610102", "610103")]).await;
+    let link = open_link(
+        ch,
+        "610102",
+        &seals(dir, "610102"),
+        vec![cell_batch("610102", "610103")],
+    )
+    .await;
     let s = link.expect("welcomed").refusal().await;
     denied("a cell of 610103", Err::<(), _>(s), &[]);
     // An operator of the city acting for a county, which has a node of its own.
@@ -937,4 +1018,245 @@ async fn ledger_refusals_are_audited() {
         "refusals without an audit line: batch {batch_audited}, issue {issue_audited} \
          (lines of the county: {by_county:?}; of the operator: {by_op:?})"
     );
+}
+
+// ------------------------------------------------------------------------------------------
+// Signed envelopes and sealed ticket events (point 4), through a relay's certificate
+// ------------------------------------------------------------------------------------------
+
+/// `env` with one bit of one byte of its payload flipped, still decoding as the same kind of
+/// envelope with the same signature (what a relay tampering with a batch would forward).
+fn flip_one_byte(env: &pb::Envelope) -> pb::Envelope {
+    use prost::Message;
+    let bytes = env.encode_to_vec();
+    let payload_end = bytes.len() - env.signature.len() - 2;
+    for i in (0..payload_end).rev() {
+        for bit in 0..8 {
+            let mut b = bytes.clone();
+            b[i] ^= 1 << bit;
+            if let Ok(e) = pb::Envelope::decode(&b[..]) {
+                if e.signature == env.signature
+                    && matches!(e.payload, Some(Payload::Cells(_)))
+                    && e != *env
+                {
+                    return e;
+                }
+            }
+        }
+    }
+    panic!("no single-byte change of {env:?} decodes");
+}
+
+fn relay_client(dir: &Path, name: &str) -> ClientTls {
+    client(dir, &Identity::Relay { name: name.into() })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_flipping_one_byte_of_a_batch_is_refused() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let (city, addr) = city_alone(dir).await;
+    let relay = relay_client(dir, "relay-a");
+    let county = seals(dir, "610102");
+    let signed = county.envelope(
+        c("610102"),
+        1,
+        cell_batch("610102", "610102").payload.expect("payload"),
+    );
+    // The county's signed Hello passes the relay; its batch with one byte flipped does not.
+    let ch = dial(&addr, &relay).await.expect("dial");
+    let link = open_link(ch, "610102", &county, vec![flip_one_byte(&signed)])
+        .await
+        .expect("the county's Hello is welcomed through the relay");
+    denied(
+        "a flipped byte",
+        Err::<(), _>(link.refusal().await),
+        &["altered or forged", "610102"],
+    );
+    eventually("the refused link is closed", || {
+        let live = city.handle.children.lock().unwrap();
+        live.get(&c("610102")).is_none_or(|s| !s.connected)
+    })
+    .await;
+    assert_nothing_from(&city, "610102");
+    assert!(audit_log().contains("altered or forged"), "audited");
+
+    // The relay cannot speak for the county: a Hello it signs itself, or an unsigned one.
+    let relay_key = Seals::load(&common::tls_files(
+        dir,
+        &Identity::Relay {
+            name: "relay-a".into(),
+        },
+    ))
+    .expect("relay key");
+    let ch = dial(&addr, &relay).await.expect("dial");
+    let r = open_link(ch, "610102", &relay_key, vec![]).await;
+    denied(
+        "a Hello signed by the relay",
+        r.map(|_| ()),
+        &["relay-a", "610102"],
+    );
+    let ch = dial(&addr, &relay).await.expect("dial");
+    let r = open_link(ch, "610102", &Seals::insecure(), vec![]).await;
+    denied("an unsigned Hello", r.map(|_| ()), &["not signed"]);
+    assert_nothing_from(&city, "610102");
+
+    // The unaltered envelope through the same relay is applied, and the city shows the relay.
+    let ch = dial(&addr, &relay).await.expect("dial");
+    let mut link = open_link(ch, "610102", &county, vec![signed])
+        .await
+        .expect("welcomed");
+    assert_eq!(link.next_ack().await.seq, 1);
+    assert_eq!(
+        cells_under(city.ledger(), "610102").values().sum::<i64>(),
+        7
+    );
+    let via = city.handle.children.lock().unwrap()[&c("610102")]
+        .via_relay
+        .clone();
+    assert_eq!(via.as_deref(), Some("relay-a"));
+    stop(city).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replayed_envelope_changes_nothing_and_is_logged() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let (city, addr) = city_alone(dir).await;
+    let tls = client(dir, &node("610102"));
+    let county = seals(dir, "610102");
+    let sign = |e: pb::Envelope| county.envelope(c(&e.origin), e.seq, e.payload.expect("payload"));
+    let old = sign(cell_batch_at("610102", "610102", 7, 1, 1));
+    let new = sign(cell_batch_at("610102", "610102", 9, 2, 2));
+    let ch = dial(&addr, &tls).await.expect("dial");
+    let mut link = open_link(ch, "610102", &county, vec![old.clone(), new])
+        .await
+        .expect("welcomed");
+    assert_eq!(link.next_ack().await.seq, 1);
+    assert_eq!(link.next_ack().await.seq, 2);
+    drop(link);
+    let before = cells_under(city.ledger(), "610102");
+    assert_eq!(before.values().sum::<i64>(), 9);
+    // The old envelope again, verbatim, on a new link: acked, and nothing changes.
+    let ch = dial(&addr, &tls).await.expect("dial");
+    let mut link = open_link(ch, "610102", &county, vec![old])
+        .await
+        .expect("welcomed");
+    assert_eq!(link.next_ack().await.seq, 1);
+    assert_eq!(cells_under(city.ledger(), "610102"), before);
+    assert_eq!(city.ledger().child_acked(c("610102")).expect("acked"), 2);
+    assert!(
+        audit_log().contains("replayed envelope"),
+        "the replay is logged"
+    );
+    stop(city).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ticket_events_must_carry_their_creators_seal() {
+    use bottomline::tickets::codec;
+    use bottomline::tickets::{Event, EventId, EventKind, Severity, Ticket, TicketSource};
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let (city, addr) = city_alone(dir).await;
+    let tls = client(dir, &node("610102"));
+    let county = seals(dir, "610102");
+    let other = seals(dir, "610103");
+    let issue = |seq: u64, id: &str| Event {
+        id: EventId {
+            origin: c("610102"),
+            seq,
+        },
+        ticket: bottomline::tickets::TicketKey::new(c("610102"), id),
+        lamport: seq,
+        at_unix_ms: bottomline::ledger::unix_ms_now(),
+        actor: c("610102"),
+        kind: EventKind::Issued(Ticket {
+            issuer: c("610102"),
+            id: id.into(),
+            target: c("610102001"),
+            category: "housing safety".into(),
+            source: TicketSource::parse("inspection").expect("source"),
+            severity: Severity::parse("high").expect("severity"),
+            deadline: today_in_china(),
+            description: "roof leaks".into(),
+            household_code: None,
+            parent: None,
+            inventory: None,
+        }),
+    };
+    let batch = |events: Vec<pb::TicketEvent>, certs: Vec<Vec<u8>>, upto: u64| {
+        envelope(
+            "610102",
+            upto,
+            Payload::Tickets(pb::TicketBatch {
+                events,
+                upto,
+                certificates: certs,
+            }),
+        )
+    };
+    let sealed_by = |s: &Seals, e: &Event| {
+        let body = codec::encode_body(e);
+        let key = s.key().expect("key");
+        let seal = bottomline::security::sign::seal(key, &[&body]);
+        codec::to_pb(&body, seal.first())
+    };
+    let cert = |s: &Seals| s.certificate();
+    let refused_with = |what: &'static str, words: &'static [&'static str], env: pb::Envelope| {
+        let (addr, tls, county) = (addr.clone(), tls.clone(), county.clone());
+        async move {
+            let ch = dial(&addr, &tls).await.expect("dial");
+            let link = open_link(ch, "610102", &county, vec![env])
+                .await
+                .expect("welcomed");
+            let s = link.refusal().await;
+            denied(what, Err::<(), _>(s), words);
+        }
+    };
+    let e1 = issue(1, "S1");
+    // Unsigned.
+    let unsigned = codec::to_pb(&codec::encode_body(&e1), None);
+    refused_with(
+        "an unsigned event",
+        &["not signed"],
+        batch(vec![unsigned], vec![], 1),
+    )
+    .await;
+    // Sealed by another county's node.
+    let forged = sealed_by(&other, &e1);
+    refused_with(
+        "an event sealed by 610103",
+        &["created by 610102", "610103"],
+        batch(vec![forged], vec![cert(&other)], 1),
+    )
+    .await;
+    // Its body changed after sealing.
+    let mut altered = sealed_by(&county, &e1);
+    let mut changed = e1.clone();
+    changed.lamport = 99;
+    altered.body = codec::encode_body(&changed);
+    refused_with(
+        "an altered event",
+        &["altered or forged"],
+        batch(vec![altered], vec![cert(&county)], 1),
+    )
+    .await;
+    assert!(city.ledger().tickets().expect("tickets").is_empty());
+    // Sealed by the county itself: stored with its seal, which the city can show to anyone.
+    let good = sealed_by(&county, &e1);
+    let ch = dial(&addr, &tls).await.expect("dial");
+    let _link = open_link(
+        ch,
+        "610102",
+        &county,
+        vec![batch(vec![good.clone()], vec![cert(&county)], 1)],
+    )
+    .await
+    .expect("welcomed");
+    eventually("the sealed event is stored", || {
+        city.ledger().tickets().expect("tickets").len() == 1
+    })
+    .await;
+    stop(city).await;
 }

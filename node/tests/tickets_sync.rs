@@ -412,13 +412,7 @@ fn envelope(origin: Code, payload: Payload) -> pb::Envelope {
 }
 
 fn event_pb(e: &Event) -> pb::TicketEvent {
-    pb::TicketEvent {
-        ticket_id: e.ticket.to_string(),
-        origin: e.id.origin.to_string(),
-        seq: e.id.seq,
-        kind: e.kind.action().into(),
-        body: serde_json::to_vec(e).expect("json"),
-    }
+    bottomline::tickets::codec::to_pb(&bottomline::tickets::codec::encode_body(e), None)
 }
 
 /// A raw link to a parent, speaking as child `me`.
@@ -484,7 +478,9 @@ impl RawLink {
             match self.next().await {
                 Some(Payload::Tickets(b)) => {
                     for t in &b.events {
-                        out.push(serde_json::from_slice(&t.body).expect("event body"));
+                        out.push(
+                            bottomline::tickets::codec::decode_body(&t.body).expect("event body"),
+                        );
                     }
                     if b.upto >= upto {
                         return out;
@@ -510,6 +506,7 @@ impl RawLink {
         let batch = pb::TicketBatch {
             events: events.iter().map(event_pb).collect(),
             upto,
+            certificates: vec![],
         };
         self.tx
             .send(envelope(me, Payload::Tickets(batch)))
@@ -641,6 +638,7 @@ async fn duplicated_and_replayed_ticket_deliveries_change_nothing() {
     let batch = pb::TicketBatch {
         events: vec![event_pb(&forged)],
         upto: 11,
+        certificates: vec![],
     };
     link.tx
         .send(envelope(me, Payload::Tickets(batch)))
@@ -671,6 +669,7 @@ async fn duplicated_and_replayed_ticket_deliveries_change_nothing() {
     let batch = pb::TicketBatch {
         events: vec![event_pb(&forged)],
         upto: 12,
+        certificates: vec![],
     };
     link.tx
         .send(envelope(me, Payload::Tickets(batch)))

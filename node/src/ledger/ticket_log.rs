@@ -32,8 +32,10 @@ use serde::{Deserialize, Serialize};
 use super::{cells_err, unix_ms_now, Ledger, LedgerError, Result};
 use crate::division::{Code, Level};
 use crate::period::EARLIEST;
+use crate::security::sign::{self, Hash, Seal};
 use crate::stats::{self, CellKey, Stored};
 use crate::store::{TreeId, WriteSet};
+use crate::tickets::codec::{self, Sealed};
 use crate::tickets::{
     self as tk, Event, EventId, EventKind, Ticket, TicketFlow, TicketKey, TicketState, TicketStock,
 };
@@ -47,8 +49,11 @@ const UP_PREFIX: &[u8] = b"ticket_up/";
 /// Per child: this node's ticket-log position the child has acked.
 const DOWN_PREFIX: &[u8] = b"ticket_down/";
 
-/// Format markers of the ticket values.
+/// Format markers of the ticket values. A log entry of format 1 is JSON of [`Logged`] (read,
+/// no longer written); format 2 is the routing (from, target, top) followed by the event as
+/// an encoded `TicketEvent` (its body's bytes and its creator's seal).
 const TLOG_V1: u8 = 1;
+const TLOG_V2: u8 = 2;
 const ROUTE_V1: u8 = 1;
 const CONTRIB_V1: u8 = 1;
 
@@ -90,7 +95,7 @@ impl Logged {
 
 /// The part of a ticket-log entry that decides where it is sent (what a backlog count reads;
 /// decoding a stored entry into it skips the event).
-#[derive(Clone, Copy, Debug, Deserialize)]
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
 struct Routing {
     from: Option<Code>,
     target: Code,
@@ -107,20 +112,89 @@ impl Routing {
     }
 }
 
-/// A ticket-log entry as the sync layer reads it: the entry and its event as JSON (the wire
-/// body, encoded once per node).
+/// A ticket-log entry as the sync layer reads it: the entry, its event's body as its creator
+/// encoded it, and the creator's seal (what travels).
 #[derive(Debug)]
 pub struct LogEntry {
     /// The entry.
     pub logged: Logged,
-    /// `logged.event` as JSON.
-    pub json: Vec<u8>,
+    /// The encoded `TicketEventBody` of `logged.event`.
+    pub body: Vec<u8>,
+    /// The creator's seal (`None` on insecure nodes and for entries of format 1).
+    pub seal: Option<Seal>,
+}
+
+const ROUTING_LEN: usize = 1 + 3 * crate::division::CODE_KEY_LEN;
+
+fn encode_routing(r: &Routing, out: &mut Vec<u8>) {
+    out.push(u8::from(r.from.is_some()));
+    out.extend_from_slice(&r.from.unwrap_or(r.target).key());
+    out.extend_from_slice(&r.target.key());
+    out.extend_from_slice(&r.top.key());
+}
+
+fn decode_routing(v: &[u8]) -> Result<Routing> {
+    const N: usize = crate::division::CODE_KEY_LEN;
+    let bad = || corrupt("ticket log", "a truncated routing");
+    if v.len() < ROUTING_LEN {
+        return Err(bad());
+    }
+    let code = |i: usize| Code::from_key(&v[1 + i * N..1 + (i + 1) * N]).ok_or_else(bad);
+    Ok(Routing {
+        from: if v[0] == 1 { Some(code(0)?) } else { None },
+        target: code(1)?,
+        top: code(2)?,
+    })
 }
 
 impl LogEntry {
-    fn new(logged: Logged) -> LogEntry {
-        let json = serde_json::to_vec(&logged.event).unwrap_or_default();
-        LogEntry { logged, json }
+    /// The stored value (format 2).
+    fn encode(&self) -> Vec<u8> {
+        let ev = codec::encode_stored(&self.body, self.seal.as_ref());
+        let mut out = Vec::with_capacity(1 + ROUTING_LEN + ev.len());
+        out.push(TLOG_V2);
+        encode_routing(&self.logged.routing(), &mut out);
+        out.extend_from_slice(&ev);
+        out
+    }
+
+    /// A stored value at position `pos`.
+    fn decode(pos: u64, v: &[u8]) -> Result<LogEntry> {
+        match v.first() {
+            Some(&TLOG_V2) => {
+                let r = decode_routing(&v[1..])?;
+                let s = codec::decode_stored(&v[1 + ROUTING_LEN..])
+                    .map_err(|e| corrupt("ticket log", e))?;
+                Ok(LogEntry {
+                    logged: Logged {
+                        pos,
+                        from: r.from,
+                        target: r.target,
+                        top: r.top,
+                        event: s.event,
+                    },
+                    body: s.body,
+                    seal: s.seal,
+                })
+            }
+            _ => {
+                let mut logged: Logged = decode_json("ticket log", TLOG_V1, v)?;
+                logged.pos = pos;
+                Ok(LogEntry {
+                    body: codec::encode_body(&logged.event),
+                    logged,
+                    seal: None,
+                })
+            }
+        }
+    }
+}
+
+/// The routing of a stored log value, without decoding its event.
+fn stored_routing(v: &[u8]) -> Result<Routing> {
+    match v.first() {
+        Some(&TLOG_V2) => decode_routing(&v[1..]),
+        _ => decode_json("ticket log", TLOG_V1, v),
     }
 }
 
@@ -300,7 +374,9 @@ struct Pending {
     ids: HashSet<EventId>,
     touched: BTreeSet<TicketKey>,
     added: usize,
-    logged: Vec<Arc<LogEntry>>,
+    logged: Vec<LogEntry>,
+    /// Certificates of the signers of received events, to store with them.
+    certs: BTreeMap<Hash, Vec<u8>>,
 }
 
 impl Ledger {
@@ -367,11 +443,10 @@ impl Ledger {
                 break;
             }
             let (k, v) = r?;
-            let mut l: Logged = decode_json("ticket log", TLOG_V1, &v)?;
-            l.pos = u64_of(Some(k));
-            pos = l.pos;
-            if wanted(&l) {
-                out.push(Arc::new(LogEntry::new(l)));
+            pos = u64_of(Some(k));
+            let e = LogEntry::decode(pos, &v)?;
+            if wanted(&e.logged) {
+                out.push(Arc::new(e));
             }
         }
         Ok((out, pos))
@@ -477,8 +552,7 @@ impl Ledger {
             &(store_end + 1).to_be_bytes(),
         ) {
             let (k, v) = r?;
-            let routing: Routing = decode_json("ticket log", TLOG_V1, &v)?;
-            visit(u64_of(Some(k)), &routing);
+            visit(u64_of(Some(k)), &stored_routing(&v)?);
         }
         Ok(())
     }
@@ -518,7 +592,17 @@ impl Ledger {
     ///
     /// A child may only deliver events created in its own subtree; the parent only events
     /// created above this node. Anything else refuses the whole batch.
-    pub fn receive_tickets(&self, from: Code, events: Vec<Event>, upto: u64) -> Result<usize> {
+    ///
+    /// The events' signatures are checked by the sync layer before this (it holds the CA);
+    /// `certs` are the certificates (DER) of their signers, stored with them so that this
+    /// node can forward them.
+    pub fn receive_tickets(
+        &self,
+        from: Code,
+        events: Vec<Sealed>,
+        certs: &[Vec<u8>],
+        upto: u64,
+    ) -> Result<usize> {
         let me = self.division;
         let from_child = from.parent() == Some(me);
         let from_parent = me.parent() == Some(from);
@@ -528,7 +612,7 @@ impl Ledger {
                 node: me,
             });
         }
-        for e in &events {
+        for e in events.iter().map(|s| &s.event) {
             let o = e.id.origin;
             let ok = if from_child {
                 from.contains(o)
@@ -561,8 +645,19 @@ impl Ledger {
         }
         let w = self.write.lock().unwrap_or_else(|p| p.into_inner());
         let mut p = self.pending()?;
+        let offered: HashMap<Hash, &Vec<u8>> =
+            certs.iter().map(|c| (sign::fingerprint(c), c)).collect();
         for e in events {
+            let signer = e.seal.as_ref().map(|s| s.signer);
+            let before = p.added;
             self.add_event(&mut p, Some(from), e)?;
+            if let Some(fp) = signer.filter(|_| p.added > before) {
+                if !p.certs.contains_key(&fp) && self.certificate(&fp)?.is_none() {
+                    if let Some(der) = offered.get(&fp) {
+                        p.certs.insert(fp, (*der).clone());
+                    }
+                }
+            }
         }
         if from_child {
             let k = cursor_key(UP_PREFIX, from);
@@ -743,13 +838,35 @@ impl Ledger {
         self.events_of(&p, key)
     }
 
+    /// Every event of one ticket held here with its body's bytes and its creator's seal, in
+    /// log order: what anyone holding the CA can check (who rectified, who verified).
+    pub fn sealed_events(&self, key: &TicketKey) -> Result<Vec<Sealed>> {
+        let mut out = Vec::new();
+        for r in self
+            .store
+            .scan_prefix(TreeId::TicketEvents, &ticket_prefix(key))
+        {
+            let (_, pos) = r?;
+            let v = self
+                .store
+                .get(TreeId::TicketLog, &pos)?
+                .ok_or_else(|| corrupt("ticket log", format!("an event of {key} is missing")))?;
+            let e = LogEntry::decode(u64_of(Some(pos)), &v)?;
+            out.push(Sealed {
+                event: e.logged.event,
+                body: e.body,
+                seal: e.seal,
+            });
+        }
+        Ok(out)
+    }
+
     /// The states of every ticket held here.
     pub fn tickets(&self) -> Result<BTreeMap<TicketKey, TicketState>> {
         let mut events = Vec::new();
         for r in self.store.scan_prefix(TreeId::TicketLog, b"") {
-            let (_, v) = r?;
-            let l: Logged = decode_json("ticket log", TLOG_V1, &v)?;
-            events.push(l.event);
+            let (k, v) = r?;
+            events.push(LogEntry::decode(u64_of(Some(k)), &v)?.logged.event);
         }
         Ok(tk::fold_all(&events))
     }
@@ -856,7 +973,53 @@ impl Ledger {
             touched: BTreeSet::new(),
             added: 0,
             logged: Vec::new(),
+            certs: BTreeMap::new(),
         })
+    }
+
+    /// Sign this node's events from now on with `key` (a node running mTLS; its certificate
+    /// is stored so that it travels with the events it signs).
+    pub fn set_signing_key(&self, key: Arc<sign::NodeKey>) -> Result<()> {
+        if self.certificate(&key.fingerprint())?.is_none() {
+            let mut ws = WriteSet::new();
+            ws.put(TreeId::Certs, key.fingerprint(), key.certificate().to_vec());
+            let _w = self.write.lock().unwrap_or_else(|p| p.into_inner());
+            self.store.commit(ws)?;
+            self.store.flush()?;
+        }
+        let _ = self.signing_key.set(key);
+        Ok(())
+    }
+
+    /// The certificate (DER) with fingerprint `fp`, if this node holds it.
+    pub fn certificate(&self, fp: &Hash) -> Result<Option<Arc<Vec<u8>>>> {
+        if let Some(c) = self.certs.lock().unwrap_or_else(|p| p.into_inner()).get(fp) {
+            return Ok(Some(c.clone()));
+        }
+        let Some(v) = self.store.get(TreeId::Certs, fp)? else {
+            return Ok(None);
+        };
+        let c = Arc::new(v.to_vec());
+        self.certs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(*fp, c.clone());
+        Ok(Some(c))
+    }
+
+    /// Seal the events created here in this commit, together (one signature).
+    fn seal_own(&self, logged: &mut [LogEntry]) {
+        let Some(key) = self.signing_key.get() else {
+            return;
+        };
+        let own: Vec<usize> = (0..logged.len())
+            .filter(|i| logged[*i].logged.from.is_none() && logged[*i].seal.is_none())
+            .collect();
+        let bodies: Vec<&[u8]> = own.iter().map(|i| logged[*i].body.as_slice()).collect();
+        let seals = sign::seal(key, &bodies);
+        for (i, s) in own.into_iter().zip(seals) {
+            logged[i].seal = Some(s);
+        }
     }
 
     /// A new event created here, after everything this node holds (node-wide Lamport clock).
@@ -908,8 +1071,7 @@ impl Ledger {
                 .store
                 .get(TreeId::TicketLog, &pos)?
                 .ok_or_else(|| corrupt("ticket log", format!("an event of {key} is missing")))?;
-            let l: Logged = decode_json("ticket log", TLOG_V1, &v)?;
-            out.push(l.event);
+            out.push(LogEntry::decode(0, &v)?.logged.event);
         }
         if let Some(v) = p.events.get(key) {
             out.extend(v.iter().cloned());
@@ -919,7 +1081,12 @@ impl Ledger {
 
     /// Add one event to the batch unless it is held already; the serving node's `Delivered`
     /// follows a first legal `Issued`.
-    fn add_event(&self, p: &mut Pending, from: Option<Code>, e: Event) -> Result<()> {
+    fn add_event(&self, p: &mut Pending, from: Option<Code>, sealed: Sealed) -> Result<()> {
+        let Sealed {
+            event: e,
+            body,
+            seal,
+        } = sealed;
         let key = e.ticket.clone();
         if p.ids.contains(&e.id) {
             return Ok(());
@@ -975,12 +1142,8 @@ impl Ledger {
             top: route.top,
             event: e.clone(),
         };
-        p.ws.put(
-            TreeId::TicketLog,
-            p.head.to_be_bytes(),
-            encode_json(TLOG_V1, &logged),
-        );
-        p.logged.push(Arc::new(LogEntry::new(logged)));
+        // Stored when the batch commits: events created here are sealed together first.
+        p.logged.push(LogEntry { logged, body, seal });
         p.ws.put(
             TreeId::TicketEvents,
             event_key(&key, e.id),
@@ -1005,7 +1168,7 @@ impl Ledger {
                 unix_ms_now(),
                 EventKind::Delivered { at: self.division },
             );
-            self.add_event(p, None, d)?;
+            self.add_event(p, None, Sealed::new(d))?;
         }
         Ok(())
     }
@@ -1099,7 +1262,7 @@ impl Ledger {
                 p.seq = p.seq.max(built.seq);
                 p.clock = p.clock.max(built.clock);
                 for e in std::mem::take(&mut chunk) {
-                    self.add_event(&mut p, None, e)?;
+                    self.add_event(&mut p, None, Sealed::new(e))?;
                 }
                 last = self.commit_pending(p, today)?.or(last);
             }
@@ -1215,11 +1378,18 @@ impl Ledger {
             META_TICKET_AS_OF,
             as_of.to_string().into_bytes(),
         );
+        self.seal_own(&mut p.logged);
+        for e in &p.logged {
+            p.ws.put(TreeId::TicketLog, e.logged.pos.to_be_bytes(), e.encode());
+        }
+        for (fp, der) in std::mem::take(&mut p.certs) {
+            p.ws.put(TreeId::Certs, fp, der);
+        }
         self.store.commit(p.ws)?;
         if !p.logged.is_empty() {
             // In position order: commits are serialised by the write lock held here.
             let mut cache = self.ticket_cache.lock().unwrap_or_else(|p| p.into_inner());
-            cache.extend(p.logged);
+            cache.extend(p.logged.into_iter().map(Arc::new));
             while cache.len() > CACHE_ENTRIES {
                 cache.pop_front();
             }

@@ -73,6 +73,14 @@ impl Caller {
         }
     }
 
+    /// The relay's name when the caller is a relay.
+    pub fn relay_name(&self) -> Option<&str> {
+        match self.identity() {
+            Some(Identity::Relay { name }) => Some(name),
+            _ => None,
+        }
+    }
+
     /// The caller's identity (`None` on an insecure node).
     pub fn identity(&self) -> Option<&Identity> {
         self.cert.as_ref().map(|c| &c.identity)
@@ -160,8 +168,11 @@ impl Caller {
     }
 
     /// The division a link's peer is, given the division its `Hello` claims: on a secure node
-    /// the certificate must be a node certificate of exactly that division.
-    pub fn link_division(&self, claimed: Code, what: &str) -> Result<Code, Status> {
+    /// the certificate must be a node certificate of exactly that division, or a relay's when
+    /// the Hello was signed by that division's node certificate (`signed`: checked by
+    /// [`super::envelope::Seals::hello_signer`]; every later envelope is checked the same way,
+    /// so a relay carries the child's traffic but cannot speak for it).
+    pub fn link_division(&self, claimed: Code, what: &str, signed: bool) -> Result<Code, Status> {
         match self.identity() {
             None => Ok(claimed),
             Some(Identity::Node { division }) if *division == claimed => Ok(claimed),
@@ -169,12 +180,10 @@ impl Caller {
                 what,
                 &format!("the certificate is node {division}, but its Hello claims {claimed}"),
             )),
+            Some(Identity::Relay { .. }) if signed => Ok(claimed),
             Some(Identity::Relay { name }) => Err(self.deny(
                 what,
-                &format!(
-                    "relay {name}: links through a relay need signed envelopes, which this node \
-                     does not accept yet"
-                ),
+                &format!("relay {name} forwards a Hello of {claimed} that is not signed"),
             )),
             Some(other) => Err(self.deny(
                 what,

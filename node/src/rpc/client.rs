@@ -30,6 +30,9 @@ pub struct NodeStatus {
     pub children: Vec<ChildReport>,
     /// Names of the node and its children, as far as the node knows them.
     pub names: crate::division::Registry,
+    /// Set when the node is a relay: its certificate name (`division` is then the parent
+    /// it relays to, and each child carries its custody).
+    pub relay: Option<String>,
 }
 
 fn name_into(names: &mut crate::division::Registry, code: Code, name: &str) {
@@ -95,6 +98,12 @@ pub async fn fetch_status(
                 ticket_backlog_up: c.ticket_backlog_up,
                 ticket_acked_down: c.ticket_acked_down,
                 ticket_backlog_down: c.ticket_backlog_down,
+                via_relay: (!c.via_relay.is_empty()).then(|| c.via_relay.clone()),
+                custody: (!r.relay.is_empty()).then_some(super::Custody {
+                    up: c.custody_up,
+                    down: c.custody_down,
+                    parent_connected: c.parent_connected,
+                }),
             })
         })
         .collect::<Result<Vec<_>, String>>()?;
@@ -105,6 +114,7 @@ pub async fn fetch_status(
         head: r.head,
         ticket_head: r.ticket_head,
         silent_child_secs: r.silent_child_secs,
+        relay: (!r.relay.is_empty()).then(|| r.relay.clone()),
         uplink: UplinkState {
             parent: (!up.parent.is_empty()).then_some(up.parent),
             connected: up.connected,

@@ -9,6 +9,7 @@
 
 pub mod identity;
 pub mod pki;
+pub mod sign;
 pub mod tls;
 
 pub use identity::{CertInfo, Identity, Role};

@@ -103,11 +103,11 @@ pub enum TlsError {
 /// rustls 0.23.48 deprecates it for lacking post-quantum key exchange; X25519/P-256 are what
 /// the province's clients (grpcurl, grpcio) speak today.
 #[allow(deprecated)]
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+pub(super) fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-fn file_err(what: &'static str, path: &Path, message: impl ToString) -> TlsError {
+pub(super) fn file_err(what: &'static str, path: &Path, message: impl ToString) -> TlsError {
     TlsError::File {
         what,
         path: path.to_owned(),
@@ -125,7 +125,10 @@ struct Material {
     own: CertInfo,
 }
 
-fn read_certs(what: &'static str, path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+pub(super) fn read_certs(
+    what: &'static str,
+    path: &Path,
+) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let certs = CertificateDer::pem_file_iter(path)
         .map_err(|e| file_err(what, path, e))?
         .collect::<Result<Vec<_>, _>>()

@@ -97,8 +97,16 @@ fn backlog_up_counts_what_goes_to_the_parent_but_not_what_came_from_it() {
         kind: EventKind::Issued(ticket("61", id, "610102")),
     };
     // From the parent: each issue (not sent back) and the county's delivery (sent up).
-    l.receive_tickets(c("6101"), vec![issue(1, "a"), issue(2, "b")], 0)
-        .expect("receive");
+    l.receive_tickets(
+        c("6101"),
+        vec![issue(1, "a"), issue(2, "b")]
+            .into_iter()
+            .map(crate::tickets::codec::Sealed::new)
+            .collect(),
+        &[],
+        0,
+    )
+    .expect("receive");
     assert_eq!(l.ticket_head(), 4);
     assert_eq!(l.ticket_backlog_up(0).expect("backlog"), 2);
     let a = TicketKey::new(p, "a");

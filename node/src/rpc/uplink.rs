@@ -1,0 +1,271 @@
+//! The child's side of a link: [`uplink`] dials the parent (or a relay in front of it),
+//! learns where the parent's durable copy ends (`Welcome`), streams the change log from
+//! there in sweeps (invariant 12), sends and receives ticket events, and sends a signed
+//! heartbeat `Hello` every `heartbeat_secs`.
+
+use super::*;
+
+/// What a child knows about its link to the parent.
+#[derive(Clone, Debug, Default)]
+pub struct UplinkState {
+    /// The parent's endpoint (none at the top of the tree).
+    pub parent: Option<String>,
+    /// Connected now.
+    pub connected: bool,
+    /// Highest log position the parent acked.
+    pub acked: u64,
+    /// Blocks changed after the delivered floor (as of the last heartbeat).
+    pub backlog: u64,
+    /// Highest own ticket-log position the parent has made durable (from its `Welcome` and
+    /// `TicketAck`s; 0 before the first `Welcome`).
+    pub ticket_acked: u64,
+    /// Own ticket events after `ticket_acked` that go to the parent (as of the last heartbeat;
+    /// `Status` counts them when asked).
+    pub ticket_backlog: u64,
+    /// Last error, if the link is down.
+    pub last_error: Option<String>,
+    /// Links established since start (a Welcome received).
+    pub links: u64,
+}
+
+/// Keep `ledger`'s change log flowing to `parent` until `shutdown` turns true: reconnects
+/// with backoff, resumes from the parent's durable position.
+pub async fn uplink(
+    ledger: Arc<Ledger>,
+    parent: String,
+    cfg: SyncConfig,
+    tls: Option<TlsFiles>,
+    seals: Arc<Seals>,
+    state: Arc<Mutex<UplinkState>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    state.lock().unwrap_or_else(|p| p.into_inner()).parent = Some(parent.clone());
+    let mut delay = cfg.reconnect();
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        let links_before = state.lock().unwrap_or_else(|p| p.into_inner()).links;
+        let up = Uplink {
+            ledger: &ledger,
+            parent: &parent,
+            cfg: &cfg,
+            tls: tls.as_ref(),
+            seals: &seals,
+        };
+        match run_uplink(up, &state, &mut shutdown).await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(%parent, cause = %e, "link to parent down; retrying");
+                let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+                s.connected = false;
+                s.last_error = Some(e.to_string());
+                // A link that was up: the next failure starts the backoff over.
+                if s.links != links_before {
+                    delay = cfg.reconnect();
+                }
+            }
+        }
+        // Jitter (±25 %) so that counties cut off together do not all redial at once.
+        let jitter = 0.75 + 0.5 * rand::random::<f64>();
+        tokio::select! {
+            _ = tokio::time::sleep(delay.mul_f64(jitter)) => {}
+            _ = shutdown.changed() => return,
+        }
+        delay = (delay * 2).min(Duration::from_secs(30));
+    }
+}
+
+/// What one dial of the uplink works with.
+struct Uplink<'a> {
+    ledger: &'a Arc<Ledger>,
+    parent: &'a str,
+    cfg: &'a SyncConfig,
+    tls: Option<&'a TlsFiles>,
+    seals: &'a Arc<Seals>,
+}
+
+async fn run_uplink(
+    up: Uplink<'_>,
+    state: &Arc<Mutex<UplinkState>>,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let Uplink {
+        ledger,
+        parent,
+        cfg,
+        tls,
+        seals,
+    } = up;
+    let me = ledger.division();
+    // The files are read at every dial, so a renewed certificate or a new CRL is taken up.
+    let tls = tls.map(ClientTls::load).transpose()?;
+    let channel = tls::channel(
+        parent,
+        tls.as_ref(),
+        Expect::ParentOf(me),
+        cfg.connect_timeout(),
+        None,
+    )
+    .await?;
+    let mut client = pb::sync_client::SyncClient::new(channel);
+    let (tx, rx) = mpsc::channel::<pb::Envelope>(WINDOW as usize);
+    let hello = pb::Hello {
+        division: me.to_string(),
+        head: ledger.durable_seq(),
+        software: SOFTWARE.to_string(),
+        backlog: 0,
+        ticket_backlog: 0,
+        certificate: seals.certificate(),
+        sent_unix_ms: crate::ledger::unix_ms_now(),
+    };
+    tx.send(seals.envelope(me, 0, Payload::Hello(hello)))
+        .await?;
+    // A parent that accepts the connection and then stalls must not hold the link forever:
+    // the stream's opening and the Welcome each get the connect timeout.
+    let stalled = || {
+        format!(
+            "the parent accepted the connection but did not answer within {:.1} s",
+            cfg.connect_timeout().as_secs_f64()
+        )
+    };
+    let mut inbound =
+        tokio::time::timeout(cfg.connect_timeout(), client.link(ReceiverStream::new(rx)))
+            .await
+            .map_err(|_| stalled())??
+            .into_inner();
+    let first = tokio::time::timeout(cfg.connect_timeout(), inbound.message())
+        .await
+        .map_err(|_| stalled())??;
+    let welcome = match first.and_then(|e| e.payload) {
+        Some(Payload::Welcome(w)) => w,
+        _ => return Err("the parent did not answer Hello with Welcome".into()),
+    };
+    // Sweep state: `floor` = everything changed at or before it is delivered; `pos` = read up to.
+    // A sweep interrupted by a crash or a cut continues where the parent's durable copy ends.
+    let (mut floor, mut pos) = (welcome.acked, welcome.resume_pos.max(welcome.acked));
+    let (acked_tx, mut acked_rx) = watch::channel(welcome.acked);
+    let parent_div = Code::parse(&welcome.division)
+        .map_err(|e| format!("the parent's Welcome names no division: {e}"))?;
+    if me.parent() != Some(parent_div) {
+        return Err(format!("{parent} is division {parent_div}, not the parent of {me}").into());
+    }
+    // Ticket events for the parent flow up from where the parent's durable copy ends.
+    let (up_acked_tx, up_acked_rx) = watch::channel(welcome.ticket_acked);
+    let ticket_cursor = up_acked_tx.subscribe();
+    let up_tickets = tokio::spawn(send_tickets(
+        ledger.clone(),
+        parent_div,
+        welcome.ticket_acked,
+        Out::Up(tx.clone()),
+        up_acked_rx,
+        seals.clone(),
+    ));
+    {
+        let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+        s.connected = true;
+        s.acked = welcome.acked;
+        s.ticket_acked = welcome.ticket_acked;
+        s.last_error = None;
+        s.links += 1;
+    }
+    tracing::info!(%parent, floor, resume_from = pos, "linked to parent");
+    let st = state.clone();
+    let (l, ack_out, sl) = (ledger.clone(), tx.clone(), seals.clone());
+    let reader = tokio::spawn(async move {
+        while let Some(env) = inbound.message().await? {
+            match env.payload {
+                Some(Payload::Ack(a)) => {
+                    st.lock().unwrap_or_else(|p| p.into_inner()).acked = a.seq;
+                    let _ = acked_tx.send(a.seq);
+                }
+                Some(Payload::TicketAck(a)) => {
+                    up_acked_tx.send_modify(|v| *v = (*v).max(a.upto));
+                    let mut s = st.lock().unwrap_or_else(|p| p.into_inner());
+                    s.ticket_acked = s.ticket_acked.max(a.upto);
+                }
+                Some(Payload::Tickets(batch)) => {
+                    // Persist before acking: the parent resends from its cursor otherwise.
+                    let upto = batch.upto;
+                    receive_tickets(&l, &sl, parent_div, batch, 0).await?;
+                    let ack = Payload::TicketAck(pb::TicketAck { upto });
+                    if ack_out.send(envelope(me, 0, ack)).await.is_err() {
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok::<(), Status>(())
+    });
+    let mut sent_batches: std::collections::VecDeque<u64> = Default::default();
+    // Send the first heartbeat (with the backlog) right away.
+    let mut last_heartbeat: Option<tokio::time::Instant> = None;
+    let result = loop {
+        if reader.is_finished() {
+            break Err("the parent closed the link".into());
+        }
+        if last_heartbeat.is_none_or(|t| t.elapsed() >= cfg.heartbeat()) {
+            let l = ledger.clone();
+            let cursor = *ticket_cursor.borrow();
+            let (head, backlog, ticket_backlog) = tokio::task::spawn_blocking(move || {
+                Ok::<_, LedgerError>((
+                    l.durable_seq(),
+                    l.backlog(floor)?,
+                    l.ticket_backlog_up(cursor)?,
+                ))
+            })
+            .await??;
+            {
+                let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+                s.backlog = backlog;
+                s.ticket_backlog = ticket_backlog;
+            }
+            let hb = pb::Hello {
+                division: me.to_string(),
+                head,
+                software: SOFTWARE.to_string(),
+                backlog,
+                ticket_backlog,
+                certificate: seals.certificate(),
+                sent_unix_ms: crate::ledger::unix_ms_now(),
+            };
+            tx.send(seals.envelope(me, 0, Payload::Hello(hb))).await?;
+            last_heartbeat = Some(tokio::time::Instant::now());
+        }
+        let acked = *acked_rx.borrow();
+        while sent_batches.front().is_some_and(|s| *s <= acked) {
+            sent_batches.pop_front();
+        }
+        let changed = ledger.changed();
+        tokio::pin!(changed);
+        changed.as_mut().enable();
+        if (sent_batches.len() as u64) < WINDOW {
+            let l = ledger.clone();
+            let limit = cfg.batch_blocks;
+            let step = tokio::task::spawn_blocking(move || l.sweep(floor, pos, limit)).await??;
+            let new_floor = if step.complete { step.pos } else { floor };
+            if step.pos > pos || new_floor > floor {
+                let batch = pb::CellBatch {
+                    cells: step.cells.iter().map(|(k, v)| cell_to_pb(k, v)).collect(),
+                    floor: new_floor,
+                };
+                tx.send(seals.envelope(me, step.pos, Payload::Cells(batch)))
+                    .await?;
+                sent_batches.push_back(step.pos);
+                pos = step.pos;
+                floor = new_floor;
+                continue;
+            }
+        }
+        tokio::select! {
+            _ = &mut changed => {}
+            _ = acked_rx.changed() => {}
+            _ = tokio::time::sleep(cfg.heartbeat().min(Duration::from_secs(1))) => {}
+            _ = shutdown.changed() => break Ok(()),
+        }
+    };
+    reader.abort();
+    up_tickets.abort();
+    result
+}

@@ -163,7 +163,12 @@ mod tests {
 
     #[test]
     fn the_shipped_samples_parse() {
-        for (f, division) in [("province", "61"), ("city", "6101"), ("county", "610102")] {
+        for (f, division) in [
+            ("province", "61"),
+            ("city", "6101"),
+            ("county", "610102"),
+            ("county-via-relay", "610103"),
+        ] {
             let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../deploy/{f}.toml"));
             let c = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(c.division.to_string(), division);

@@ -155,12 +155,19 @@ pub fn render_status(st: &crate::rpc::NodeStatus, format: Format, now_ms: i64) -
                             "acked": c.ticket_acked_up,
                             "backlog": c.ticket_backlog_up,
                         },
+                        "via_relay": c.via_relay,
+                        "custody": c.custody.map(|k| serde_json::json!({
+                            "up": k.up,
+                            "down": k.down,
+                            "parent_connected": k.parent_connected,
+                        })),
                     })
                 })
                 .collect();
             let v = serde_json::json!({
                 "division": st.division.to_string(),
                 "name": name(st.division),
+                "relay": st.relay,
                 "software": st.software,
                 "head": st.head,
                 "ticket_head": st.ticket_head,
@@ -201,6 +208,7 @@ pub fn render_status(st: &crate::rpc::NodeStatus, format: Format, now_ms: i64) -
                 );
             }
         }
+        Format::Table if st.relay.is_some() => render_relay(st, &mut s, now_ms),
         Format::Table => {
             let _ = writeln!(
                 s,
@@ -258,7 +266,11 @@ pub fn render_status(st: &crate::rpc::NodeStatus, format: Format, now_ms: i64) -
                     s,
                     "{:<12} {:<5} {:<34} {:>10} {:>10} {:>8} {:>15} {:>15}  {:<6}  {}",
                     c.division.to_string(),
-                    if c.connected { "up" } else { "down" },
+                    match (c.connected, &c.via_relay) {
+                        (true, Some(r)) => format!("up via relay {r}"),
+                        (true, None) => "up".to_string(),
+                        (false, _) => "down".to_string(),
+                    },
                     contact_text(c.last_contact_unix_ms, now_ms),
                     c.acked,
                     c.head,
@@ -280,6 +292,74 @@ pub fn render_status(st: &crate::rpc::NodeStatus, format: Format, now_ms: i64) -
         }
     }
     s
+}
+
+/// A relay's status: its link to the parent, then per child what it holds in custody each
+/// way (envelopes stored and acked, waiting for the next hop to ack them).
+fn render_relay(st: &crate::rpc::NodeStatus, s: &mut String, now_ms: i64) {
+    let _ = writeln!(
+        s,
+        "relay {} ({}) in front of {}",
+        st.relay.as_deref().unwrap_or_default(),
+        st.software,
+        st.division
+    );
+    let _ = writeln!(
+        s,
+        "parent {}: {}{}",
+        st.uplink.parent.as_deref().unwrap_or("-"),
+        if st.uplink.connected {
+            "connected"
+        } else {
+            "DOWN"
+        },
+        st.uplink
+            .last_error
+            .as_ref()
+            .map(|e| format!(" (last error: {e})"))
+            .unwrap_or_default()
+    );
+    if st.children.is_empty() {
+        s.push_str("children: none has linked yet\n");
+        return;
+    }
+    let rows: Vec<Vec<String>> = st
+        .children
+        .iter()
+        .map(|c| {
+            let k = c.custody.unwrap_or_default();
+            vec![
+                c.division.to_string(),
+                if c.connected { "up" } else { "down" }.to_string(),
+                if k.parent_connected { "up" } else { "down" }.to_string(),
+                contact_text(c.last_contact_unix_ms, now_ms),
+                k.up.to_string(),
+                k.down.to_string(),
+            ]
+        })
+        .collect();
+    s.push_str(&table(
+        &[
+            "division",
+            "child link",
+            "parent link",
+            "last contact",
+            "custody up",
+            "custody down",
+        ],
+        &rows,
+    ));
+    let held: u64 = st
+        .children
+        .iter()
+        .filter_map(|c| c.custody)
+        .map(|k| k.up + k.down)
+        .sum();
+    let _ = writeln!(
+        s,
+        "custody = envelopes stored here and acked to the sender, waiting for the next hop \
+         ({held} in all)"
+    );
 }
 
 /// Terminal width of a string: CJK and other wide characters take two columns.

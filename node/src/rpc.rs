@@ -623,13 +623,10 @@ async fn serve_link(
                 return Err(Status::unavailable("the parent is shutting down; reconnect later"));
             }
         };
-        let Some(env) = next else { break };
-        let signed = matches!(
-            env.payload,
-            Some(Payload::Cells(_) | Payload::Tickets(_) | Payload::Hello(_))
-        );
+        let Some(mut env) = next else { break };
+        let signed = matches!(env.payload, Some(Payload::Cells(_) | Payload::Hello(_)));
         if let (true, Some(s)) = (signed, &signer) {
-            envelope::verify_envelope(&env, s).map_err(Refusal::status)?;
+            envelope::verify_envelope(&mut env, s).map_err(Refusal::status)?;
         }
         match env.payload {
             Some(Payload::Cells(batch)) => {
@@ -791,7 +788,7 @@ async fn send_tickets(
                 {
                     let batch = seals.ticket_batch(&ledger, &entries, read_to);
                     if !out
-                        .send(seals.envelope(me, read_to, Payload::Tickets(batch)))
+                        .send(Seals::unsigned(me, read_to, Payload::Tickets(batch)))
                         .await
                     {
                         return Ok(());

@@ -1,7 +1,7 @@
 //! Signed envelopes and sealed ticket events on a link (issue #15 point 4).
 //!
 //! [`Seals`] is a node's signing side (its [`NodeKey`]) and checking side (a [`Verifier`] for
-//! the provincial CA). A child signs its `Hello`, `CellBatch` and `TicketBatch` envelopes; the
+//! the provincial CA). A child signs its `Hello` and `CellBatch` envelopes; the
 //! parent learns the child's certificate from the signed `Hello` (the only way to know who is
 //! behind a relay) and checks every later envelope of the link against it. Ticket events carry
 //! their creator's seal ([`crate::security::sign`]) end to end; every receiver checks it, with
@@ -77,7 +77,8 @@ impl Seals {
         self.verifier.is_some()
     }
 
-    /// An envelope from this node, signed when it has a key.
+    /// An envelope from this node, signed when it has a key (for Hello and cell batches; a
+    /// ticket batch's events carry their own seals, see [`Seals::unsigned`]).
     pub fn envelope(&self, origin: Code, seq: u64, payload: Payload) -> pb::Envelope {
         let mut e = pb::Envelope {
             origin: origin.to_string(),
@@ -89,6 +90,16 @@ impl Seals {
             e.signature = k.sign(ENVELOPE_CONTEXT, &e.encode_to_vec());
         }
         e
+    }
+
+    /// An envelope that is not signed as a whole.
+    pub fn unsigned(origin: Code, seq: u64, payload: Payload) -> pb::Envelope {
+        pb::Envelope {
+            origin: origin.to_string(),
+            seq,
+            payload: Some(payload),
+            signature: Vec::new(),
+        }
     }
 
     /// The certificate this node's Hello carries (empty on an insecure node).
@@ -139,7 +150,8 @@ impl Seals {
                 )))
             }
         }
-        verify_envelope(env, &signer)?;
+        let mut env = env.clone();
+        verify_envelope(&mut env, &signer)?;
         Ok(Some(signer))
     }
 
@@ -192,18 +204,19 @@ impl Seals {
     }
 }
 
-/// Check `env`'s signature with `signer`'s key.
-pub fn verify_envelope(env: &pb::Envelope, signer: &Signer) -> Result<(), Refusal> {
+/// Check `env`'s signature with `signer`'s key (`env` is left as it was).
+pub fn verify_envelope(env: &mut pb::Envelope, signer: &Signer) -> Result<(), Refusal> {
     if env.signature.is_empty() {
         return Err(Refusal::Forged(format!(
             "an envelope of {} (seq {}) is not signed",
             env.origin, env.seq
         )));
     }
-    let mut unsigned = env.clone();
-    unsigned.signature = Vec::new();
+    let signature = std::mem::take(&mut env.signature);
+    let signed = env.encode_to_vec();
+    env.signature = signature;
     signer
-        .verify(ENVELOPE_CONTEXT, &unsigned.encode_to_vec(), &env.signature)
+        .verify(ENVELOPE_CONTEXT, &signed, &env.signature)
         .map_err(|e| {
             Refusal::Forged(format!(
                 "an envelope of {} (seq {}) was altered or forged: {e}",
@@ -224,21 +237,10 @@ fn check_seal(
         .seal
         .as_ref()
         .ok_or_else(|| Refusal::Forged(format!("{} is not signed", what())))?;
-    let der = match offered.get(&seal.signer) {
-        Some(d) => Arc::new((*d).clone()),
-        None => ledger
-            .certificate(&seal.signer)
-            .map_err(|err| Refusal::Malformed(err.to_string()))?
-            .ok_or_else(|| {
-                Refusal::Forged(format!(
-                    "{}: the batch lacks the certificate that signed it",
-                    what()
-                ))
-            })?,
+    let signer = match v.cached(&seal.signer) {
+        Some(s) => s,
+        None => signer_of(v, ledger, offered, &seal.signer, &what)?,
     };
-    let signer = v
-        .signer(&der)
-        .map_err(|err| Refusal::Forged(format!("{}: {err}", what())))?;
     if signer.node_division() != Some(e.id.origin) {
         return Err(Refusal::Forged(format!(
             "{} was created by {} but is signed by {}",
@@ -264,4 +266,28 @@ fn check_seal(
     })?;
     v.verify_root(&signer, &root, &seal.signature)
         .map_err(|err| Refusal::Forged(format!("{} was altered or forged: {err}", what())))
+}
+
+/// The verified signer of certificate `fp`, from the batch's certificates or this node's.
+fn signer_of(
+    v: &Verifier,
+    ledger: &Ledger,
+    offered: &HashMap<Hash, &Vec<u8>>,
+    fp: &Hash,
+    what: &dyn Fn() -> String,
+) -> Result<Arc<Signer>, Refusal> {
+    let der = match offered.get(fp) {
+        Some(d) => Arc::new(d.to_vec()),
+        None => ledger
+            .certificate(fp)
+            .map_err(|err| Refusal::Malformed(err.to_string()))?
+            .ok_or_else(|| {
+                Refusal::Forged(format!(
+                    "{}: the batch lacks the certificate that signed it",
+                    what()
+                ))
+            })?,
+    };
+    v.signer(&der)
+        .map_err(|err| Refusal::Forged(format!("{}: {err}", what())))
 }

@@ -271,6 +271,15 @@ impl Verifier {
         Ok(s)
     }
 
+    /// The signer with certificate fingerprint `fp`, if verified before.
+    pub fn cached(&self, fp: &Hash) -> Option<Arc<Signer>> {
+        self.signers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(fp)
+            .cloned()
+    }
+
     /// Check the signature of a seal's root by `signer`, once per (signer, root).
     pub fn verify_root(
         &self,

@@ -152,7 +152,7 @@ fn seal_to_pb(s: &Seal) -> pb::Seal {
         signature: s.signature.clone(),
         index: s.index,
         count: s.count,
-        path: s.path.iter().map(|h| h.to_vec()).collect(),
+        path: s.path.concat(),
     }
 }
 
@@ -167,11 +167,18 @@ fn seal_from_pb(s: pb::Seal) -> Result<Seal, String> {
         signature: s.signature,
         index: s.index,
         count: s.count,
-        path: s
-            .path
-            .iter()
-            .map(|h| hash(h, "seal.path"))
-            .collect::<Result<_, _>>()?,
+        path: {
+            if !s.path.len().is_multiple_of(32) {
+                return Err(format!(
+                    "field seal.path: {} bytes, not a list of SHA-256 hashes",
+                    s.path.len()
+                ));
+            }
+            s.path
+                .chunks(32)
+                .map(|h| hash(h, "seal.path"))
+                .collect::<Result<_, _>>()?
+        },
     })
 }
 

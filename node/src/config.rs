@@ -37,6 +37,18 @@ pub struct Config {
     /// only (logged as a warning at start).
     #[serde(default)]
     pub insecure: bool,
+    /// A county node's import inbox: interchange files dropped here are imported while the
+    /// node serves, then moved to `done/` or to `rejected/` with a report (see `inbox.rs`).
+    #[serde(default)]
+    pub inbox: Option<PathBuf>,
+    /// Seconds between looks into the inbox (a file is taken once it was the same size at
+    /// two looks, so a file still being copied is left alone).
+    #[serde(default = "default_inbox_poll_secs")]
+    pub inbox_poll_secs: f64,
+}
+
+fn default_inbox_poll_secs() -> f64 {
+    2.0
 }
 
 /// Sync tuning.
@@ -145,6 +157,16 @@ impl Config {
                 return Err("insecure = true and a [tls] section: choose one".into());
             }
             _ => {}
+        }
+        if c.inbox.is_some() && c.division.level() != crate::division::Level::County {
+            return Err(format!(
+                "inbox is set, but {} is not a county: records are imported at the county node \
+                 that serves them",
+                c.division
+            ));
+        }
+        if !(c.inbox_poll_secs > 0.0 && c.inbox_poll_secs.is_finite()) {
+            return Err("inbox_poll_secs must be a positive number of seconds".into());
         }
         Ok(c)
     }

@@ -201,6 +201,19 @@ pub enum ImportError {
     },
 }
 
+impl ImportError {
+    /// The file the error is about.
+    pub fn file(&self) -> &Path {
+        match self {
+            ImportError::Io { file, .. }
+            | ImportError::UnknownKind { file }
+            | ImportError::File { file, .. }
+            | ImportError::Rows { file, .. }
+            | ImportError::Ledger { file, .. } => file,
+        }
+    }
+}
+
 /// The error of a file with bad rows: all counted, the first [`MAX_LISTED_ERRORS`] listed
 /// in line order.
 fn rows_error(path: &Path, mut errors: Vec<RowError>) -> ImportError {
@@ -1036,6 +1049,19 @@ pub fn import_files(
                     done(&r);
                     reports.push(r);
                     Ok(())
+                })
+            }
+            FileKind::Records(_) if ledger.division().level() < Level::County => {
+                write_files(ledger, &pending, today, progress, done, &mut reports).and_then(|()| {
+                    Err(ImportError::File {
+                        file: p.clone(),
+                        reason: format!(
+                            "this node serves {}, above county level: it holds its children's \
+                             replicas, and records are imported at the county node that serves \
+                             them",
+                            ledger.division()
+                        ),
+                    })
                 })
             }
             FileKind::Records(rk) => match parse_record_file(p, rk, progress) {

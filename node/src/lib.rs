@@ -30,6 +30,7 @@ pub mod division;
 pub mod domain;
 pub mod gen;
 pub mod import;
+pub mod inbox;
 pub mod ledger;
 pub mod node;
 pub mod period;

@@ -47,9 +47,16 @@ enum Command {
     /// stops at the first rejected file. Re-importing a file changes nothing; a record with a
     /// known id and new content is a correction.
     Import {
-        /// The node's data directory.
-        #[arg(long, env = "BOTTOMLINE_DATA")]
-        data: PathBuf,
+        /// The node's data directory (the node must not be running; see --addr).
+        #[arg(long, env = "BOTTOMLINE_DATA", required_unless_present = "addr")]
+        data: Option<PathBuf>,
+        /// A running county node's gRPC address (`https://host:port`): the files are sent to
+        /// it and imported while it serves (needs an operator or node certificate covering
+        /// its division: --ca/--cert/--key).
+        #[arg(long, conflicts_with_all = ["data", "division", "kind"])]
+        addr: Option<String>,
+        #[command(flatten)]
+        auth: cli_auth::ClientAuth,
         /// The node's division; required the first time a data dir is used.
         #[arg(long)]
         division: Option<Code>,
@@ -221,11 +228,42 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { config } => serve(&config),
         Command::Import {
+            addr: Some(addr),
+            auth,
+            files,
+            ..
+        } => {
+            let t = cli_auth::Target::resolve(Some(addr), None, &auth)?;
+            let rt = tokio::runtime::Runtime::new()?;
+            let r = rt
+                .block_on(bottomline::rpc::import_files(
+                    &t.addr,
+                    t.tls.as_ref(),
+                    &files,
+                ))
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            for f in &r.imported {
+                println!(
+                    "{}: {} rows: {} new, {} corrected, {} unchanged; {} statistics cells updated",
+                    f.file, f.rows, f.inserted, f.corrected, f.unchanged, f.cells_written
+                );
+            }
+            if let Some((file, error)) = r.rejected {
+                bail!(
+                    "{file} was refused by {}; nothing of it was imported:\n{error}",
+                    t.addr
+                );
+            }
+            Ok(())
+        }
+        Command::Import {
             data,
             division,
             kind,
             files,
+            ..
         } => {
+            let data = data.context("give --data DIR or --addr https://host:port")?;
             let ledger = Ledger::open_or_init(&data, division, &opts)?;
             let today = today_in_china();
             let mut last = Instant::now();

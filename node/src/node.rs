@@ -74,6 +74,16 @@ pub async fn run(
             None
         }
     };
+    // A county's inbox (created with its done/ and rejected/ before anything starts).
+    let inbox = match &config.inbox {
+        Some(dir) => Some(crate::inbox::Inbox::open(dir).map_err(|e| {
+            anyhow::anyhow!(
+                "inbox {}: cannot create it or its done/ and rejected/: {e}",
+                dir.display()
+            )
+        })?),
+        None => None,
+    };
     let crl_watch = tls.clone().map(|t| tokio::spawn(t.watch(stop_rx.clone())));
     // What this node creates is signed with its certificate's key (issue #15 point 4).
     let seals = match &config.tls {
@@ -112,6 +122,10 @@ pub async fn run(
             handle.ledger.clone(),
             tls.as_ref().map(|t| t.revoked()),
         );
+        let import = rpc::import_api::ImportService::new(
+            handle.ledger.clone(),
+            tls.as_ref().map(|t| t.revoked()),
+        );
         let incoming = tls::incoming(listener, tls.clone());
         let mut stop = stop_rx.clone();
         tokio::spawn(async move {
@@ -135,6 +149,9 @@ pub async fn run(
                 .add_service(bottomline_proto::v1::tickets_server::TicketsServer::new(
                     tickets,
                 ))
+                .add_service(bottomline_proto::v1::import_server::ImportServer::new(
+                    import,
+                ))
                 .serve_with_incoming_shutdown(incoming, async move {
                     let _ = stop.wait_for(|s| *s).await;
                 })
@@ -148,6 +165,15 @@ pub async fn run(
         stop_rx.clone(),
     ));
     let ticket_days = tokio::spawn(refresh_ticket_cells(handle.ledger.clone(), stop_rx.clone()));
+    // A county's inbox: files dropped there are imported while the node serves.
+    let inbox = inbox.map(|inbox| {
+        tokio::spawn(crate::inbox::watch(
+            handle.ledger.clone(),
+            inbox,
+            std::time::Duration::from_secs_f64(config.inbox_poll_secs),
+            stop_rx.clone(),
+        ))
+    });
     tracing::info!(division = %config.division, "node running");
     shutdown.await;
     tracing::info!("shutting down: stop accepting");
@@ -161,6 +187,10 @@ pub async fn run(
     }
     watcher.await?;
     ticket_days.await?;
+    if let Some(i) = inbox {
+        // An import under way finishes (and is filed away) before the store closes.
+        i.await?;
+    }
     if let Some(w) = crl_watch {
         w.await?;
     }

@@ -13,13 +13,16 @@
 pub mod auth;
 mod client;
 pub mod envelope;
+pub mod import_api;
 pub mod tickets_api;
 pub mod tickets_client;
 mod uplink;
 
 pub use uplink::{uplink, UplinkState};
 
-pub use client::{fetch_stats, fetch_status, NodeStatus};
+pub use client::{
+    fetch_stats, fetch_status, import_files, NodeStatus, RemoteImport, RemoteImported,
+};
 
 use std::collections::HashMap;
 use std::pin::Pin;

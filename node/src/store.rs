@@ -37,7 +37,8 @@ pub enum StoreError {
     /// Another process (usually a running node) has the data directory open.
     #[error(
         "data dir {path} is in use by another process (a running `bottomline serve` or demo?): \
-         stop it first, or query the running node with --addr"
+         talk to the running node instead — `import --addr`, `stats --addr`, or its inbox — \
+         or stop it first"
     )]
     InUse {
         /// The data directory.

@@ -183,3 +183,109 @@ pub async fn fetch_stats(
         names,
     ))
 }
+
+/// One file imported into a running node (`bottomline import --addr`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemoteImported {
+    /// The file's name.
+    pub file: String,
+    /// What it held.
+    pub kind: String,
+    /// Data rows read.
+    pub rows: u64,
+    /// New records.
+    pub inserted: u64,
+    /// Corrections.
+    pub corrected: u64,
+    /// Unchanged records.
+    pub unchanged: u64,
+    /// Statistics cells written.
+    pub cells_written: u64,
+}
+
+/// What an import into a running node did: the files imported, and the first one refused
+/// with the reason (every bad line, field and reason).
+#[derive(Clone, Debug, Default)]
+pub struct RemoteImport {
+    /// Imported, in dependency order.
+    pub imported: Vec<RemoteImported>,
+    /// The refused file and why.
+    pub rejected: Option<(String, String)>,
+}
+
+/// Pieces of a file sent per message (below gRPC's 4 MiB message limit).
+const IMPORT_CHUNK: usize = 1 << 20;
+
+/// Stream `paths` to the `Import` service of the county node at `addr`, which imports them
+/// while it serves. Each file is read in pieces while it is sent.
+pub async fn import_files(
+    addr: &str,
+    tls: Option<&ClientTls>,
+    paths: &[std::path::PathBuf],
+) -> Result<RemoteImport, BoxError> {
+    let mut named = Vec::with_capacity(paths.len());
+    for p in paths {
+        let name = p
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| format!("{}: not a file name", p.display()))?
+            .to_string();
+        named.push((p.clone(), name));
+    }
+    let channel = tls::channel(addr, tls, Expect::Any, Duration::from_secs(5), None)
+        .await
+        .map_err(|e| format!("cannot reach {addr}: {e}"))?;
+    let mut client = pb::import_client::ImportClient::new(channel);
+    let (tx, rx) = tokio::sync::mpsc::channel::<pb::ImportChunk>(4);
+    let reader = tokio::task::spawn_blocking(move || -> Result<(), String> {
+        use std::io::Read;
+        for (path, name) in named {
+            let mut f =
+                std::fs::File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let mut sent_any = false;
+            loop {
+                let mut buf = vec![0u8; IMPORT_CHUNK];
+                let n = f
+                    .read(&mut buf)
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                if n == 0 && sent_any {
+                    break;
+                }
+                buf.truncate(n);
+                let chunk = pb::ImportChunk {
+                    file_name: name.clone(),
+                    data: buf,
+                };
+                if tx.blocking_send(chunk).is_err() {
+                    return Ok(());
+                }
+                sent_any = true;
+                if n == 0 {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    });
+    let reply = client
+        .import(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await;
+    reader.await.map_err(|e| e.to_string())??;
+    let r = reply?.into_inner();
+    Ok(RemoteImport {
+        imported: r
+            .files
+            .into_iter()
+            .map(|f| RemoteImported {
+                file: f.file_name,
+                kind: f.kind,
+                rows: f.rows,
+                inserted: f.inserted,
+                corrected: f.corrected,
+                unchanged: f.unchanged,
+                cells_written: f.cells_written,
+            })
+            .collect(),
+        rejected: (!r.rejected_file.is_empty()).then_some((r.rejected_file, r.error)),
+    })
+}

@@ -40,7 +40,7 @@ pub async fn start(
     listen: bool,
     sync: &str,
 ) -> Running {
-    start_with(dir, division, parent, listen, sync, None).await
+    start_with(dir, division, parent, listen, sync, None, "").await
 }
 
 /// [`start`] over mTLS: the node's certificate from the test CA in `dir/pki` (made on first
@@ -57,7 +57,24 @@ pub async fn start_secure(
         dir,
         &bottomline::security::Identity::Node { division: code },
     );
-    start_with(dir, division, parent, listen, sync, Some(&files)).await
+    start_with(dir, division, parent, listen, sync, Some(&files), "").await
+}
+
+/// [`start_secure`] with more top-level config keys (e.g. `inbox = "…"`).
+pub async fn start_secure_with(
+    dir: &Path,
+    division: &str,
+    parent: Option<&str>,
+    listen: bool,
+    sync: &str,
+    top: &str,
+) -> Running {
+    let code = bottomline::division::Code::parse(division).expect("division");
+    let files = tls_files(
+        dir,
+        &bottomline::security::Identity::Node { division: code },
+    );
+    start_with(dir, division, parent, listen, sync, Some(&files), top).await
 }
 
 /// The files of `identity`'s certificate from the test CA in `dir/pki` (CA and certificate
@@ -78,6 +95,7 @@ async fn start_with(
     listen: bool,
     sync: &str,
     tls: Option<&bottomline::security::tls::TlsFiles>,
+    extra_top: &str,
 ) -> Running {
     let data = dir.join(division);
     let mut toml = format!(
@@ -95,7 +113,7 @@ async fn start_with(
         }
     }
     // Top-level keys go before the [tls] table.
-    let mut top = String::new();
+    let mut top = extra_top.to_string();
     if let Some(p) = parent {
         top.push_str(&format!("parent = \"{p}\"\n"));
     }

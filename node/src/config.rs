@@ -66,6 +66,9 @@ pub struct SyncConfig {
     /// Seconds between heartbeats a child sends on an open link (head and backlog), so that
     /// a stalled link shows up as a silent child.
     pub heartbeat_secs: f64,
+    /// A child with something to deliver (cells or ticket events) whose delivered position
+    /// has not moved for longer than this is reported STALLED, whatever heartbeats arrive.
+    pub stalled_child_secs: f64,
 }
 
 impl Default for SyncConfig {
@@ -76,6 +79,7 @@ impl Default for SyncConfig {
             connect_timeout_secs: 5.0,
             silent_child_secs: 600,
             heartbeat_secs: 5.0,
+            stalled_child_secs: 300.0,
         }
     }
 }
@@ -92,6 +96,10 @@ impl SyncConfig {
     /// When a quiet child counts as silent.
     pub fn silent_after(&self) -> Duration {
         Duration::from_secs(self.silent_child_secs)
+    }
+    /// When a child with a backlog and no progress counts as stalled.
+    pub fn stalled_after(&self) -> Duration {
+        Duration::from_secs_f64(self.stalled_child_secs.max(0.05))
     }
     /// Connection timeout.
     pub fn connect_timeout(&self) -> Duration {

@@ -102,7 +102,7 @@ enum Command {
     },
     /// Show a running node's links: its uplink, and per child the last contact, the acked
     /// position, the backlog, the ticket link both ways (acked position/events waiting) and a
-    /// SILENT warning. Exits with status 1 when a child is silent.
+    /// SILENT or STALLED warning. Exits with status 1 when a child is silent or stalled.
     Status {
         /// The node's gRPC address (`https://host:port`).
         #[arg(long, required_unless_present = "config")]
@@ -385,6 +385,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let silent = st.children.iter().filter(|c| c.silent).count();
             if silent > 0 {
                 bail!("{silent} child(ren) of {} silent", st.division);
+            }
+            let stalled = st.children.iter().filter(|c| c.stalled).count();
+            if stalled > 0 {
+                bail!("{stalled} child link(s) of {} stalled", st.division);
             }
             Ok(())
         }

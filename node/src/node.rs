@@ -113,7 +113,7 @@ pub async fn run(
             handle.ledger.clone(),
             handle.children.clone(),
             handle.uplink.clone(),
-            config.sync.silent_after(),
+            &config.sync,
             stop_rx.clone(),
             tls.as_ref().map(|t| t.revoked()),
             seals.clone(),
@@ -145,13 +145,21 @@ pub async fn run(
                 .add_service(health_service)
                 .add_service(reflection)
                 .add_service(reflection_alpha)
-                .add_service(bottomline_proto::v1::sync_server::SyncServer::new(svc))
-                .add_service(bottomline_proto::v1::tickets_server::TicketsServer::new(
-                    tickets,
-                ))
-                .add_service(bottomline_proto::v1::import_server::ImportServer::new(
-                    import,
-                ))
+                .add_service(
+                    bottomline_proto::v1::sync_server::SyncServer::new(svc)
+                        .max_decoding_message_size(rpc::MESSAGE_LIMIT)
+                        .max_encoding_message_size(rpc::MESSAGE_LIMIT),
+                )
+                .add_service(
+                    bottomline_proto::v1::tickets_server::TicketsServer::new(tickets)
+                        .max_decoding_message_size(rpc::MESSAGE_LIMIT)
+                        .max_encoding_message_size(rpc::MESSAGE_LIMIT),
+                )
+                .add_service(
+                    bottomline_proto::v1::import_server::ImportServer::new(import)
+                        .max_decoding_message_size(rpc::MESSAGE_LIMIT)
+                        .max_encoding_message_size(rpc::MESSAGE_LIMIT),
+                )
                 .serve_with_incoming_shutdown(incoming, async move {
                     let _ = stop.wait_for(|s| *s).await;
                 })
@@ -162,6 +170,7 @@ pub async fn run(
     let watcher = tokio::spawn(watch_silent_children(
         handle.clone(),
         config.sync.silent_after(),
+        config.sync.stalled_after(),
         stop_rx.clone(),
     ));
     let ticket_days = tokio::spawn(refresh_ticket_cells(handle.ledger.clone(), stop_rx.clone()));
@@ -226,8 +235,10 @@ async fn refresh_ticket_cells(ledger: std::sync::Arc<Ledger>, mut stop: watch::R
 async fn watch_silent_children(
     handle: NodeHandle,
     silent_after: std::time::Duration,
+    stalled_after: std::time::Duration,
     mut stop: watch::Receiver<bool>,
 ) {
+    let mut stalled: std::collections::BTreeSet<crate::division::Code> = Default::default();
     let every = (silent_after / 4).clamp(
         std::time::Duration::from_millis(100),
         std::time::Duration::from_secs(30),
@@ -240,18 +251,41 @@ async fn watch_silent_children(
         }
         let (ledger, children) = (handle.ledger.clone(), handle.children.clone());
         let known = silent.clone();
+        let known_stalled = stalled.clone();
         // The ticket backlogs (a pass over the ticket log) only for children turning silent.
         let reports = tokio::task::spawn_blocking(move || {
-            let mut reports = rpc::child_reports(&ledger, &children, silent_after)?;
+            let mut reports = rpc::child_reports(&ledger, &children, silent_after, stalled_after)?;
+            // Children turning stalled or moving again: logged below.
+            let turning_stalled: Vec<_> = reports
+                .iter()
+                .filter(|r| r.stalled != known_stalled.contains(&r.division))
+                .cloned()
+                .collect();
             reports.retain(|r| r.silent != known.contains(&r.division));
             let mut turning: Vec<_> = reports.iter().filter(|r| r.silent).cloned().collect();
             rpc::fill_ticket_backlogs(&ledger, &mut turning)?;
             reports.retain(|r| !r.silent);
             reports.extend(turning);
-            Ok::<_, crate::ledger::LedgerError>(reports)
+            Ok::<_, crate::ledger::LedgerError>((reports, turning_stalled))
         })
         .await;
-        let Ok(Ok(reports)) = reports else { continue };
+        let Ok(Ok((reports, turning_stalled))) = reports else {
+            continue;
+        };
+        for r in turning_stalled {
+            if r.stalled && stalled.insert(r.division) {
+                tracing::warn!(
+                    child = %r.division,
+                    acked = r.acked,
+                    backlog = r.backlog,
+                    ticket_events_waiting_up = r.ticket_backlog_up,
+                    "child link STALLED: it has something to deliver and nothing moved for {:.0} s",
+                    stalled_after.as_secs_f64()
+                );
+            } else if !r.stalled && stalled.remove(&r.division) {
+                tracing::info!(child = %r.division, "child link moving again");
+            }
+        }
         for r in reports {
             if r.silent && silent.insert(r.division) {
                 tracing::warn!(

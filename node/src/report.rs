@@ -147,6 +147,7 @@ pub fn render_status(st: &crate::rpc::NodeStatus, format: Format, now_ms: i64) -
                         "head": c.head,
                         "backlog": c.backlog,
                         "silent": c.silent,
+                        "stalled": c.stalled,
                         "tickets_down": {
                             "acked": c.ticket_acked_down,
                             "backlog": c.ticket_backlog_down,
@@ -277,7 +278,11 @@ pub fn render_status(st: &crate::rpc::NodeStatus, format: Format, now_ms: i64) -
                     c.backlog,
                     format!("{}/{}", c.ticket_acked_down, c.ticket_backlog_down),
                     format!("{}/{}", c.ticket_acked_up, c.ticket_backlog_up),
-                    if c.silent { "SILENT" } else { "ok" },
+                    match (c.silent, c.stalled) {
+                        (true, _) => "SILENT",
+                        (false, true) => "STALLED",
+                        _ => "ok",
+                    },
                     name(c.division)
                 );
             }
@@ -287,6 +292,19 @@ pub fn render_status(st: &crate::rpc::NodeStatus, format: Format, now_ms: i64) -
                     s,
                     "WARNING: {silent} child(ren) silent for longer than {} s",
                     st.silent_child_secs
+                );
+            }
+            let stalled = st
+                .children
+                .iter()
+                .filter(|c| c.stalled && !c.silent)
+                .count();
+            if stalled > 0 {
+                let _ = writeln!(
+                    s,
+                    "WARNING: {stalled} child link(s) STALLED: something to deliver, nothing \
+                     delivered for longer than {:.0} s",
+                    st.stalled_child_secs
                 );
             }
         }

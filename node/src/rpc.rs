@@ -63,6 +63,9 @@ pub struct ChildState {
     pub connected: bool,
     /// The relay the open (or last) link passes through, by its certificate name.
     pub via_relay: Option<String>,
+    /// When the child's delivered position (cells or ticket events) last moved here, or when
+    /// it was first heard from.
+    pub progress_at: Option<SystemTime>,
 }
 
 /// Children's link states, shared between the service and status reporting.
@@ -74,6 +77,7 @@ pub struct SyncService {
     children: Children,
     uplink: Arc<Mutex<UplinkState>>,
     silent_after: Duration,
+    stalled_after: Duration,
     stop: watch::Receiver<bool>,
     /// Revoked certificate serials (mTLS); `None` on an insecure node.
     revoked: Option<watch::Receiver<Revoked>>,
@@ -83,7 +87,7 @@ pub struct SyncService {
 
 impl SyncService {
     /// Serve `ledger`, recording link states in `children`; `uplink` is this node's own link
-    /// state (reported by `Status`), `silent_after` when a quiet child counts as silent.
+    /// state (reported by `Status`), `sync` says when a quiet child counts as silent and a child that does not move as stalled.
     /// When `stop` turns true every open link finishes the batch it is applying and ends, so
     /// that the server's graceful shutdown is not held open by children's long-lived streams.
     /// `revoked` (mTLS nodes) publishes the revoked serials: a link whose certificate is
@@ -93,7 +97,7 @@ impl SyncService {
         ledger: Arc<Ledger>,
         children: Children,
         uplink: Arc<Mutex<UplinkState>>,
-        silent_after: Duration,
+        sync: &SyncConfig,
         stop: watch::Receiver<bool>,
         revoked: Option<watch::Receiver<Revoked>>,
         seals: Arc<Seals>,
@@ -102,7 +106,8 @@ impl SyncService {
             ledger,
             children,
             uplink,
-            silent_after,
+            silent_after: sync.silent_after(),
+            stalled_after: sync.stalled_after(),
             stop,
             revoked,
             seals,
@@ -142,6 +147,9 @@ pub struct ChildReport {
     pub ticket_backlog_down: u64,
     /// The relay the child's link passes through (its certificate name), if any.
     pub via_relay: Option<String>,
+    /// It has something to deliver and its delivered position has not moved for longer than
+    /// the configured limit, whatever heartbeats arrive.
+    pub stalled: bool,
     /// What a relay holds for this child (only in a relay's status).
     pub custody: Option<Custody>,
 }
@@ -172,6 +180,7 @@ impl ChildReport {
             ticket_acked_down: 0,
             ticket_backlog_down: 0,
             via_relay: None,
+            stalled: false,
             custody: None,
         }
     }
@@ -185,7 +194,10 @@ pub fn child_reports(
     ledger: &Ledger,
     children: &Children,
     silent_after: Duration,
+    stalled_after: Duration,
 ) -> Result<Vec<ChildReport>, LedgerError> {
+    let stalled_ms = stalled_after.as_millis() as i64;
+    let mut progress: std::collections::BTreeMap<Code, i64> = Default::default();
     let mut out: std::collections::BTreeMap<Code, ChildReport> = Default::default();
     for k in ledger.known_children()? {
         out.insert(
@@ -213,6 +225,12 @@ pub fn child_reports(
         r.head = r.head.max(st.head);
         r.backlog = st.backlog;
         r.via_relay = st.via_relay;
+        if let Some(t) = st.progress_at {
+            let ms = t
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64);
+            progress.insert(code, ms);
+        }
     }
     let now = crate::ledger::unix_ms_now();
     let limit = silent_after.as_millis() as i64;
@@ -220,6 +238,10 @@ pub fn child_reports(
         r.ticket_acked_up = ledger.ticket_up_acked(r.division)?;
         r.ticket_acked_down = ledger.ticket_down_acked(r.division)?;
         r.silent = r.last_contact_unix_ms == 0 || now - r.last_contact_unix_ms > limit;
+        r.stalled = (r.backlog > 0 || r.ticket_backlog_up > 0)
+            && progress
+                .get(&r.division)
+                .is_some_and(|t| now - t > stalled_ms);
     }
     Ok(out.into_values().collect())
 }
@@ -373,6 +395,8 @@ impl pb::sync_server::Sync for SyncService {
             st.ticket_backlog = hello.ticket_backlog;
             st.connected = true;
             st.via_relay = via_relay;
+            // Counted from the first contact: reconnecting does not reset a stall.
+            st.progress_at.get_or_insert_with(SystemTime::now);
         }
         let (tx, rx) = mpsc::channel(16);
         let (ticket_acked, down_acked) = (
@@ -404,7 +428,7 @@ impl pb::sync_server::Sync for SyncService {
         let seals = self.seals.clone();
         // Ticket events for the child's subtree flow down from where the child acked.
         let (down_tx, down_rx) = watch::channel(down_acked);
-        let down = tokio::spawn(send_tickets(
+        let mut down = tokio::spawn(send_tickets(
             ledger.clone(),
             child,
             down_acked,
@@ -421,6 +445,13 @@ impl pb::sync_server::Sync for SyncService {
                     "keep a link open",
                     "the certificate was revoked while the link was open",
                 )),
+                // The sender of ticket events down must not fail unseen: the link ends with
+                // its cause, and the child's redial starts a new one.
+                r = &mut down => Err(match r {
+                    Ok(Ok(())) => Status::unavailable("the ticket sender stopped; reconnect"),
+                    Ok(Err(e)) => Status::internal(format!("sending ticket events to {child} failed: {e}; reconnect")),
+                    Err(e) => Status::internal(format!("the ticket sender to {child} failed: {e}; reconnect")),
+                }),
             };
             down.abort();
             if let Err(e) = &result {
@@ -445,7 +476,7 @@ impl pb::sync_server::Sync for SyncService {
             .may_see_node(self.ledger.division(), "read the node's status")?;
         let ledger = self.ledger.clone();
         let children = self.children.clone();
-        let silent_after = self.silent_after;
+        let (silent_after, stalled_after) = (self.silent_after, self.stalled_after);
         let mut up = self
             .uplink
             .lock()
@@ -455,7 +486,7 @@ impl pb::sync_server::Sync for SyncService {
         // now (the heartbeat's count may be older, and there is none while the link is down).
         let up_cursor = (up.links > 0).then_some(up.ticket_acked);
         let (reports, up_backlog) = tokio::task::spawn_blocking(move || {
-            let mut reports = child_reports(&ledger, &children, silent_after)?;
+            let mut reports = child_reports(&ledger, &children, silent_after, stalled_after)?;
             fill_ticket_backlogs(&ledger, &mut reports)?;
             let up_backlog = up_cursor.map(|c| ledger.ticket_backlog_up(c)).transpose()?;
             Ok::<_, LedgerError>((reports, up_backlog))
@@ -488,6 +519,7 @@ impl pb::sync_server::Sync for SyncService {
                     ticket_acked_down: r.ticket_acked_down,
                     ticket_backlog_down: r.ticket_backlog_down,
                     via_relay: r.via_relay.unwrap_or_default(),
+                    stalled: r.stalled,
                     custody_up: 0,
                     custody_down: 0,
                     parent_connected: false,
@@ -503,6 +535,7 @@ impl pb::sync_server::Sync for SyncService {
                 ticket_backlog: up.ticket_backlog,
             }),
             silent_child_secs: self.silent_after.as_secs(),
+            stalled_child_secs: self.stalled_after.as_secs_f64(),
             software: SOFTWARE.to_string(),
             ticket_head: self.ledger.ticket_head(),
             relay: String::new(),
@@ -640,6 +673,7 @@ async fn serve_link(
                         applied_floor = applied.0, applied_pos = applied.1,
                         "replayed envelope: a cell batch already applied; nothing changes");
                 }
+                let applied_pos_before = applied.1;
                 applied = (applied.0.max(upto), applied.1.max(pos));
                 let cells = batch
                     .cells
@@ -659,6 +693,9 @@ async fn serve_link(
                     let mut c = children.lock().unwrap_or_else(|p| p.into_inner());
                     let st = c.entry(child).or_default();
                     st.last_contact = Some(SystemTime::now());
+                    if upto > st.acked || pos > applied_pos_before {
+                        st.progress_at = Some(SystemTime::now());
+                    }
                     st.acked = st.acked.max(upto);
                     st.head = st.head.max(upto);
                 }
@@ -677,12 +714,13 @@ async fn serve_link(
             Some(Payload::Tickets(batch)) => {
                 let upto = batch.upto;
                 receive_tickets(ledger, seals, child, batch, upto).await?;
-                children
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .entry(child)
-                    .or_default()
-                    .last_contact = Some(SystemTime::now());
+                {
+                    let mut c = children.lock().unwrap_or_else(|p| p.into_inner());
+                    let st = c.entry(child).or_default();
+                    st.last_contact = Some(SystemTime::now());
+                    // Ticket events delivered: progress (the stored cursor moved).
+                    st.progress_at = Some(SystemTime::now());
+                }
                 let ack = Payload::TicketAck(pb::TicketAck { upto });
                 if tx.send(Ok(envelope(me, 0, ack))).await.is_err() {
                     return Ok(());
@@ -723,6 +761,17 @@ pub const SOFTWARE: &str = concat!("bottomline ", env!("CARGO_PKG_VERSION"));
 
 /// Batches in flight before the sender waits for an ack.
 const WINDOW: u64 = 8;
+
+/// The largest gRPC message a node sends or accepts, set explicitly on every server and
+/// client (tonic's default is 4 MiB for decoding). Batches stay far below it
+/// ([`MAX_TICKET_BATCH_BYTES`]); a relay uses a limit at least as large.
+pub const MESSAGE_LIMIT: usize = 16 << 20;
+
+/// Most bytes of ticket events in one batch (bodies and seals), whatever their number: a
+/// batch of 1 024 events with 4 000-character descriptions would otherwise exceed the limit
+/// and be retried for ever.
+pub const MAX_TICKET_BATCH_BYTES: usize = 4 << 20;
+const _: () = assert!(MAX_TICKET_BATCH_BYTES < MESSAGE_LIMIT / 2);
 
 /// Ticket events per batch (a batch is one durable commit at the receiver).
 const TICKET_BATCH: usize = 1024;
@@ -780,6 +829,9 @@ async fn send_tickets(
             })
             .await
             .map_err(|e| LedgerError::TicketRefused(e.to_string()))??;
+            // Keep the batch below its byte budget: it ends before the first entry that would
+            // pass it (and then reads on from there), but always holds at least one entry.
+            let (entries, read_to) = cut_to_bytes(entries, read_to);
             if read_to > pos {
                 pos = read_to;
                 // Entries not for the peer still move its cursor: in a batch of their own when
@@ -807,6 +859,33 @@ async fn send_tickets(
             r = acked.changed() => if r.is_err() { return Ok(()) },
         }
     }
+}
+
+/// The size an entry adds to a ticket batch (its body, its seal, and framing).
+fn entry_bytes(e: &crate::ledger::LogEntry) -> usize {
+    e.body.len()
+        + e.seal
+            .as_ref()
+            .map_or(0, |s| 32 + s.signature.len() + 32 * s.path.len() + 16)
+        + 16
+}
+
+/// `entries` (read up to `read_to`) cut to [`MAX_TICKET_BATCH_BYTES`]: the entries that fit,
+/// and the position read up to for them.
+fn cut_to_bytes(
+    mut entries: Vec<Arc<crate::ledger::LogEntry>>,
+    read_to: u64,
+) -> (Vec<Arc<crate::ledger::LogEntry>>, u64) {
+    let mut total = 0;
+    for (i, e) in entries.iter().enumerate() {
+        total += entry_bytes(e);
+        if total > MAX_TICKET_BATCH_BYTES && i > 0 {
+            let end = e.logged.pos - 1;
+            entries.truncate(i);
+            return (entries, end);
+        }
+    }
+    (entries, read_to)
 }
 
 /// Check and store a ticket batch from the peer `from` (a child, or this node's parent),
@@ -851,4 +930,54 @@ pub fn encoded_cells_len(cells: &[(CellKey, CellValue)]) -> usize {
             1 + prost::length_delimiter_len(len) + len
         })
         .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::{LogEntry, Logged};
+    use crate::tickets::{Event, EventId, EventKind, TicketKey};
+
+    fn entry(pos: u64, body_len: usize) -> Arc<LogEntry> {
+        let d = Code::parse("610102").unwrap();
+        Arc::new(LogEntry {
+            logged: Logged {
+                pos,
+                from: None,
+                target: d,
+                top: d,
+                event: Event {
+                    id: EventId {
+                        origin: d,
+                        seq: pos,
+                    },
+                    ticket: TicketKey::new(d, "T"),
+                    lamport: pos,
+                    at_unix_ms: 0,
+                    actor: d,
+                    kind: EventKind::Accepted,
+                },
+            },
+            body: vec![0; body_len],
+            seal: None,
+        })
+    }
+
+    #[test]
+    fn ticket_batches_are_cut_below_their_byte_budget() {
+        // 1 000 events of 12 kB (4 000 Chinese characters): ~12 MB read up to 2 000.
+        let entries: Vec<_> = (1..=1000).map(|i| entry(2 * i, 12_000)).collect();
+        let (kept, read_to) = cut_to_bytes(entries, 2000);
+        let bytes: usize = kept.iter().map(|e| entry_bytes(e)).sum();
+        assert!(bytes <= MAX_TICKET_BATCH_BYTES && bytes > MAX_TICKET_BATCH_BYTES - 13_000);
+        let last = kept.last().unwrap().logged.pos;
+        // The next batch reads on from the first entry left out.
+        assert_eq!(read_to, last + 1);
+        // Small batches are not touched; one entry over the budget still goes alone.
+        let (kept, read_to) = cut_to_bytes((1..=5).map(|i| entry(i, 100)).collect(), 9);
+        assert_eq!((kept.len(), read_to), (5, 9));
+        let (kept, read_to) =
+            cut_to_bytes(vec![entry(3, MAX_TICKET_BATCH_BYTES + 1), entry(4, 10)], 4);
+        assert_eq!((kept.len(), read_to), (1, 3));
+    }
 }

@@ -57,6 +57,8 @@ pub(crate) fn status(shared: &Shared) -> pb::StatusReply {
             custody_up: up as u64,
             custody_down: down as u64,
             parent_connected: live.parent_connected,
+            // A relay does not judge progress; the parent's status does.
+            stalled: false,
         });
     }
     pb::StatusReply {
@@ -74,5 +76,6 @@ pub(crate) fn status(shared: &Shared) -> pb::StatusReply {
         name: String::new(),
         ticket_head: 0,
         relay: shared.name.clone(),
+        stalled_child_secs: 0.0,
     }
 }

@@ -24,6 +24,8 @@ pub struct NodeStatus {
     pub ticket_head: u64,
     /// When a quiet child counts as silent.
     pub silent_child_secs: u64,
+    /// When a child with a backlog and no progress counts as stalled.
+    pub stalled_child_secs: f64,
     /// Its own link to its parent.
     pub uplink: UplinkState,
     /// Its children's links.
@@ -62,7 +64,9 @@ async fn query_client(
     )
     .await
     .map_err(|e| format!("cannot reach {addr}: {e}"))?;
-    Ok(pb::sync_client::SyncClient::new(channel))
+    Ok(pb::sync_client::SyncClient::new(channel)
+        .max_decoding_message_size(super::MESSAGE_LIMIT)
+        .max_encoding_message_size(super::MESSAGE_LIMIT))
 }
 
 /// Ask the node at `addr` (`https://host:port`; `http://` for an insecure node) for its link
@@ -99,6 +103,7 @@ pub async fn fetch_status(
                 ticket_acked_down: c.ticket_acked_down,
                 ticket_backlog_down: c.ticket_backlog_down,
                 via_relay: (!c.via_relay.is_empty()).then(|| c.via_relay.clone()),
+                stalled: c.stalled,
                 custody: (!r.relay.is_empty()).then_some(super::Custody {
                     up: c.custody_up,
                     down: c.custody_down,
@@ -114,6 +119,7 @@ pub async fn fetch_status(
         head: r.head,
         ticket_head: r.ticket_head,
         silent_child_secs: r.silent_child_secs,
+        stalled_child_secs: r.stalled_child_secs,
         relay: (!r.relay.is_empty()).then(|| r.relay.clone()),
         uplink: UplinkState {
             parent: (!up.parent.is_empty()).then_some(up.parent),
@@ -235,7 +241,9 @@ pub async fn import_files(
     let channel = tls::channel(addr, tls, Expect::Any, Duration::from_secs(5), None)
         .await
         .map_err(|e| format!("cannot reach {addr}: {e}"))?;
-    let mut client = pb::import_client::ImportClient::new(channel);
+    let mut client = pb::import_client::ImportClient::new(channel)
+        .max_decoding_message_size(super::MESSAGE_LIMIT)
+        .max_encoding_message_size(super::MESSAGE_LIMIT);
     let (tx, rx) = tokio::sync::mpsc::channel::<pb::ImportChunk>(4);
     let reader = tokio::task::spawn_blocking(move || -> Result<(), String> {
         use std::io::Read;

@@ -284,7 +284,9 @@ impl TicketsClient {
             cause: e.to_string(),
         })?;
         Ok(TicketsClient {
-            inner: pb::tickets_client::TicketsClient::new(channel),
+            inner: pb::tickets_client::TicketsClient::new(channel)
+                .max_decoding_message_size(super::MESSAGE_LIMIT)
+                .max_encoding_message_size(super::MESSAGE_LIMIT),
         })
     }
 

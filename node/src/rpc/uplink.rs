@@ -108,7 +108,9 @@ async fn run_uplink(
         None,
     )
     .await?;
-    let mut client = pb::sync_client::SyncClient::new(channel);
+    let mut client = pb::sync_client::SyncClient::new(channel)
+        .max_decoding_message_size(MESSAGE_LIMIT)
+        .max_encoding_message_size(MESSAGE_LIMIT);
     let (tx, rx) = mpsc::channel::<pb::Envelope>(WINDOW as usize);
     let hello = pb::Hello {
         division: me.to_string(),
@@ -153,7 +155,7 @@ async fn run_uplink(
     // Ticket events for the parent flow up from where the parent's durable copy ends.
     let (up_acked_tx, up_acked_rx) = watch::channel(welcome.ticket_acked);
     let ticket_cursor = up_acked_tx.subscribe();
-    let up_tickets = tokio::spawn(send_tickets(
+    let mut up_tickets = tokio::spawn(send_tickets(
         ledger.clone(),
         parent_div,
         welcome.ticket_acked,
@@ -204,6 +206,15 @@ async fn run_uplink(
     let result = loop {
         if reader.is_finished() {
             break Err("the parent closed the link".into());
+        }
+        if up_tickets.is_finished() {
+            // Its failure is read and reported, and the link is dialled anew.
+            let cause = match (&mut up_tickets).await {
+                Ok(Ok(())) => "it stopped".to_string(),
+                Ok(Err(e)) => e.to_string(),
+                Err(e) => e.to_string(),
+            };
+            break Err(format!("sending ticket events to the parent failed: {cause}").into());
         }
         if last_heartbeat.is_none_or(|t| t.elapsed() >= cfg.heartbeat()) {
             let l = ledger.clone();

@@ -1,0 +1,192 @@
+//! Issue #16 point 5, no silent stalls: a link that keeps sending heartbeats with a backlog
+//! but delivers nothing is STALLED in `status` (and moving again once it delivers); ticket
+//! batches stay below the message limit, so an inventory of 1 000 tickets with 4 000-character
+//! descriptions reaches its county and its deliveries come back.
+
+mod common;
+
+use std::time::Duration;
+
+use bottomline::division::Code;
+use bottomline::period::{today_in_china, Period};
+use bottomline::tickets::{Severity, State, Ticket, TicketSource};
+use bottomline_proto::v1 as pb;
+use common::{eventually, eventually_async};
+use pb::envelope::Payload;
+use pb::sync_client::SyncClient;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+fn c(s: &str) -> Code {
+    Code::parse(s).expect("code")
+}
+
+fn hello(me: &str, backlog: u64) -> pb::Envelope {
+    pb::Envelope {
+        origin: me.into(),
+        payload: Some(Payload::Hello(pb::Hello {
+            division: me.into(),
+            head: 10,
+            backlog,
+            software: "stalls test".into(),
+            ..Default::default()
+        })),
+        ..Default::default()
+    }
+}
+
+async fn child_state(addr: &str, child: &str) -> Option<bottomline::rpc::ChildReport> {
+    let st = bottomline::rpc::fetch_status(addr, None).await.ok()?;
+    st.children.into_iter().find(|r| r.division == c(child))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeats_without_progress_are_stalled() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let city = common::start(
+        tmp.path(),
+        "6101",
+        None,
+        true,
+        "stalled_child_secs = 0.3\nsilent_child_secs = 60\n",
+    )
+    .await;
+    let addr = city.addr.clone().expect("addr");
+    let mut client = SyncClient::connect(addr.clone()).await.expect("connect");
+    let (tx, rx) = mpsc::channel(64);
+    tx.send(hello("610102", 5)).await.expect("queue");
+    let mut inbound = client
+        .link(ReceiverStream::new(rx))
+        .await
+        .expect("link")
+        .into_inner();
+    assert!(matches!(
+        inbound
+            .message()
+            .await
+            .expect("welcome")
+            .and_then(|e| e.payload),
+        Some(Payload::Welcome(_))
+    ));
+    // Heartbeats every 50 ms, each saying 5 blocks wait; nothing is delivered.
+    let beat = tx.clone();
+    let beating = tokio::spawn(async move {
+        loop {
+            if beat.send(hello("610102", 5)).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    eventually_async("the link shows STALLED", || async {
+        child_state(&addr, "610102")
+            .await
+            .is_some_and(|r| r.stalled && r.connected && !r.silent)
+    })
+    .await;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bottomline"))
+        .args(["status", "--addr", &addr])
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("status");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "status exits non-zero on a stall");
+    assert!(text.contains("STALLED"), "{text}");
+
+    // It delivers: moving again.
+    beating.abort();
+    let key = bottomline::stats::CellKey {
+        division: c("610102"),
+        period: Period::parse("2026").expect("period"),
+        indicator: bottomline::stats::Stored::Measures,
+        dim: 1,
+    };
+    let value = bottomline::ledger::CellValue {
+        value: 3,
+        seq: 10,
+        version: 1,
+    };
+    tx.send(pb::Envelope {
+        origin: "610102".into(),
+        seq: 10,
+        payload: Some(Payload::Cells(pb::CellBatch {
+            cells: vec![bottomline::rpc::cell_to_pb(&key, &value)],
+            floor: 10,
+        })),
+        ..Default::default()
+    })
+    .await
+    .expect("send");
+    tx.send(hello("610102", 0)).await.expect("send");
+    eventually_async("moving again", || async {
+        child_state(&addr, "610102")
+            .await
+            .is_some_and(|r| !r.stalled && r.acked == 10)
+    })
+    .await;
+    drop(tx);
+    common::stop(city).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inventory_of_long_descriptions_travels_in_bounded_batches() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let sync = "reconnect_secs = 0.05\n";
+    let province = common::start_secure(dir, "61", None, true, sync).await;
+    let city = common::start_secure(dir, "6101", province.addr.as_deref(), true, sync).await;
+    let county = common::start_secure(dir, "610102", city.addr.as_deref(), false, sync).await;
+    eventually("the county is linked", || {
+        county.handle.uplink.lock().unwrap().connected
+    })
+    .await;
+    // 1 000 tickets of 4 000 characters each (~12 MB of UTF-8): in one batch of up to 1 024
+    // events they would pass any sane message limit.
+    let text: String = "整改说明".chars().cycle().take(4000).collect();
+    let tickets: Vec<Ticket> = (0..1000)
+        .map(|i| Ticket {
+            issuer: c("61"),
+            id: format!("LONG-{i:04}"),
+            target: c("610102"),
+            category: "long descriptions".into(),
+            source: TicketSource::Inspection,
+            severity: Severity::Low,
+            deadline: today_in_china()
+                .checked_add(jiff::Span::new().days(30))
+                .expect("date"),
+            description: text.clone(),
+            household_code: None,
+            parent: None,
+            inventory: Some("long".into()),
+        })
+        .collect();
+    let keys = province
+        .ledger()
+        .issue_tickets(c("61"), tickets)
+        .expect("issue");
+    assert_eq!(keys.len(), 1000);
+    let delivered = |l: &bottomline::ledger::Ledger| {
+        l.tickets()
+            .expect("tickets")
+            .values()
+            .filter(|s| s.state == State::Delivered)
+            .count()
+    };
+    eventually("all 1 000 delivered at the county", || {
+        delivered(county.ledger()) == 1000
+    })
+    .await;
+    eventually("and the deliveries seen at the province", || {
+        delivered(province.ledger()) == 1000
+    })
+    .await;
+    let held = county
+        .ledger()
+        .ticket(&keys[999])
+        .expect("ticket")
+        .expect("held");
+    assert_eq!(held.ticket.description.chars().count(), 4000);
+    common::stop(county).await;
+    common::stop(city).await;
+    common::stop(province).await;
+}

@@ -4,11 +4,17 @@
 
 use super::*;
 
+/// Most cells one sweep step returns (plus the rest of the block it is in): a cell is ~35
+/// bytes on the wire, so a batch stays near 4 MiB, far below the gRPC message limit, however
+/// many cells its blocks hold.
+pub const MAX_SWEEP_CELLS: usize = 100_000;
+
 impl Ledger {
     /// One step of a **sweep** over the change log (what the sync sender calls).
     ///
     /// A sweep starts at a floor `F` (everything changed at or before `F` was delivered) and
-    /// reads the blocks logged after position `pos`, at most `limit` of them, returning their
+    /// reads the blocks logged after position `pos`, at most `limit` of them (and stops after
+    /// the block that reaches [`MAX_SWEEP_CELLS`] cells), returning their
     /// entries changed after `F`, zeros included. A block that changes again while a sweep is
     /// under way moves to a higher log position, where the same sweep reads it again, so when a
     /// step reaches the head (`Sweep::complete`), everything changed after `F` has been
@@ -42,7 +48,7 @@ impl Ledger {
                 if seq <= out.pos {
                     continue; // read by an earlier step of this sweep
                 }
-                if read == limit {
+                if read == limit || out.cells.len() >= MAX_SWEEP_CELLS {
                     more = true;
                     break 'groups;
                 }

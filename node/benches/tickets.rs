@@ -1,23 +1,34 @@
 //! Ticket benchmark (issue #4, point 7): a 10 000-ticket inventory from the province to 107
 //! counties.
 //!
-//! 1 province, 10 cities and 107 counties run in this process, each with its own sled store,
-//! over real gRPC on 127.0.0.1 (the Shaanxi shape). In each of `BENCH_ROUNDS` rounds (default
-//! 3) the province issues an inventory of `BENCH_TICKETS` tickets (default 10 000) spread over
-//! the counties, in one durable `Ledger::issue_tickets`. Every county runs a clerk that accepts
-//! its tickets as they arrive (one `act_on_tickets` per wake-up). Measured from the start of
-//! the issue call:
+//! 1 province, 10 cities and 107 counties (the Shaanxi shape), each with its own sled store,
+//! over real gRPC on 127.0.0.1. In each of `BENCH_ROUNDS` rounds (default 3) the province
+//! issues an inventory of `BENCH_TICKETS` tickets (default 10 000) spread over the counties,
+//! in one durable issue. Every county runs a clerk that accepts its tickets once they are
+//! durable there (one accept of all of them). Measured from the start of the issue:
 //!
 //! - **durable at the targets**: when every county's ticket log holds its tickets' issue and
 //!   delivery events, flushed (target ≤ 3 s);
 //! - **all accepted, visible at the province**: when the province's flushed ticket log holds
 //!   every ticket's acceptance (target ≤ 5 s); then checked by folding: all are `accepted`.
 //!
+//! Two modes (`"mode"` in the report):
+//!
+//! - **processes** (the default): every node is its own `bottomline serve` process, as a
+//!   deployment runs it (`tickets/procs.rs`). The benchmark issues through the province's
+//!   `Tickets` API, the clerks poll their county's `Status` and accept through its API, and the
+//!   province's `Status` says when its log holds every acceptance. Nodes in one process share
+//!   sled's process-wide lock (../shared/GUIDE.md), so only this mode measures the tree.
+//!   `BENCH_POLL_MS` (default 20) sets the polling interval, `BENCH_NODE_LOG` the nodes'
+//!   `RUST_LOG` (default `info`; the logs stay in the temp dir while it runs).
+//! - **in-process** (`BENCH_PROCS=0`): all 118 nodes in this process (`benches/common`), the
+//!   clerks and the measurement reading the ledgers directly; kept for comparison.
+//!
 //! Every link runs over mutual TLS, as deployments do (certificates from a CA the benchmark
 //! makes in its temp dir); `BENCH_TLS=0` runs the tree in plaintext instead. The report says
 //! which (`"tls"`).
 //!
-//! Prints one JSON object on stdout and a summary on stderr. Reports; never fails on a
+//! Prints one JSON object on stdout and a line per round on stderr. Reports; never fails on a
 //! target. Run with `cargo bench -p bottomline --bench tickets`.
 
 use std::collections::HashMap;
@@ -28,10 +39,14 @@ use bottomline::division::Code;
 use bottomline::ledger::{Act, Ledger};
 use bottomline::period::today_in_china;
 use bottomline::tickets::{Severity, State, Ticket, TicketSource};
+use jiff::civil::Date;
 use serde_json::json;
 
 mod common;
 use common::{percentile, start_node_with, Res, Running};
+
+#[path = "tickets/procs.rs"]
+mod procs;
 
 const CITIES: u32 = 10;
 const COUNTIES: u32 = 107;
@@ -43,6 +58,83 @@ fn env_u32(name: &str, default: u32) -> u32 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
+}
+
+/// The Shaanxi shape: the province, its 10 cities and 107 counties (11 in the first 7
+/// cities, 10 in the others), each list sorted.
+fn shape() -> Res<(Code, Vec<Code>, Vec<Code>)> {
+    let province = Code::parse("61")?;
+    let mut counties: Vec<Code> = Vec::new();
+    for i in 0..COUNTIES {
+        let city = 1 + i % CITIES;
+        let n = 2 + i / CITIES;
+        counties.push(Code::parse(&format!("61{city:02}{n:02}"))?);
+    }
+    counties.sort();
+    let mut cities: Vec<Code> = counties.iter().filter_map(|c| c.parent()).collect();
+    cities.dedup();
+    Ok((province, cities, counties))
+}
+
+/// The deadline of every benchmark ticket: 30 days from today (China date).
+fn ticket_deadline() -> Res<Date> {
+    Ok(today_in_china()
+        .checked_add(jiff::Span::new().days(30))
+        .map_err(|e| e.to_string())?)
+}
+
+/// The inventory of round `round`: `per_round` tickets `R{round}-{i:05}` over the counties in
+/// turn, in inventory `bench-{round}` (both modes issue exactly these).
+fn round_tickets(
+    province: Code,
+    counties: &[Code],
+    round: usize,
+    per_round: usize,
+    deadline: Date,
+) -> Vec<Ticket> {
+    (0..per_round)
+        .map(|i| Ticket {
+            issuer: province,
+            id: format!("R{round}-{i:05}"),
+            target: counties[i % counties.len()],
+            category: "assistance not in place".into(),
+            source: TicketSource::Inspection,
+            severity: Severity::Medium,
+            deadline,
+            description: format!("inspection finding {i} of round {round}"),
+            household_code: None,
+            parent: None,
+            inventory: Some(format!("bench-{round}")),
+        })
+        .collect()
+}
+
+/// The report's first fields, the same in both modes.
+fn report_head(mode: &str, tls: bool, nodes: usize, counties: usize) -> serde_json::Value {
+    json!({
+        "benchmark": "tickets",
+        "mode": mode,
+        "tls": tls,
+        "nodes": nodes,
+        "counties": counties,
+        "targets": {"durable_at_targets_s": DURABLE_TARGET_S, "accepted_visible_at_province_s": ACCEPTED_TARGET_S},
+    })
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> Res<()> {
+    let cfg = procs::Settings {
+        per_round: env_u32("BENCH_TICKETS", 10_000) as usize,
+        rounds: env_u32("BENCH_ROUNDS", 3) as usize,
+        tls: std::env::var("BENCH_TLS").map_or(true, |v| v != "0"),
+    };
+    if std::env::var("BENCH_PROCS").is_ok_and(|v| v == "0") {
+        in_process(cfg).await
+    } else {
+        // Run on this (the main) thread, not on a worker: the nodes are spawned from it and
+        // are told to stop when it ends (see `procs::Tree`).
+        procs::run(cfg).await
+    }
 }
 
 /// A county clerk: accepts every delivered ticket as it arrives; reports when its `want`
@@ -101,27 +193,19 @@ fn quiet(nodes: &HashMap<Code, Running>) -> bool {
     )
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() -> Res<()> {
-    let per_round = env_u32("BENCH_TICKETS", 10_000) as usize;
-    let rounds = env_u32("BENCH_ROUNDS", 3) as usize;
-    let tls = std::env::var("BENCH_TLS").map_or(true, |v| v != "0");
+/// The in-process mode (`BENCH_PROCS=0`): every node in this process.
+async fn in_process(cfg: procs::Settings) -> Res<()> {
+    let procs::Settings {
+        per_round,
+        rounds,
+        tls,
+    } = cfg;
     let tmp = tempfile::tempdir()?;
     let data = tmp.path().join("nodes");
     let pki_dir = tmp.path().join("pki");
     let pki = tls.then_some(pki_dir.as_path());
 
-    // The Shaanxi shape: 10 cities, 107 counties (11 in the first 7 cities, 10 in the others).
-    let province = Code::parse("61")?;
-    let mut counties: Vec<Code> = Vec::new();
-    for i in 0..COUNTIES {
-        let city = 1 + i % CITIES;
-        let n = 2 + i / CITIES;
-        counties.push(Code::parse(&format!("61{city:02}{n:02}"))?);
-    }
-    counties.sort();
-    let mut cities: Vec<Code> = counties.iter().filter_map(|c| c.parent()).collect();
-    cities.dedup();
+    let (province, cities, counties) = shape()?;
     let mut nodes: HashMap<Code, Running> = HashMap::new();
     let p = start_node_with(&data, province, None, true, pki).await?;
     let p_url = p.url()?;
@@ -152,16 +236,14 @@ async fn main() -> Res<()> {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     eprintln!(
-        "tree of {} nodes linked ({}) in {:.1} s",
+        "tree of {} nodes in this process linked ({}) in {:.1} s",
         nodes.len(),
         if tls { "mTLS" } else { "plaintext" },
         t_link.elapsed().as_secs_f64()
     );
 
     let prov = nodes[&province].handle.ledger.clone();
-    let deadline = today_in_china()
-        .checked_add(jiff::Span::new().days(30))
-        .map_err(|e| e.to_string())?;
+    let deadline = ticket_deadline()?;
     let mut results = Vec::new();
     for round in 0..rounds {
         // Each round starts on a quiet tree: the previous round's ticket cells have reached
@@ -173,21 +255,7 @@ async fn main() -> Res<()> {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let tickets: Vec<Ticket> = (0..per_round)
-            .map(|i| Ticket {
-                issuer: province,
-                id: format!("R{round}-{i:05}"),
-                target: counties[i % counties.len()],
-                category: "assistance not in place".into(),
-                source: TicketSource::Inspection,
-                severity: Severity::Medium,
-                deadline,
-                description: format!("inspection finding {i} of round {round}"),
-                household_code: None,
-                parent: None,
-                inventory: Some(format!("bench-{round}")),
-            })
-            .collect();
+        let tickets = round_tickets(province, &counties, round, per_round, deadline);
         let mut want: HashMap<Code, u64> = HashMap::new();
         for t in &tickets {
             *want.entry(t.target).or_default() += 1;
@@ -206,6 +274,7 @@ async fn main() -> Res<()> {
                 (l, base, n)
             })
             .collect();
+        let cpu0 = procs::self_cpu_s();
         let t0 = Instant::now();
         // When every city holds its tickets' issues (the first hop), for the breakdown.
         let at_cities = tokio::spawn(async move {
@@ -242,6 +311,7 @@ async fn main() -> Res<()> {
             }
             tokio::time::sleep(Duration::from_millis(2)).await;
         };
+        let cpu_s = procs::self_cpu_s() - cpu0;
         let mut durable = Vec::new();
         let mut accepted_at_county = Vec::new();
         for c in clerks {
@@ -289,19 +359,13 @@ async fn main() -> Res<()> {
             "held_by_fold": n_round,
             "durable_target_met": all_durable_s <= DURABLE_TARGET_S,
             "accepted_target_met": accepted_s <= ACCEPTED_TARGET_S && n_accepted == per_round,
+            "cpu_s": {"process": cpu_s},
         }));
     }
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&json!({
-            "benchmark": "tickets",
-            "tls": tls,
-            "nodes": nodes.len(),
-            "counties": counties.len(),
-            "targets": {"durable_at_targets_s": DURABLE_TARGET_S, "accepted_visible_at_province_s": ACCEPTED_TARGET_S},
-            "rounds": results,
-        }))?
-    );
+    let mut report = report_head("in-process", tls, nodes.len(), counties.len());
+    report["peak_rss_mib"] = json!(common::peak_rss_mib());
+    report["rounds"] = json!(results);
+    println!("{}", serde_json::to_string_pretty(&report)?);
     for n in nodes.values() {
         let _ = n.stop.send(true);
     }

@@ -451,23 +451,51 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-pub fn spawn(config: &Path, log: &Path) -> Process {
+/// A relay process, killed (SIGKILL) and reaped when dropped: a failing test leaves none
+/// behind.
+pub struct RelayProcess(Process);
+
+impl std::ops::Deref for RelayProcess {
+    type Target = Process;
+    fn deref(&self) -> &Process {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for RelayProcess {
+    fn deref_mut(&mut self) -> &mut Process {
+        &mut self.0
+    }
+}
+
+impl Drop for RelayProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+pub fn spawn(config: &Path, log: &Path) -> RelayProcess {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(log)
         .unwrap();
-    Command::new(BIN)
-        .args(["serve", "--config"])
-        .arg(config)
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("start bottomline-relay")
+    RelayProcess(
+        Command::new(BIN)
+            .args(["serve", "--config"])
+            .arg(config)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start bottomline-relay"),
+    )
 }
 
 /// Wait until the relay answers `Status`.
-pub async fn ready(url: &str, dir: &Path, p: &mut Process) -> pb::StatusReply {
+pub async fn ready(url: &str, dir: &Path, p: &mut RelayProcess) -> pb::StatusReply {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if let Ok(s) = status(url, &operator(dir)).await {

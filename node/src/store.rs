@@ -144,12 +144,15 @@ impl TreeId {
 
 /// The layout version this build writes; bump with a migration when keys or trees change.
 /// Layout 2: change-log values group the blocks of one commit; a parent's record of a child's
-/// position holds (floor, pos).
-pub const LAYOUT: &str = "bottomline-store-2";
-/// Older layouts this build reads as they are and upgrades on open (layout 2 still reads
-/// layout 1's one-block log entries and 8-byte child positions), so only the marker changes;
-/// a build that knows only layout 1 then refuses the store instead of misreading it.
-const UPGRADES_FROM: &[&str] = &["bottomline-store-1"];
+/// position holds (floor, pos). Layout 3: ticket-log entries of format 2 (the event as its
+/// signed protobuf bytes with its seal), signer certificates (`TreeId::Certs`), a relay's
+/// custody (`TreeId::Custody`).
+pub const LAYOUT: &str = "bottomline-store-3";
+/// Older layouts this build reads as they are and upgrades on open (layout 3 still reads
+/// layout 1's one-block log entries and 8-byte child positions, and format-1 JSON ticket-log
+/// entries), so only the marker changes; a build that knows only an older layout then refuses
+/// the store instead of misreading it.
+const UPGRADES_FROM: &[&str] = &["bottomline-store-1", "bottomline-store-2"];
 /// The one sled tree holding every logical tree.
 const DATA_TREE: &str = "data:v1";
 const LAYOUT_KEY: &[u8] = b"layout";

@@ -127,3 +127,68 @@ fn backlog_up_counts_what_goes_to_the_parent_but_not_what_came_from_it() {
         .expect("issue");
     assert_eq!(top.ticket_backlog_up(0).expect("backlog"), 0);
 }
+
+#[test]
+fn log_entries_of_both_formats_decode_to_the_same_event_and_routing() {
+    let event = Event {
+        id: EventId {
+            origin: c("61"),
+            seq: 4,
+        },
+        ticket: TicketKey::new(c("61"), "T-1"),
+        lamport: 9,
+        at_unix_ms: 1_764_000_000_000,
+        actor: c("61"),
+        kind: EventKind::Issued(ticket("61", "T-1", "610102")),
+    };
+    let logged = Logged {
+        pos: 12,
+        from: Some(c("6101")),
+        target: c("610102"),
+        top: c("61"),
+        event: event.clone(),
+    };
+    // Format 1 (JSON, from stores before issue #15): still read, unsealed.
+    let v1 = encode_json(TLOG_V1, &logged);
+    let old = LogEntry::decode(12, &v1).expect("format 1");
+    assert_eq!(old.logged, logged);
+    assert_eq!(old.seal, None);
+    assert_eq!(
+        crate::tickets::codec::decode_body(&old.body).unwrap(),
+        event
+    );
+    assert_eq!(stored_routing(&v1).unwrap(), logged.routing());
+    // Format 2: the routing, then the event's bytes and seal exactly as stored.
+    let seal = Seal {
+        signer: [7; 32],
+        signature: vec![1, 2, 3],
+        index: 1,
+        count: 3,
+        path: vec![[5; 32], [6; 32]],
+    };
+    let entry = LogEntry {
+        logged: logged.clone(),
+        body: old.body.clone(),
+        seal: Some(seal.clone()),
+    };
+    let v2 = entry.encode();
+    assert_eq!(v2[0], TLOG_V2);
+    let back = LogEntry::decode(12, &v2).expect("format 2");
+    assert_eq!(back.logged, logged);
+    assert_eq!(back.body, entry.body);
+    assert_eq!(back.seal, Some(seal));
+    assert_eq!(stored_routing(&v2).unwrap(), logged.routing());
+    // A parent-less entry (created here) keeps `from = None`.
+    let own = LogEntry {
+        logged: Logged {
+            from: None,
+            ..logged
+        },
+        body: entry.body,
+        seal: None,
+    };
+    assert_eq!(
+        LogEntry::decode(12, &own.encode()).unwrap().logged.from,
+        None
+    );
+}

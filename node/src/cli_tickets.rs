@@ -482,7 +482,14 @@ fn render_show(t: &TicketRow, format: Format) -> String {
         Format::Json => json(t),
         Format::Csv => csv_text(
             &[
-                "time", "event", "lamport", "actor", "action", "detail", "ignored",
+                "time",
+                "event",
+                "lamport",
+                "actor",
+                "action",
+                "detail",
+                "ignored",
+                "signed_by",
             ],
             t.history.iter().map(|h| {
                 vec![
@@ -493,6 +500,7 @@ fn render_show(t: &TicketRow, format: Format) -> String {
                     h.action.clone(),
                     h.detail.clone(),
                     opt(&h.ignored),
+                    h.signed_by.clone(),
                 ]
             }),
         ),
@@ -561,11 +569,12 @@ fn render_show(t: &TicketRow, format: Format) -> String {
                         h.actor.clone(),
                         h.action.clone(),
                         detail,
+                        h.signed_by.clone(),
                     ]
                 })
                 .collect();
             s.push_str(&table(
-                &["  TIME (UTC+8)", "ACTOR", "ACTION", "DETAIL"],
+                &["  TIME (UTC+8)", "ACTOR", "ACTION", "DETAIL", "SIGNED BY"],
                 &rows,
             ));
             s

@@ -121,7 +121,8 @@ pub async fn run(
         let tickets = rpc::tickets_api::TicketsService::new(
             handle.ledger.clone(),
             tls.as_ref().map(|t| t.revoked()),
-        );
+        )
+        .with_verifier(seals.verifier().cloned());
         let import = rpc::import_api::ImportService::new(
             handle.ledger.clone(),
             tls.as_ref().map(|t| t.revoked()),

@@ -541,6 +541,29 @@ async fn secure_tree_syncs_and_delivers_tickets() {
             .expect("the creator's signature");
     }
     assert!(held.iter().any(|e| e.event.id.origin == c("610102")));
+    // And the API shows it: who sealed each event of the history, verified.
+    let op = client(dir, &person("prov.op", "61", Role::Operator));
+    let shown = tickets(t.province_addr(), &op)
+        .await
+        .show(&key.to_string())
+        .await
+        .expect("show");
+    let by = |action: &str| {
+        shown
+            .history
+            .iter()
+            .find(|h| h.action == action)
+            .map(|h| h.signed_by.clone())
+            .unwrap_or_default()
+    };
+    assert!(
+        by("issue").starts_with("node 61 ") && by("issue").ends_with("verified"),
+        "{shown:?}"
+    );
+    assert!(
+        by("deliver").starts_with("node 610102 ") && by("deliver").ends_with("verified"),
+        "{shown:?}"
+    );
     t.stop().await;
 }
 

@@ -72,6 +72,11 @@ impl Seals {
         self.key.as_ref()
     }
 
+    /// The CA verifier (nodes running mTLS).
+    pub fn verifier(&self) -> Option<&Arc<Verifier>> {
+        self.verifier.as_ref()
+    }
+
     /// Whether this node checks signatures (it runs mTLS).
     pub fn checks(&self) -> bool {
         self.verifier.is_some()

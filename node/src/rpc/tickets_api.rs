@@ -31,12 +31,46 @@ pub struct TicketsService {
     /// mTLS: callers are who their certificates say (see `auth`), checked against the
     /// revoked serials on every call; `None` on an insecure node.
     revoked: Option<watch::Receiver<Revoked>>,
+    /// Checks the seals shown in a ticket's history (nodes running mTLS).
+    verifier: Option<Arc<crate::security::sign::Verifier>>,
 }
 
 impl TicketsService {
     /// Serve the tickets of `ledger`; `revoked`: the node runs mTLS with these revoked serials.
     pub fn new(ledger: Arc<Ledger>, revoked: Option<watch::Receiver<Revoked>>) -> Self {
-        TicketsService { ledger, revoked }
+        TicketsService {
+            ledger,
+            revoked,
+            verifier: None,
+        }
+    }
+
+    /// Show who sealed each event of a ticket's history, checked with `verifier`.
+    pub fn with_verifier(mut self, verifier: Option<Arc<crate::security::sign::Verifier>>) -> Self {
+        self.verifier = verifier;
+        self
+    }
+
+    /// `v` with each history item's `signed_by`: whose seal the event carries and whether it
+    /// verifies (the issuer sees who rectified, whichever nodes forwarded it).
+    fn with_seals(&self, mut v: pb::TicketView) -> pb::TicketView {
+        let Ok(key) = parse_key(&v.key) else {
+            return v;
+        };
+        let Ok(sealed) = self.ledger.sealed_events(&key) else {
+            return v;
+        };
+        let by_id: std::collections::HashMap<String, _> = sealed
+            .into_iter()
+            .map(|s| (s.event.id.to_string(), s))
+            .collect();
+        for h in &mut v.history {
+            h.signed_by = match by_id.get(&h.event) {
+                Some(s) => seal_text(&self.ledger, self.verifier.as_deref(), s),
+                None => String::new(),
+            };
+        }
+        v
     }
 
     /// The caller and the division it acts as (`requested`, or by default its certificate's
@@ -280,6 +314,7 @@ fn view(s: &TicketState, registry: &Registry, today: Date, history: bool) -> pb:
                         detail,
                         applied,
                         ignored_reason,
+                        signed_by: String::new(),
                     }
                 })
                 .collect()
@@ -287,6 +322,42 @@ fn view(s: &TicketState, registry: &Registry, today: Date, history: bool) -> pb:
             Vec::new()
         },
         target_name: name_of(registry, t.target),
+    }
+}
+
+/// Whose seal an event carries, as a person reads it: `node 610102 (certificate 3f2a…),
+/// verified`, or why not.
+fn seal_text(
+    ledger: &Ledger,
+    verifier: Option<&crate::security::sign::Verifier>,
+    s: &crate::tickets::codec::Sealed,
+) -> String {
+    let Some(seal) = &s.seal else {
+        return "not signed".into();
+    };
+    let Ok(Some(der)) = ledger.certificate(&seal.signer) else {
+        return "signed by a certificate this node does not hold".into();
+    };
+    let Some(v) = verifier else {
+        return "signed (not checked: this node runs without certificates)".into();
+    };
+    let signer = match v.signer(&der) {
+        Ok(x) => x,
+        Err(e) => return format!("NOT VERIFIED: {e}"),
+    };
+    let who = format!(
+        "{} (certificate {})",
+        signer.info.identity, signer.info.serial
+    );
+    match seal.root(&s.body) {
+        Some(root) if signer.node_division() == Some(s.event.id.origin) => {
+            match v.verify_root(&signer, &root, &seal.signature) {
+                Ok(()) => format!("{who}, verified"),
+                Err(e) => format!("{who}: NOT VERIFIED: {e}"),
+            }
+        }
+        Some(_) => format!("{who}: NOT VERIFIED: not the node that created the event"),
+        None => format!("{who}: NOT VERIFIED: the seal's path does not fit"),
     }
 }
 
@@ -439,7 +510,7 @@ impl pb::tickets_server::Tickets for TicketsService {
         Ok(Response::new(pb::ActReply {
             tickets: states
                 .iter()
-                .map(|s| view(s, &registry, today, true))
+                .map(|s| self.with_seals(view(s, &registry, today, true)))
                 .collect(),
         }))
     }
@@ -517,12 +588,12 @@ impl pb::tickets_server::Tickets for TicketsService {
             ));
         }
         let registry = self.ledger.registry();
-        Ok(Response::new(view(
+        Ok(Response::new(self.with_seals(view(
             &s,
             &registry,
             crate::period::today_in_china(),
             true,
-        )))
+        ))))
     }
 
     async fn progress(

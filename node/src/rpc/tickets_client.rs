@@ -87,6 +87,8 @@ pub struct HistoryRow {
     pub detail: String,
     /// Why the fold ignored it (`None`: applied).
     pub ignored: Option<String>,
+    /// Whose seal it carries and whether it verifies (empty when the node did not say).
+    pub signed_by: String,
 }
 
 /// A ticket as a node shows it.
@@ -186,6 +188,7 @@ impl From<pb::TicketView> for TicketRow {
                     action: h.action,
                     detail: h.detail,
                     ignored: (!h.applied).then_some(h.ignored_reason),
+                    signed_by: h.signed_by,
                 })
                 .collect(),
         }

@@ -45,6 +45,15 @@ pub struct Config {
     /// two looks, so a file still being copied is left alone).
     #[serde(default = "default_inbox_poll_secs")]
     pub inbox_poll_secs: f64,
+    /// Seconds between the node's checks of itself (a county: cells against its records; a
+    /// parent: its own cells against the sum of its children's); a mismatch is an alert in
+    /// `status` and in the log. 0 turns the background check off.
+    #[serde(default = "default_check_secs")]
+    pub check_secs: f64,
+}
+
+fn default_check_secs() -> f64 {
+    600.0
 }
 
 fn default_inbox_poll_secs() -> f64 {

@@ -23,14 +23,16 @@ use std::sync::{Arc, Mutex, RwLock};
 use jiff::civil::Date;
 
 use crate::cells::Replica;
-use crate::division::{Code, Division, Registry};
+use crate::division::{Code, Division, Level, Registry};
 use crate::domain::{FieldError, Household, Record, RecordKind};
 use crate::period::Period;
 use crate::stats::{self, CellKey, CellSource, Indicators};
 use crate::store::{Bytes, Store, StoreError, StoreOptions, TreeId, WriteSet};
 
+mod check;
 mod replicas;
 mod ticket_log;
+pub use check::{CheckReport, Mismatch};
 pub use replicas::KnownChild;
 pub use ticket_log::{sub_id, Act, LogEntry, Logged, MAX_SCAN};
 

@@ -124,8 +124,9 @@ enum Command {
     Tickets(Box<cli_tickets::TicketsArgs>),
     /// Certificates: the provincial CA, node/operator/relay certificates, renewal and revocation (no openssl needed).
     Pki(cli_pki::PkiArgs),
-    /// Check that every statistics cell equals a recomputation from the records and the
-    /// tickets (a county node; a parent holds replicas, not records).
+    /// Check a node's statistics (the node stopped): at a county every cell against a
+    /// recomputation from the records and tickets; at a city or the province every cell of its
+    /// own division against the sum of its children's (reports the first differing cells).
     Check {
         /// The node's data directory.
         #[arg(long, env = "BOTTOMLINE_DATA")]
@@ -390,6 +391,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if stalled > 0 {
                 bail!("{stalled} child link(s) of {} stalled", st.division);
             }
+            if let Some(c) = st.self_check.as_ref().filter(|c| !c.ok) {
+                bail!(
+                    "the self-check of {} failed: {} cells differ",
+                    st.division,
+                    c.differing
+                );
+            }
             Ok(())
         }
         Command::Tickets(args) => cli_tickets::run(*args),
@@ -406,21 +414,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     first.join(", ")
                 );
             }
-            let stored = ledger.all_cells()?;
-            let fresh = ledger.recompute_cells()?;
-            if stored == fresh {
-                println!(
-                    "ok: {} cells equal a recomputation from the records and tickets",
-                    stored.len()
-                );
+            // A county against its records; a parent against its children's replicas.
+            let r = ledger.self_check()?;
+            if r.ok() {
+                println!("ok: {} cells — {}", r.cells, r.what);
                 Ok(())
             } else {
-                let diff = fresh
-                    .iter()
-                    .filter(|(k, v)| stored.get(k) != Some(v))
-                    .count()
-                    + stored.keys().filter(|k| !fresh.contains_key(k)).count();
-                bail!("{diff} cells differ from a recomputation from the records")
+                for m in &r.first {
+                    eprintln!("  {m}");
+                }
+                bail!("{} of {} cells differ — {}", r.differing, r.cells, r.what)
             }
         }
         Command::Demo {

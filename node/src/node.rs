@@ -22,6 +22,8 @@ pub struct NodeHandle {
     pub children: Children,
     /// Link state towards the parent.
     pub uplink: Arc<Mutex<UplinkState>>,
+    /// The node's last check of itself.
+    pub self_check: rpc::SelfCheckState,
 }
 
 /// Open the node's ledger (creating the data dir for its division if new).
@@ -35,6 +37,7 @@ pub fn open(config: &Config) -> anyhow::Result<NodeHandle> {
         ledger: Arc::new(ledger),
         children: Default::default(),
         uplink: Default::default(),
+        self_check: Default::default(),
     })
 }
 
@@ -117,7 +120,8 @@ pub async fn run(
             stop_rx.clone(),
             tls.as_ref().map(|t| t.revoked()),
             seals.clone(),
-        );
+        )
+        .with_self_check(handle.self_check.clone());
         let tickets = rpc::tickets_api::TicketsService::new(
             handle.ledger.clone(),
             tls.as_ref().map(|t| t.revoked()),
@@ -175,6 +179,14 @@ pub async fn run(
         stop_rx.clone(),
     ));
     let ticket_days = tokio::spawn(refresh_ticket_cells(handle.ledger.clone(), stop_rx.clone()));
+    // The node checks itself at a low rate; a mismatch is an alert in `status`.
+    let checker = (config.check_secs > 0.0).then(|| {
+        tokio::spawn(check_itself(
+            handle.clone(),
+            std::time::Duration::from_secs_f64(config.check_secs),
+            stop_rx.clone(),
+        ))
+    });
     // A county's inbox: files dropped there are imported while the node serves.
     let inbox = inbox.map(|inbox| {
         tokio::spawn(crate::inbox::watch(
@@ -197,6 +209,9 @@ pub async fn run(
     }
     watcher.await?;
     ticket_days.await?;
+    if let Some(c) = checker {
+        c.await?;
+    }
     if let Some(i) = inbox {
         // An import under way finishes (and is filed away) before the store closes.
         i.await?;
@@ -208,6 +223,52 @@ pub async fn run(
     tokio::task::spawn_blocking(move || ledger.store().flush()).await??;
     tracing::info!("shutting down: store flushed");
     Ok(())
+}
+
+/// Check the node's cells every `every` (the first time soon after start): a county against
+/// its records, a parent against its children's replicas. The outcome is kept for `status`;
+/// a mismatch is logged as an error with the first differing cells.
+async fn check_itself(
+    handle: NodeHandle,
+    every: std::time::Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut wait = every.min(std::time::Duration::from_secs(10));
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        wait = every;
+        let ledger = handle.ledger.clone();
+        match tokio::task::spawn_blocking(move || ledger.self_check()).await {
+            Ok(Ok(report)) => {
+                if report.ok() {
+                    tracing::debug!(cells = report.cells, "self-check: ok");
+                } else {
+                    let first: Vec<String> = report
+                        .first
+                        .iter()
+                        .take(5)
+                        .map(ToString::to_string)
+                        .collect();
+                    tracing::error!(
+                        differing = report.differing,
+                        first = %first.join("; "),
+                        "self-check FAILED: {}",
+                        report.what
+                    );
+                }
+                *handle.self_check.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some(rpc::SelfCheck {
+                        at_unix_ms: crate::ledger::unix_ms_now(),
+                        report,
+                    });
+            }
+            Ok(Err(e)) => tracing::warn!(cause = %e, "self-check could not run"),
+            Err(e) => tracing::warn!(cause = %e, "self-check task failed"),
+        }
+    }
 }
 
 /// Bring the ticket cells up to today once a day has turned (China time): tickets turn

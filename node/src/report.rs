@@ -169,6 +169,14 @@ pub fn render_status(st: &crate::rpc::NodeStatus, format: Format, now_ms: i64) -
                 "division": st.division.to_string(),
                 "name": name(st.division),
                 "relay": st.relay,
+                "self_check": st.self_check.as_ref().map(|c| serde_json::json!({
+                    "at_unix_ms": c.at_unix_ms,
+                    "ok": c.ok,
+                    "what": c.what,
+                    "cells": c.cells,
+                    "differing": c.differing,
+                    "first": c.first,
+                })),
                 "software": st.software,
                 "head": st.head,
                 "ticket_head": st.ticket_head,
@@ -220,6 +228,29 @@ pub fn render_status(st: &crate::rpc::NodeStatus, format: Format, now_ms: i64) -
                 st.head,
                 st.ticket_head
             );
+            match &st.self_check {
+                None => s.push_str("self-check: not run yet\n"),
+                Some(c) if c.ok => {
+                    let _ = writeln!(
+                        s,
+                        "self-check: ok, {} cells ({}), {}",
+                        c.cells,
+                        c.what,
+                        contact_text(c.at_unix_ms, now_ms)
+                    );
+                }
+                Some(c) => {
+                    let _ = writeln!(
+                        s,
+                        "SELF-CHECK FAILED: {} of {} cells differ ({}), {}; first: {}",
+                        c.differing,
+                        c.cells,
+                        c.what,
+                        contact_text(c.at_unix_ms, now_ms),
+                        c.first.join("; ")
+                    );
+                }
+            }
             match &st.uplink.parent {
                 None => s.push_str("uplink: none (top of the tree)\n"),
                 Some(p) => {

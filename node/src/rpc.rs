@@ -83,7 +83,21 @@ pub struct SyncService {
     revoked: Option<watch::Receiver<Revoked>>,
     /// Signing and checking envelopes and ticket events.
     seals: Arc<Seals>,
+    /// The node's last check of itself (shown in `Status`).
+    self_check: SelfCheckState,
 }
+
+/// The outcome of a node's last check of itself and when it ran (Unix ms).
+#[derive(Clone, Debug)]
+pub struct SelfCheck {
+    /// When it finished.
+    pub at_unix_ms: i64,
+    /// What it found.
+    pub report: crate::ledger::CheckReport,
+}
+
+/// Shared between the background check and `Status`.
+pub type SelfCheckState = Arc<Mutex<Option<SelfCheck>>>;
 
 impl SyncService {
     /// Serve `ledger`, recording link states in `children`; `uplink` is this node's own link
@@ -111,7 +125,14 @@ impl SyncService {
             stop,
             revoked,
             seals,
+            self_check: Default::default(),
         }
+    }
+
+    /// Report the background self-check kept in `state` in `Status`.
+    pub fn with_self_check(mut self, state: SelfCheckState) -> Self {
+        self.self_check = state;
+        self
     }
 
     fn caller<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
@@ -539,6 +560,12 @@ impl pb::sync_server::Sync for SyncService {
             software: SOFTWARE.to_string(),
             ticket_head: self.ledger.ticket_head(),
             relay: String::new(),
+            self_check: self
+                .self_check
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .as_ref()
+                .map(self_check_to_pb),
         }))
     }
 
@@ -602,6 +629,17 @@ impl pb::sync_server::Sync for SyncService {
             last_day: ind.last_day.to_string(),
             indicators,
         }))
+    }
+}
+
+fn self_check_to_pb(c: &SelfCheck) -> pb::SelfCheck {
+    pb::SelfCheck {
+        at_unix_ms: c.at_unix_ms,
+        ok: c.report.ok(),
+        what: c.report.what.clone(),
+        cells: c.report.cells as u64,
+        differing: c.report.differing as u64,
+        first: c.report.first.iter().map(ToString::to_string).collect(),
     }
 }
 

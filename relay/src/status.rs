@@ -77,5 +77,6 @@ pub(crate) fn status(shared: &Shared) -> pb::StatusReply {
         ticket_head: 0,
         relay: shared.name.clone(),
         stalled_child_secs: 0.0,
+        self_check: None,
     }
 }

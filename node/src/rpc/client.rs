@@ -35,6 +35,25 @@ pub struct NodeStatus {
     /// Set when the node is a relay: its certificate name (`division` is then the parent
     /// it relays to, and each child carries its custody).
     pub relay: Option<String>,
+    /// The node's last check of itself, if one ran.
+    pub self_check: Option<SelfCheckView>,
+}
+
+/// A node's last check of itself, as `status` shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SelfCheckView {
+    /// When it finished (Unix ms).
+    pub at_unix_ms: i64,
+    /// No cell differed.
+    pub ok: bool,
+    /// What was compared.
+    pub what: String,
+    /// Cells compared.
+    pub cells: u64,
+    /// Cells that differ.
+    pub differing: u64,
+    /// The first differing cells, as text.
+    pub first: Vec<String>,
 }
 
 fn name_into(names: &mut crate::division::Registry, code: Code, name: &str) {
@@ -121,6 +140,14 @@ pub async fn fetch_status(
         silent_child_secs: r.silent_child_secs,
         stalled_child_secs: r.stalled_child_secs,
         relay: (!r.relay.is_empty()).then(|| r.relay.clone()),
+        self_check: r.self_check.map(|c| SelfCheckView {
+            at_unix_ms: c.at_unix_ms,
+            ok: c.ok,
+            what: c.what,
+            cells: c.cells,
+            differing: c.differing,
+            first: c.first,
+        }),
         uplink: UplinkState {
             parent: (!up.parent.is_empty()).then_some(up.parent),
             connected: up.connected,

@@ -60,6 +60,23 @@ pub async fn start_secure(
     start_with(dir, division, parent, listen, sync, Some(&files), "").await
 }
 
+/// [`start`] (insecure) with more top-level config keys (e.g. `check_secs = 0.2`).
+pub async fn start_with_top(
+    dir: &Path,
+    division: &str,
+    parent: Option<&str>,
+    listen: bool,
+    sync: &str,
+    top: &str,
+) -> Running {
+    start_with(dir, division, parent, listen, sync, None, top).await
+}
+
+/// A division code.
+pub fn code(s: &str) -> bottomline::division::Code {
+    bottomline::division::Code::parse(s).expect("division code")
+}
+
 /// [`start_secure`] with more top-level config keys (e.g. `inbox = "…"`).
 pub async fn start_secure_with(
     dir: &Path,

@@ -1,0 +1,246 @@
+//! What a node can check about itself (`bottomline check`, and in the background,
+//! `check_secs`), under the write lock so that no apply lands halfway through:
+//!
+//! - a **county** (the node that holds records): every cell equals a recomputation from its
+//!   records and tickets (invariant 4);
+//! - a **parent** (city, province): it holds its children's cells as they sent them, which it
+//!   cannot recompute, and derives its own division's cells from them (invariant 11): every
+//!   cell of its own division equals the sum of its direct children's cells for the same
+//!   period, indicator and dimension, plus the cells of the tickets it serves itself.
+
+use super::*;
+
+/// Most differing cells a report lists.
+pub const MAX_LISTED: usize = 20;
+
+/// A cell that is not what it must be.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mismatch {
+    /// The cell.
+    pub key: CellKey,
+    /// Its stored value.
+    pub stored: i64,
+    /// What it must be.
+    pub expected: i64,
+}
+
+impl std::fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {} {} dim {}: stored {}, expected {}",
+            self.key.division,
+            self.key.period,
+            self.key.indicator.name(),
+            self.key.dim,
+            self.stored,
+            self.expected
+        )
+    }
+}
+
+/// What a check compared and found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CheckReport {
+    /// What was checked, in words.
+    pub what: String,
+    /// Cells compared.
+    pub cells: usize,
+    /// How many differ.
+    pub differing: usize,
+    /// The first [`MAX_LISTED`] of them, in key order.
+    pub first: Vec<Mismatch>,
+}
+
+impl CheckReport {
+    /// No cell differs.
+    pub fn ok(&self) -> bool {
+        self.differing == 0
+    }
+}
+
+/// Compare `stored` with `expected` (both without zeros).
+fn compare(
+    what: String,
+    stored: &BTreeMap<CellKey, i64>,
+    expected: &BTreeMap<CellKey, i64>,
+) -> CheckReport {
+    let mut r = CheckReport {
+        what,
+        cells: stored.len().max(expected.len()),
+        ..Default::default()
+    };
+    let keys: std::collections::BTreeSet<&CellKey> = stored.keys().chain(expected.keys()).collect();
+    for k in keys {
+        let (s, e) = (
+            stored.get(k).copied().unwrap_or(0),
+            expected.get(k).copied().unwrap_or(0),
+        );
+        if s != e {
+            r.differing += 1;
+            if r.first.len() < MAX_LISTED {
+                r.first.push(Mismatch {
+                    key: *k,
+                    stored: s,
+                    expected: e,
+                });
+            }
+        }
+    }
+    r
+}
+
+impl Ledger {
+    /// Check what this node can check about its cells (see the module): a county against its
+    /// records, a parent against its children's replicas.
+    pub fn self_check(&self) -> Result<CheckReport> {
+        if self.division.level() >= Level::County {
+            self.check_records()
+        } else {
+            self.check_aggregates()
+        }
+    }
+
+    /// A county: every cell equals a recomputation from the records and tickets.
+    pub fn check_records(&self) -> Result<CheckReport> {
+        let _w = self.write.lock().unwrap_or_else(|p| p.into_inner());
+        let stored = self.all_cells()?;
+        let fresh = self.recompute_cells()?;
+        Ok(compare(
+            format!(
+                "{}: every cell against a recomputation from its records and tickets",
+                self.division
+            ),
+            &stored,
+            &fresh,
+        ))
+    }
+
+    /// A parent: every cell of its own division equals the sum of its direct children's cells
+    /// (as they sent them) plus its own ticket cells.
+    pub fn check_aggregates(&self) -> Result<CheckReport> {
+        let me = self.division;
+        let mut children: std::collections::BTreeSet<Code> =
+            self.registry().children(me).map(|d| d.code).collect();
+        children.extend(self.known_children()?.into_iter().map(|k| k.division));
+        let _w = self.write.lock().unwrap_or_else(|p| p.into_inner());
+        let mut expected: BTreeMap<CellKey, i64> = BTreeMap::new();
+        for c in &children {
+            for (k, v) in self.scan_cells(self.store.scan_prefix(TreeId::Cells, &c.key()))? {
+                if k.division == *c {
+                    let own = CellKey { division: me, ..k };
+                    let e = expected.entry(own).or_insert(0);
+                    *e = e.checked_add(v).ok_or_else(|| LedgerError::Corrupt {
+                        what: "cells",
+                        detail: format!("the sum of {own:?} over the children overflows"),
+                    })?;
+                }
+            }
+        }
+        let mut tickets = BTreeMap::new();
+        self.ticket_cells_into(&mut tickets)?;
+        for (k, v) in tickets {
+            if k.division == me {
+                *expected.entry(k).or_insert(0) += v;
+            }
+        }
+        expected.retain(|_, v| *v != 0);
+        let stored: BTreeMap<CellKey, i64> = self
+            .scan_cells(self.store.scan_prefix(TreeId::Cells, &me.key()))?
+            .into_iter()
+            .filter(|(k, _)| k.division == me)
+            .collect();
+        Ok(compare(
+            format!(
+                "{me}: its own cells against the sum of its {} children's and its own tickets'",
+                children.len()
+            ),
+            &stored,
+            &expected,
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cells::Replica;
+    use crate::period::Period;
+    use crate::stats::Stored;
+    use crate::store::StoreOptions;
+
+    fn c(s: &str) -> Code {
+        Code::parse(s).unwrap()
+    }
+
+    fn cell(division: &str, dim: u8, value: i64, version: u64) -> Replica {
+        Replica {
+            key: CellKey {
+                division: c(division),
+                period: Period::parse("2026-11").unwrap(),
+                indicator: Stored::Measures,
+                dim,
+            },
+            value,
+            version,
+        }
+    }
+
+    #[test]
+    fn a_parent_proves_its_own_cells_are_the_sum_of_its_childrens() {
+        let dir = tempfile::tempdir().unwrap();
+        let city =
+            Ledger::open_or_init(dir.path(), Some(c("6101")), &StoreOptions::default()).unwrap();
+        city.apply_replicas(
+            c("610102"),
+            &[cell("610102", 1, 5, 1), cell("610102001", 1, 5, 1)],
+            1,
+            1,
+        )
+        .unwrap();
+        city.apply_replicas(
+            c("610103"),
+            &[cell("610103", 1, 7, 1), cell("610103", 2, 2, 1)],
+            1,
+            1,
+        )
+        .unwrap();
+        let r = city.self_check().unwrap();
+        assert!(r.ok(), "{r:?}");
+        assert_eq!(r.cells, 2, "6101's two cells: 5 + 7 and 2");
+        // A replica changes: the aggregate follows in the same commit.
+        city.apply_replicas(c("610102"), &[cell("610102", 1, 1, 2)], 2, 2)
+            .unwrap();
+        assert!(city.check_aggregates().unwrap().ok());
+        // A cell of the city's own division written outside the replicas is found.
+        let bad = CellKey {
+            division: c("6101"),
+            ..cell("6101", 2, 0, 0).key
+        };
+        let groups = crate::cells::group([(bad, 3)]);
+        {
+            let _w = city.write.lock().unwrap();
+            city.write_cells(&groups, &mut |_| {}).unwrap();
+        }
+        let r = city.check_aggregates().unwrap();
+        assert_eq!(r.differing, 1);
+        assert_eq!(
+            r.first,
+            vec![Mismatch {
+                key: bad,
+                stored: 5,
+                expected: 2
+            }]
+        );
+        assert!(r.first[0].to_string().contains("stored 5, expected 2"));
+    }
+
+    #[test]
+    fn a_county_checks_its_cells_against_its_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let county =
+            Ledger::open_or_init(dir.path(), Some(c("610102")), &StoreOptions::default()).unwrap();
+        let r = county.self_check().unwrap();
+        assert!(r.ok() && r.what.contains("recomputation"), "{r:?}");
+    }
+}

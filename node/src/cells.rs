@@ -102,15 +102,17 @@ impl Block {
         self.entries.iter().map(|e| e.seq).max().unwrap_or(0)
     }
 
-    /// Add `delta` to the cell (indicator, dim), stamping it with `seq`.
-    pub fn add(&mut self, indicator: Stored, dim: u8, delta: i64, seq: u64) {
+    /// Add `delta` to the cell (indicator, dim), stamping it with `seq`; `None` (nothing
+    /// changed) when the sum would overflow.
+    #[must_use]
+    pub fn add(&mut self, indicator: Stored, dim: u8, delta: i64, seq: u64) -> Option<()> {
         match self
             .entries
             .binary_search_by_key(&(indicator, dim), |e| (e.indicator, e.dim))
         {
             Ok(i) => {
                 let e = &mut self.entries[i];
-                e.value += delta;
+                e.value = e.value.checked_add(delta)?;
                 e.seq = seq;
                 e.version = seq;
             }
@@ -125,6 +127,7 @@ impl Block {
                 },
             ),
         }
+        Some(())
     }
 }
 
@@ -153,6 +156,37 @@ pub enum CellsError {
     /// A stored value was undecodable.
     #[error(transparent)]
     Corrupt(#[from] CorruptBlock),
+    /// A cell's value would leave the range of a 64-bit integer (a value from the wire, or a
+    /// sum): refused rather than wrapped.
+    #[error("cell {division} {period} {indicator} dim {dim}: {what} overflows a 64-bit value")]
+    Overflow {
+        /// The cell's division.
+        division: Code,
+        /// Its period.
+        period: Period,
+        /// Its indicator.
+        indicator: &'static str,
+        /// Its dimension.
+        dim: u8,
+        /// What overflowed.
+        what: &'static str,
+    },
+}
+
+fn overflow(
+    division: Code,
+    period: Period,
+    ind: Stored,
+    dim: u8,
+    what: &'static str,
+) -> CellsError {
+    CellsError::Overflow {
+        division,
+        period,
+        indicator: ind.name(),
+        dim,
+        what,
+    }
 }
 
 /// Read one block (empty when absent).
@@ -228,7 +262,9 @@ pub fn stage_block(
     *seq += 1;
     block.entries.reserve(deltas.len());
     for &(ind, dim, d) in deltas {
-        block.add(ind, dim, d, *seq);
+        block
+            .add(ind, dim, d, *seq)
+            .ok_or_else(|| overflow(division, period, ind, dim, "the sum"))?;
     }
     let key = block_key(division, period);
     log.moved(old_seq)?;
@@ -420,7 +456,10 @@ pub fn stage_replica_block(
                 if c.version <= e.version {
                     continue;
                 }
-                changed.push((ind, dim, c.value - e.value));
+                let d = c.value.checked_sub(e.value).ok_or_else(|| {
+                    overflow(division, period, ind, dim, "the change of the value")
+                })?;
+                changed.push((ind, dim, d));
                 e.value = c.value;
                 e.version = c.version;
                 e.seq = next;
@@ -477,9 +516,9 @@ mod tests {
     #[test]
     fn block_round_trip_and_add() {
         let mut b = Block::default();
-        b.add(Stored::Measures, 3, 2, 7);
-        b.add(Stored::SignalsBySource, 1, 1, 8);
-        b.add(Stored::Measures, 3, -2, 9);
+        b.add(Stored::Measures, 3, 2, 7).unwrap();
+        b.add(Stored::SignalsBySource, 1, 1, 8).unwrap();
+        b.add(Stored::Measures, 3, -2, 9).unwrap();
         assert_eq!(b.entries.len(), 2);
         assert_eq!(b.entries[0].indicator, Stored::SignalsBySource);
         assert_eq!(b.entries[1].value, 0, "zero stays as a tombstone");
@@ -487,5 +526,15 @@ mod tests {
         assert_eq!(Block::decode(&b.encode()).unwrap(), b);
         assert!(Block::decode(&[9]).is_err());
         assert!(Block::decode(&[BLOCK_V1, 1, 2]).is_err());
+    }
+
+    #[test]
+    fn a_sum_that_would_wrap_is_refused_and_changes_nothing() {
+        let mut b = Block::default();
+        b.add(Stored::Measures, 3, i64::MIN, 1).unwrap();
+        assert_eq!(b.add(Stored::Measures, 3, -1, 2), None);
+        assert_eq!((b.entries[0].value, b.max_seq()), (i64::MIN, 1));
+        b.add(Stored::Measures, 3, i64::MAX, 3).unwrap();
+        assert_eq!(b.entries[0].value, -1);
     }
 }

@@ -83,6 +83,9 @@ pub enum LedgerError {
     /// A ticket request this node refuses (who may act here, what a peer may deliver).
     #[error("{0}")]
     TicketRefused(String),
+    /// A value, or a sum of values, would leave the 64-bit range; nothing was written.
+    #[error("refused, nothing written: {0}")]
+    Overflow(String),
     /// A stored value could not be decoded.
     #[error("corrupt {what} in the store: {detail}")]
     Corrupt {
@@ -1218,6 +1221,7 @@ fn cells_err(e: crate::cells::CellsError) -> LedgerError {
             what: "cell block",
             detail: c.0,
         },
+        e @ crate::cells::CellsError::Overflow { .. } => LedgerError::Overflow(e.to_string()),
     }
 }
 

@@ -289,7 +289,9 @@ pub fn fill_ticket_backlogs(
 fn to_status(e: LedgerError) -> Status {
     match e {
         LedgerError::NotInSubtree { .. } => Status::permission_denied(e.to_string()),
-        LedgerError::Refused(_) => Status::invalid_argument(e.to_string()),
+        LedgerError::Refused(_) | LedgerError::Overflow(_) => {
+            Status::invalid_argument(e.to_string())
+        }
         other => Status::internal(other.to_string()),
     }
 }

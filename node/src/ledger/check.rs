@@ -236,6 +236,28 @@ mod tests {
     }
 
     #[test]
+    fn a_value_or_sum_that_would_wrap_is_refused_and_nothing_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let city =
+            Ledger::open_or_init(dir.path(), Some(c("6101")), &StoreOptions::default()).unwrap();
+        city.apply_replicas(c("610102"), &[cell("610102", 1, i64::MAX, 1)], 1, 1)
+            .unwrap();
+        let before = city.all_cells().unwrap();
+        // The city's own cell would be i64::MAX + 1.
+        let e = city
+            .apply_replicas(c("610103"), &[cell("610103", 1, 1, 1)], 1, 1)
+            .unwrap_err();
+        assert!(matches!(e, LedgerError::Overflow(_)), "{e}");
+        assert!(e.to_string().contains("overflows"), "{e}");
+        // A change from i64::MIN to i64::MAX cannot be expressed as a difference.
+        city.apply_replicas(c("610102"), &[cell("610102", 1, i64::MIN, 2)], 2, 2)
+            .unwrap_err();
+        assert_eq!(city.all_cells().unwrap(), before, "nothing was written");
+        assert_eq!(city.child_acked(c("610103")).unwrap(), 0);
+        assert!(city.check_aggregates().unwrap().ok());
+    }
+
+    #[test]
     fn a_county_checks_its_cells_against_its_records() {
         let dir = tempfile::tempdir().unwrap();
         let county =

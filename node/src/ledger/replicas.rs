@@ -201,7 +201,16 @@ impl Ledger {
                         indicator,
                         dim,
                     };
-                    *aggregate.entry(k).or_insert(0) += d;
+                    let a = aggregate.entry(k).or_insert(0);
+                    *a = a.checked_add(d).ok_or_else(|| {
+                        cells_err(crate::cells::CellsError::Overflow {
+                            division: self.division,
+                            period: bk.1,
+                            indicator: indicator.name(),
+                            dim,
+                            what: "the sum of the children's changes",
+                        })
+                    })?;
                 }
             }
         }

@@ -190,3 +190,82 @@ async fn an_inventory_of_long_descriptions_travels_in_bounded_batches() {
     common::stop(city).await;
     common::stop(province).await;
 }
+
+/// A ticket sender that fails (here: an event of the county's log that no longer decodes)
+/// does not fail unseen: the link ends with the cause, which the county's status shows, and
+/// the link is dialled again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_ticket_sender_ends_its_link_with_the_cause_and_is_redialled() {
+    use bottomline::store::{StoreOptions, TreeId, WriteSet};
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let sync = "reconnect_secs = 0.05\n";
+    let city = common::start(dir, "6101", None, true, sync).await;
+    let county = common::start(dir, "610102", city.addr.as_deref(), false, sync).await;
+    let key = city
+        .ledger()
+        .issue_tickets(
+            c("6101"),
+            vec![Ticket {
+                issuer: c("6101"),
+                id: "T1".into(),
+                target: c("610102"),
+                category: "c".into(),
+                source: TicketSource::Inspection,
+                severity: Severity::Low,
+                deadline: today_in_china(),
+                description: "d".into(),
+                household_code: None,
+                parent: None,
+                inventory: None,
+            }],
+        )
+        .expect("issue")
+        .remove(0);
+    eventually("the delivery reaches the city", || {
+        city.ledger().ticket(&key).ok().flatten().map(|s| s.state) == Some(State::Delivered)
+    })
+    .await;
+    let county_dir = county.ledger().store().path().to_owned();
+    common::stop(county).await;
+    // While the county is stopped: it accepts, and that event's stored bytes are damaged.
+    {
+        let l =
+            bottomline::ledger::Ledger::open(&county_dir, &StoreOptions::default()).expect("open");
+        l.act_on_tickets(
+            c("610102"),
+            std::slice::from_ref(&key),
+            &bottomline::ledger::Act::Accept,
+        )
+        .expect("accept");
+        let pos = l.ticket_head();
+        let v = l
+            .store()
+            .get(TreeId::TicketLog, &pos.to_be_bytes())
+            .expect("get")
+            .expect("the acceptance");
+        let mut ws = WriteSet::new();
+        ws.put(
+            TreeId::TicketLog,
+            pos.to_be_bytes(),
+            v[..v.len() - 3].to_vec(),
+        );
+        l.store().commit(ws).expect("commit");
+        l.store().flush().expect("flush");
+    }
+    let county = common::start(dir, "610102", city.addr.as_deref(), false, sync).await;
+    eventually(
+        "the failure is reported with its cause, and the link dialled again",
+        || {
+            let up = county.handle.uplink.lock().unwrap();
+            up.links >= 2
+                && up.last_error.as_deref().is_some_and(|e| {
+                    e.contains("sending ticket events to the parent failed")
+                        && e.contains("corrupt")
+                })
+        },
+    )
+    .await;
+    common::stop(county).await;
+    common::stop(city).await;
+}

@@ -34,7 +34,7 @@ mod replicas;
 mod ticket_log;
 pub use check::{CheckReport, Mismatch};
 pub use replicas::KnownChild;
-pub use ticket_log::{sub_id, Act, LogEntry, Logged, MAX_SCAN};
+pub use ticket_log::{sub_id, Act, LogEntry, Logged, MAX_BACKLOG_SCAN, MAX_SCAN};
 
 /// Records (or cell blocks) per atomic commit (sled is fastest and leanest at about 1 000;
 /// see GUIDE.md).

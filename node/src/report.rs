@@ -151,6 +151,7 @@ pub fn render_status(st: &crate::rpc::NodeStatus, format: Format, now_ms: i64) -
                         "tickets_down": {
                             "acked": c.ticket_acked_down,
                             "backlog": c.ticket_backlog_down,
+                            "backlog_at_least": c.ticket_backlog_down_at_least,
                         },
                         "tickets_up": {
                             "acked": c.ticket_acked_up,
@@ -307,7 +308,16 @@ pub fn render_status(st: &crate::rpc::NodeStatus, format: Format, now_ms: i64) -
                     c.acked,
                     c.head,
                     c.backlog,
-                    format!("{}/{}", c.ticket_acked_down, c.ticket_backlog_down),
+                    format!(
+                        "{}/{}{}",
+                        c.ticket_acked_down,
+                        c.ticket_backlog_down,
+                        if c.ticket_backlog_down_at_least {
+                            "+"
+                        } else {
+                            ""
+                        }
+                    ),
                     format!("{}/{}", c.ticket_acked_up, c.ticket_backlog_up),
                     match (c.silent, c.stalled) {
                         (true, _) => "SILENT",

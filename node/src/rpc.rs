@@ -166,6 +166,9 @@ pub struct ChildReport {
     /// Tickets down: this node's ticket events after `ticket_acked_down` that are for the
     /// child (not yet delivered, or not yet acked).
     pub ticket_backlog_down: u64,
+    /// `ticket_backlog_down` is a lower bound: the child's cursor is more than
+    /// [`crate::ledger::MAX_BACKLOG_SCAN`] entries behind (only the most recent are counted).
+    pub ticket_backlog_down_at_least: bool,
     /// The relay the child's link passes through (its certificate name), if any.
     pub via_relay: Option<String>,
     /// It has something to deliver and its delivered position has not moved for longer than
@@ -200,6 +203,7 @@ impl ChildReport {
             ticket_backlog_up: 0,
             ticket_acked_down: 0,
             ticket_backlog_down: 0,
+            ticket_backlog_down_at_least: false,
             via_relay: None,
             stalled: false,
             custody: None,
@@ -282,6 +286,8 @@ pub fn fill_ticket_backlogs(
         .zip(ledger.ticket_backlog_down(&cursors)?)
     {
         r.ticket_backlog_down = b;
+        r.ticket_backlog_down_at_least = ledger.ticket_head().saturating_sub(r.ticket_acked_down)
+            > crate::ledger::MAX_BACKLOG_SCAN;
     }
     Ok(())
 }
@@ -541,6 +547,7 @@ impl pb::sync_server::Sync for SyncService {
                     ticket_backlog_up: r.ticket_backlog_up,
                     ticket_acked_down: r.ticket_acked_down,
                     ticket_backlog_down: r.ticket_backlog_down,
+                    ticket_backlog_down_at_least: r.ticket_backlog_down_at_least,
                     via_relay: r.via_relay.unwrap_or_default(),
                     stalled: r.stalled,
                     custody_up: 0,

@@ -59,6 +59,7 @@ pub(crate) fn status(shared: &Shared) -> pb::StatusReply {
             parent_connected: live.parent_connected,
             // A relay does not judge progress; the parent's status does.
             stalled: false,
+            ticket_backlog_down_at_least: false,
         });
     }
     pb::StatusReply {

@@ -208,7 +208,7 @@ pub const MAX_SCAN: u64 = 50_000;
 /// [`Ledger::ticket_backlog_down`]) scans: the most recent ones. A count is exact for a cursor
 /// at most this far behind the head, and a lower bound (the events among the last
 /// `MAX_BACKLOG_SCAN` entries) for one further behind, whose lag shows in its position anyway.
-pub const MAX_BACKLOG_SCAN: u64 = 1_000_000;
+pub const MAX_BACKLOG_SCAN: u64 = 50_000;
 /// Recent ticket-log entries kept in memory for the senders (a burst such as a 10 000-ticket
 /// inventory is read by every child link; from memory it is decoded once, not once per link).
 const CACHE_ENTRIES: usize = 32_768;

@@ -121,6 +121,7 @@ pub async fn fetch_status(
                 ticket_backlog_up: c.ticket_backlog_up,
                 ticket_acked_down: c.ticket_acked_down,
                 ticket_backlog_down: c.ticket_backlog_down,
+                ticket_backlog_down_at_least: c.ticket_backlog_down_at_least,
                 via_relay: (!c.via_relay.is_empty()).then(|| c.via_relay.clone()),
                 stalled: c.stalled,
                 custody: (!r.relay.is_empty()).then_some(super::Custody {

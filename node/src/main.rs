@@ -447,7 +447,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     today: today_in_china(),
                     import_threads,
                 },
-                shutdown_signal(),
+                bottomline::node::shutdown_signal(),
             ))
         }
         Command::Gen {
@@ -527,28 +527,12 @@ fn serve(path: &std::path::Path) -> anyhow::Result<()> {
         if let Some(l) = &listener {
             tracing::info!(addr = %l.local_addr()?, "listening");
         }
-        bottomline::node::run(config, handle, listener, shutdown_signal()).await
+        bottomline::node::run(
+            config,
+            handle,
+            listener,
+            bottomline::node::shutdown_signal(),
+        )
+        .await
     })
-}
-
-/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
 }

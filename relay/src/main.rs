@@ -57,7 +57,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             rt.block_on(async move {
                 let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
                 tokio::spawn(async move {
-                    shutdown_signal().await;
+                    bottomline::node::shutdown_signal().await;
                     tracing::info!("shutting down");
                     let _ = stop_tx.send(true);
                 });
@@ -66,26 +66,4 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             })
         }
     }
-}
-
-/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
 }

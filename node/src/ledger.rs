@@ -33,7 +33,7 @@ mod check;
 mod replicas;
 mod ticket_log;
 pub use check::{CheckReport, Mismatch};
-pub use replicas::KnownChild;
+pub use replicas::{KnownChild, MAX_SWEEP_CELLS};
 pub use ticket_log::{sub_id, Act, LogEntry, Logged, MAX_BACKLOG_SCAN, MAX_SCAN};
 
 /// Records (or cell blocks) per atomic commit (sled is fastest and leanest at about 1 000;

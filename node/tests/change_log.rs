@@ -43,10 +43,15 @@ type Swept = (CellKey, (i64, u64));
 
 /// A whole sweep from `floor` in steps of `limit` blocks: the cells, and where it ended.
 fn sweep(ledger: &Ledger, floor: u64, limit: usize) -> (Vec<Swept>, u64) {
+    sweep_capped(ledger, floor, limit, usize::MAX)
+}
+
+/// The same in steps that also stop after the block reaching `max_cells` cells.
+fn sweep_capped(ledger: &Ledger, floor: u64, limit: usize, max_cells: usize) -> (Vec<Swept>, u64) {
     let mut pos = floor;
     let mut cells = Vec::new();
     for _ in 0..100_000 {
-        let step = ledger.sweep(floor, pos, limit).unwrap();
+        let step = ledger.sweep_capped(floor, pos, limit, max_cells).unwrap();
         assert!(step.pos >= pos, "a sweep never moves back");
         cells.extend(step.cells.iter().map(|(k, v)| (*k, (v.value, v.seq))));
         pos = step.pos;
@@ -134,6 +139,25 @@ fn sweeps_return_each_changed_block_once_from_any_floor_in_any_step() {
                 "floor {f}, limit {limit}: a cell twice"
             );
             assert_eq!(got, expected, "floor {f}, limit {limit}");
+        }
+        // Capped by cells as the uplink does (here at 1, 50 and 500 cells per step): the same
+        // cells, each once, and no step ends more than one block past its cap.
+        for cap in [1, 50, 500] {
+            let (cells, pos) = sweep_capped(&ledger, f, usize::MAX, cap);
+            assert_eq!(pos, head, "floor {f}, cap {cap}");
+            let got: BTreeMap<_, _> = cells.iter().copied().collect();
+            assert_eq!(got.len(), cells.len(), "floor {f}, cap {cap}: a cell twice");
+            assert_eq!(got, expected, "floor {f}, cap {cap}");
+            let step = ledger.sweep_capped(f, f, usize::MAX, cap).unwrap();
+            let biggest_block = 200;
+            assert!(
+                step.cells.len() < cap + biggest_block,
+                "cap {cap}: {}",
+                step.cells.len()
+            );
+            if expected.len() > cap + biggest_block {
+                assert!(!step.complete, "cap {cap}: a step stops early");
+            }
         }
     }
     ledger.store().flush().unwrap();

@@ -4,17 +4,16 @@
 
 use super::*;
 
-/// Most cells one sweep step returns (plus the rest of the block it is in): a cell is ~35
-/// bytes on the wire, so a batch stays near 4 MiB, far below the gRPC message limit, however
-/// many cells its blocks hold.
+/// Most cells one step of the uplink's sweep returns (plus the rest of the block it is in): a
+/// cell is ~35 bytes on the wire, so a batch stays near 4 MiB, far below the gRPC message
+/// limit, however many cells its blocks hold.
 pub const MAX_SWEEP_CELLS: usize = 100_000;
 
 impl Ledger {
     /// One step of a **sweep** over the change log (what the sync sender calls).
     ///
     /// A sweep starts at a floor `F` (everything changed at or before `F` was delivered) and
-    /// reads the blocks logged after position `pos`, at most `limit` of them (and stops after
-    /// the block that reaches [`MAX_SWEEP_CELLS`] cells), returning their
+    /// reads the blocks logged after position `pos`, at most `limit` of them, returning their
     /// entries changed after `F`, zeros included. A block that changes again while a sweep is
     /// under way moves to a higher log position, where the same sweep reads it again, so when a
     /// step reaches the head (`Sweep::complete`), everything changed after `F` has been
@@ -23,6 +22,19 @@ impl Ledger {
     /// a block that has since moved ahead). Runs under the write lock, where everything
     /// committed is also flushed, so nothing unflushed leaves the node.
     pub fn sweep(&self, floor: u64, pos: u64, limit: usize) -> Result<Sweep> {
+        self.sweep_capped(floor, pos, limit, usize::MAX)
+    }
+
+    /// [`Ledger::sweep`] that also stops after the block that reaches `max_cells` cells (the
+    /// uplink passes [`MAX_SWEEP_CELLS`], so a batch stays far below the message limit however
+    /// many cells its blocks hold).
+    pub fn sweep_capped(
+        &self,
+        floor: u64,
+        pos: u64,
+        limit: usize,
+        max_cells: usize,
+    ) -> Result<Sweep> {
         let _w = self.write.lock().unwrap_or_else(|p| p.into_inner());
         // Writers commit under the write lock but may flush after releasing it (group
         // commit); make everything committed durable first, so the log read below is exactly
@@ -48,7 +60,7 @@ impl Ledger {
                 if seq <= out.pos {
                     continue; // read by an earlier step of this sweep
                 }
-                if read == limit || out.cells.len() >= MAX_SWEEP_CELLS {
+                if read == limit || out.cells.len() >= max_cells {
                     more = true;
                     break 'groups;
                 }

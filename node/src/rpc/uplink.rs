@@ -254,7 +254,10 @@ async fn run_uplink(
         if (sent_batches.len() as u64) < WINDOW {
             let l = ledger.clone();
             let limit = cfg.batch_blocks;
-            let step = tokio::task::spawn_blocking(move || l.sweep(floor, pos, limit)).await??;
+            let step = tokio::task::spawn_blocking(move || {
+                l.sweep_capped(floor, pos, limit, crate::ledger::MAX_SWEEP_CELLS)
+            })
+            .await??;
             let new_floor = if step.complete { step.pos } else { floor };
             if step.pos > pos || new_floor > floor {
                 let batch = pb::CellBatch {

@@ -68,14 +68,16 @@ async fn heartbeats_without_progress_are_stalled() {
             .and_then(|e| e.payload),
         Some(Payload::Welcome(_))
     ));
-    // Heartbeats every 50 ms, each saying 5 blocks wait; nothing is delivered.
+    // A heartbeat every 50 ms (the simulated child's cadence), each saying 5 blocks wait;
+    // nothing is delivered.
     let beat = tx.clone();
     let beating = tokio::spawn(async move {
+        let mut cadence = tokio::time::interval(Duration::from_millis(50));
         loop {
+            cadence.tick().await;
             if beat.send(hello("610102", 5)).await.is_err() {
                 return;
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     });
     eventually_async("the link shows STALLED", || async {

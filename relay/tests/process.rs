@@ -4,7 +4,7 @@
 mod common;
 
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bottomline_proto::v1 as pb;
 use common::*;
@@ -103,13 +103,13 @@ async fn kill_9_keeps_custody_and_sigterm_stops_cleanly() {
         .status()
         .unwrap();
     assert!(killed.success());
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + DEADLINE;
     let exit = loop {
         if let Some(s) = p.try_wait().unwrap() {
             break s;
         }
         assert!(Instant::now() < deadline, "no exit after SIGTERM");
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(POLL).await;
     };
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(exit.success(), "{exit:?}\n{text}");

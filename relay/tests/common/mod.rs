@@ -226,19 +226,24 @@ pub fn child_of<'a>(s: &'a pb::StatusReply, division: &str) -> Option<&'a pb::Ch
     s.children.iter().find(|c| c.division == division)
 }
 
-/// Poll `f` every 20 ms until it returns true; fail after 60 s.
+/// How often a condition is polled.
+pub const POLL: Duration = Duration::from_millis(20);
+/// How long a condition may take before the test fails.
+pub const DEADLINE: Duration = Duration::from_secs(60);
+
+/// Poll `f` every [`POLL`] until it returns true; fail after [`DEADLINE`].
 pub async fn eventually<F, Fut>(what: &str, mut f: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let deadline = std::time::Instant::now() + DEADLINE;
     while !f().await {
         assert!(
             std::time::Instant::now() < deadline,
             "timed out waiting for: {what}"
         );
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(POLL).await;
     }
 }
 
@@ -496,13 +501,13 @@ pub fn spawn(config: &Path, log: &Path) -> RelayProcess {
 
 /// Wait until the relay answers `Status`.
 pub async fn ready(url: &str, dir: &Path, p: &mut RelayProcess) -> pb::StatusReply {
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + DEADLINE;
     loop {
         if let Ok(s) = status(url, &operator(dir)).await {
             return s;
         }
         assert!(p.try_wait().unwrap().is_none(), "the relay exited");
         assert!(Instant::now() < deadline, "the relay did not come up");
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(POLL).await;
     }
 }

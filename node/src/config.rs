@@ -120,6 +120,22 @@ fn default_cache_mib() -> u64 {
     8
 }
 
+/// Read the TOML file at `path` and check it with `parse` (a node's or the relay's config):
+/// errors name the file.
+pub fn load_with<T>(
+    path: &Path,
+    parse: impl FnOnce(&str) -> Result<T, String>,
+) -> Result<T, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    parse(&text).map_err(|message| ConfigError::Invalid {
+        path: path.to_owned(),
+        message,
+    })
+}
+
 /// Errors reading a configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -145,14 +161,7 @@ pub enum ConfigError {
 impl Config {
     /// Read and check a TOML file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
-            path: path.to_owned(),
-            source,
-        })?;
-        Config::parse(&text).map_err(|message| ConfigError::Invalid {
-            path: path.to_owned(),
-            message,
-        })
+        load_with(path, Config::parse)
     }
 
     /// Parse and check TOML text.

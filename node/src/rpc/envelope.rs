@@ -77,11 +77,6 @@ impl Seals {
         self.verifier.as_ref()
     }
 
-    /// Whether this node checks signatures (it runs mTLS).
-    pub fn checks(&self) -> bool {
-        self.verifier.is_some()
-    }
-
     /// An envelope from this node, signed when it has a key (for Hello and cell batches; a
     /// ticket batch's events carry their own seals, see [`Seals::unsigned`]).
     pub fn envelope(&self, origin: Code, seq: u64, payload: Payload) -> pb::Envelope {

@@ -202,6 +202,19 @@ pub enum ImportError {
 }
 
 impl ImportError {
+    /// The same error about `file` (e.g. the name a remote client gave the file, rather than
+    /// the path it was received under).
+    pub fn for_file(mut self, file: PathBuf) -> ImportError {
+        match &mut self {
+            ImportError::Io { file: f, .. }
+            | ImportError::UnknownKind { file: f }
+            | ImportError::File { file: f, .. }
+            | ImportError::Rows { file: f, .. }
+            | ImportError::Ledger { file: f, .. } => *f = file,
+        }
+        self
+    }
+
     /// The file the error is about.
     pub fn file(&self) -> &Path {
         match self {

@@ -470,7 +470,7 @@ impl pb::sync_server::Sync for SyncService {
         ));
         tokio::spawn(async move {
             let result = tokio::select! {
-                r = serve_link(Link { ledger: &ledger, children: &children, child, signer, seals: &seals }, &mut inbound, &tx, &down_tx, &mut stop) => {
+                r = serve_link(Link { ledger: &ledger, children: &children, child, signer, seals: &seals, applied: (acked, resume_pos) }, &mut inbound, &tx, &down_tx, &mut stop) => {
                     r.map_err(|e| caller.audited(&format!("deliver on the link of {child}"), e))
                 }
                 () = until_revoked(revoked) => Err(caller.deny(
@@ -681,6 +681,8 @@ struct Link<'a> {
     /// envelope it sends is checked against it.
     signer: Option<Arc<crate::security::sign::Signer>>,
     seals: &'a Arc<Seals>,
+    /// The child's (floor, pos) this node held when the link opened (sent in `Welcome`).
+    applied: (u64, u64),
 }
 
 /// Apply the child's batches in order, acking each after it is durable.
@@ -697,10 +699,10 @@ async fn serve_link(
         child,
         signer,
         seals,
+        mut applied,
     } = link;
     let me = ledger.division();
-    // The (floor, pos) applied last on this link: a batch at or below it is a replay.
-    let mut applied = ledger.child_resume(child).map_err(to_status)?;
+    // `applied`: the (floor, pos) applied last on this link; a batch at or below it is a replay.
     loop {
         // Stop between messages only: a batch being applied is finished (and acked) first.
         let next = tokio::select! {

@@ -155,20 +155,12 @@ impl pb::import_server::Import for ImportService {
                 cells_written: r.applied.cells_written,
             })
             .collect();
-        let (rejected_file, error) = match &outcome.rejected {
+        let (rejected_file, error) = match outcome.rejected {
             // The upload directory is gone: name the file as the client named it.
-            Some((f, e)) => (
-                name(f),
-                e.to_string().replace(
-                    &format!(
-                        "{}/",
-                        f.parent()
-                            .map(|p| p.display().to_string())
-                            .unwrap_or_default()
-                    ),
-                    "",
-                ),
-            ),
+            Some((f, e)) => {
+                let n = name(&f);
+                (n.clone(), e.for_file(PathBuf::from(n)).to_string())
+            }
             None => (String::new(), String::new()),
         };
         if !rejected_file.is_empty() {

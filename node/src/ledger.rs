@@ -31,9 +31,11 @@ use crate::store::{Bytes, Store, StoreError, StoreOptions, TreeId, WriteSet};
 
 mod check;
 mod replicas;
+mod restored;
 mod ticket_log;
 pub use check::{CheckReport, Mismatch};
 pub use replicas::{KnownChild, MAX_SWEEP_CELLS};
+pub use restored::ChildLinked;
 pub use ticket_log::{sub_id, Act, LogEntry, Logged, MAX_BACKLOG_SCAN, MAX_SCAN};
 
 /// Records (or cell blocks) per atomic commit (sled is fastest and leanest at about 1 000;
@@ -44,6 +46,8 @@ pub const BATCH: usize = 1000;
 const RECORD_V1: u8 = 1;
 const META_DIVISION: &[u8] = b"division";
 const META_CELL_SEQ: &[u8] = b"cell_seq";
+/// The store's identity and lineage (`lineage.rs`).
+const META_STORE_IDENTITY: &[u8] = b"store_identity";
 /// Set while an apply has written records whose cell deltas are not all written yet.
 const META_STATS_PENDING: &[u8] = b"stats_pending";
 
@@ -83,6 +87,9 @@ pub enum LedgerError {
     /// A ticket request this node refuses (who may act here, what a peer may deliver).
     #[error("{0}")]
     TicketRefused(String),
+    /// A replicated value this node refuses (its version out of range).
+    #[error("refused, nothing written: {0}")]
+    BadReplica(String),
     /// A value, or a sum of values, would leave the 64-bit range; nothing was written.
     #[error("refused, nothing written: {0}")]
     Overflow(String),
@@ -190,6 +197,8 @@ pub struct Ledger {
     signing_key: std::sync::OnceLock<Arc<crate::security::sign::NodeKey>>,
     /// Signer certificates read from the store, by fingerprint.
     certs: Mutex<std::collections::HashMap<crate::security::sign::Hash, Arc<Vec<u8>>>>,
+    /// The store's identity, with the incarnation this process started (`lineage.rs`).
+    identity: crate::lineage::StoreIdentity,
 }
 
 /// Store key of a record: kind, then id.
@@ -362,7 +371,7 @@ impl Ledger {
             })?;
             registry.insert(d);
         }
-        let ledger = Ledger {
+        let mut ledger = Ledger {
             store,
             division,
             registry: RwLock::new(registry),
@@ -377,6 +386,7 @@ impl Ledger {
             ticket_cache: Default::default(),
             signing_key: Default::default(),
             certs: Default::default(),
+            identity: Default::default(),
         };
         ledger.ticket_durable.store(
             ledger.stored_ticket_head()?,
@@ -384,6 +394,7 @@ impl Ledger {
         );
         // What sled recovered on open is on disk.
         ledger.mark_durable(ledger.cell_seq()?);
+        ledger.identity = ledger.start_incarnation()?;
         if ledger
             .store
             .get(TreeId::Meta, META_STATS_PENDING)?

@@ -32,6 +32,7 @@ pub mod gen;
 pub mod import;
 pub mod inbox;
 pub mod ledger;
+pub mod lineage;
 pub mod node;
 pub mod period;
 pub mod report;

@@ -298,7 +298,7 @@ pub fn fill_ticket_backlogs(
 fn to_status(e: LedgerError) -> Status {
     match e {
         LedgerError::NotInSubtree { .. } => Status::permission_denied(e.to_string()),
-        LedgerError::Refused(_) | LedgerError::Overflow(_) => {
+        LedgerError::Refused(_) | LedgerError::Overflow(_) | LedgerError::BadReplica(_) => {
             Status::invalid_argument(e.to_string())
         }
         other => Status::internal(other.to_string()),
@@ -370,6 +370,39 @@ pub fn cell_from_pb(c: &pb::Cell) -> Result<Replica, String> {
     })
 }
 
+/// A store identity for the wire.
+pub fn identity_to_pb(id: &crate::lineage::StoreIdentity) -> pb::StoreIdentity {
+    pb::StoreIdentity {
+        store_id: id.store_id.to_vec(),
+        lineage: id
+            .lineage
+            .iter()
+            .map(|i| pb::Incarnation {
+                id: i.id,
+                cell_start: i.cell_start,
+                ticket_start: i.ticket_start,
+            })
+            .collect(),
+    }
+}
+
+/// A store identity from the wire (`None` when absent or malformed: nothing is checked).
+pub fn identity_from_pb(id: Option<&pb::StoreIdentity>) -> Option<crate::lineage::StoreIdentity> {
+    let id = id?;
+    Some(crate::lineage::StoreIdentity {
+        store_id: id.store_id.as_slice().try_into().ok()?,
+        lineage: id
+            .lineage
+            .iter()
+            .map(|i| crate::lineage::Incarnation {
+                id: i.id,
+                cell_start: i.cell_start,
+                ticket_start: i.ticket_start,
+            })
+            .collect(),
+    })
+}
+
 type EnvelopeStream = Pin<Box<dyn Stream<Item = Result<pb::Envelope, Status>> + Send>>;
 
 fn envelope(origin: Code, seq: u64, payload: Payload) -> pb::Envelope {
@@ -415,6 +448,23 @@ impl pb::sync_server::Sync for SyncService {
                 &format!("{child} is not a direct child of {me}"),
             ));
         }
+        // A child whose store was wiped or restored from an older backup: what this node
+        // holds of it is replaced before anything else happens on the link.
+        let identity = identity_from_pb(hello.identity.as_ref());
+        let heads = crate::lineage::Acked {
+            cells: hello.head,
+            tickets: hello.ticket_head,
+        };
+        let l = self.ledger.clone();
+        let linked =
+            tokio::task::spawn_blocking(move || l.child_linked(child, identity.as_ref(), heads))
+                .await
+                .map_err(|e| Status::internal(e.to_string()))?
+                .map_err(to_status)?;
+        let reset = match linked {
+            crate::ledger::ChildLinked::Continues => String::new(),
+            crate::ledger::ChildLinked::Replaced(why) => why,
+        };
         let (acked, resume_pos) = self.ledger.child_resume(child).map_err(to_status)?;
         tracing::info!(%child, acked, resume_pos, head = hello.head, via_relay = via_relay.as_deref().unwrap_or("-"), "child connected");
         {
@@ -435,12 +485,18 @@ impl pb::sync_server::Sync for SyncService {
             self.ledger.ticket_up_acked(child).map_err(to_status)?,
             self.ledger.ticket_down_acked(child).map_err(to_status)?,
         );
+        let (origin_seq, ticket_clock) =
+            self.ledger.ticket_counters_for(child).map_err(to_status)?;
+        let returns_upto = self.ledger.ticket_return_upto(child).map_err(to_status)?;
         let welcome = pb::Welcome {
             division: me.to_string(),
             acked,
             down_acked,
             resume_pos,
             ticket_acked,
+            origin_seq,
+            ticket_clock,
+            reset,
         };
         tx.send(Ok(envelope(me, 0, Payload::Welcome(welcome))))
             .await
@@ -467,6 +523,7 @@ impl pb::sync_server::Sync for SyncService {
             Out::Down(tx.clone()),
             down_rx,
             seals.clone(),
+            returns_upto,
         ));
         tokio::spawn(async move {
             let result = tokio::select! {

@@ -341,6 +341,7 @@ fn cell_batch_at(origin: &str, division: &str, value: i64, version: u64, pos: u6
     let batch = pb::CellBatch {
         cells: vec![bottomline::rpc::cell_to_pb(&key, &value)],
         floor: pos,
+        ..Default::default()
     };
     envelope(origin, pos, Payload::Cells(batch))
 }
@@ -361,6 +362,7 @@ fn cell_batch(origin: &str, division: &str) -> pb::Envelope {
     let batch = pb::CellBatch {
         cells: vec![bottomline::rpc::cell_to_pb(&key, &value)],
         floor: 1,
+        ..Default::default()
     };
     envelope(origin, 1, Payload::Cells(batch))
 }
@@ -1216,6 +1218,7 @@ async fn ticket_events_must_carry_their_creators_seal() {
                 events,
                 upto,
                 certificates: certs,
+                ..Default::default()
             }),
         )
     };

@@ -114,6 +114,7 @@ async fn heartbeats_without_progress_are_stalled() {
         payload: Some(Payload::Cells(pb::CellBatch {
             cells: vec![bottomline::rpc::cell_to_pb(&key, &value)],
             floor: 10,
+            ..Default::default()
         })),
         ..Default::default()
     })

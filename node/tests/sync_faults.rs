@@ -741,6 +741,7 @@ fn sweep_batches(l: &Ledger, floor: u64, limit: usize) -> Vec<pb::Envelope> {
                 .map(|(k, v)| bottomline::rpc::cell_to_pb(k, v))
                 .collect(),
             floor: if s.complete { s.pos } else { floor },
+            ..Default::default()
         };
         out.push(envelope(me, s.pos, Payload::Cells(batch)));
         pos = s.pos;
@@ -974,6 +975,7 @@ async fn duplicated_reordered_and_replayed_batches_never_double_count() {
         Payload::Cells(pb::CellBatch {
             cells: vec![bad],
             floor: head2 + 1,
+            ..Default::default()
         }),
     ))
     .await;

@@ -507,6 +507,7 @@ impl RawLink {
             events: events.iter().map(event_pb).collect(),
             upto,
             certificates: vec![],
+            ..Default::default()
         };
         self.tx
             .send(envelope(me, Payload::Tickets(batch)))
@@ -639,6 +640,7 @@ async fn duplicated_and_replayed_ticket_deliveries_change_nothing() {
         events: vec![event_pb(&forged)],
         upto: 11,
         certificates: vec![],
+        ..Default::default()
     };
     link.tx
         .send(envelope(me, Payload::Tickets(batch)))
@@ -670,6 +672,7 @@ async fn duplicated_and_replayed_ticket_deliveries_change_nothing() {
         events: vec![event_pb(&forged)],
         upto: 12,
         certificates: vec![],
+        ..Default::default()
     };
     link.tx
         .send(envelope(me, Payload::Tickets(batch)))

@@ -121,13 +121,29 @@ impl pb::sync_server::Sync for RelayService {
             ));
         }
         let lane = live.lane.clone();
-        let (c, l, bytes) = (shared.custody.clone(), lane.clone(), first.encode_to_vec());
-        blocking(move || {
+        let bytes = first.encode_to_vec();
+        // A child whose store restarted (or was wiped, or restored from an older backup): what
+        // the up-queue holds may be history its store no longer has, and only the parent can
+        // say where the child resumes. The queue and the cursor go; the upstream links again
+        // with the new Hello (see `Custody::restart_lane`).
+        let lost = match (&first.payload, lane.hello()) {
+            (Some(Payload::Hello(h)), Some(old)) => lost_history(&lane, &old, h),
+            _ => None,
+        };
+        let restarted = lost.is_some();
+        let (c, l) = (shared.custody.clone(), lane.clone());
+        let dropped = blocking(move || {
+            let dropped = if restarted { c.restart_lane(&l)? } else { 0 };
             let ticket = c.put_hello(&l, bytes)?;
-            c.flush_through(ticket)
+            c.flush_through(ticket)?;
+            Ok(dropped)
         })
         .await
         .map_err(|e| Status::internal(e.to_string()))?;
+        if let Some(why) = lost {
+            tracing::warn!(%child, dropped, reason = %why,
+                "the child's store lost what this relay holds of it; the parent decides where it resumes");
+        }
         upstream::ensure(shared, &live);
         if lane.cursor().is_none() {
             wait_for_parent(shared, &live).await?;
@@ -142,6 +158,7 @@ impl pb::sync_server::Sync for RelayService {
             down_acked: w.down_acked,
             resume_pos: w.resume_pos,
             ticket_acked: w.ticket_acked,
+            ..live.welcome_extras()
         };
         tx.send(Ok(from_parent(parent, Payload::Welcome(welcome))))
             .await
@@ -185,6 +202,35 @@ impl pb::sync_server::Sync for RelayService {
         Err(Status::unimplemented(
             "a relay holds no statistics; ask the parent",
         ))
+    }
+}
+
+/// Why what the relay holds of a child (its queued batches, the positions it told the child)
+/// is not the history of the child's store any more, if it is not: the child's store was
+/// wiped or restored from an older backup (`bottomline::lineage`). `old`: the child's last
+/// Hello envelope; `new`: the Hello it opens a link with now. A restart of the same store
+/// continues it.
+fn lost_history(lane: &Lane, old: &[u8], new: &pb::Hello) -> Option<String> {
+    use bottomline::lineage::{continuity, Acked, ChildStore, Continuity};
+    let (store_id, incarnation) = upstream::incarnation_of(old)?;
+    let identity = bottomline::rpc::identity_from_pb(new.identity.as_ref())?;
+    let held = lane.child_welcome()?;
+    let known = ChildStore {
+        store_id: store_id.try_into().ok()?,
+        incarnation,
+        generation: 0,
+    };
+    let acked = Acked {
+        cells: held.acked.max(held.resume_pos),
+        tickets: held.ticket_acked,
+    };
+    let heads = Acked {
+        cells: new.head,
+        tickets: new.ticket_head,
+    };
+    match continuity(Some(&known), &identity, acked, heads) {
+        Continuity::Diverged(why) => Some(why),
+        Continuity::Unknown | Continuity::Continues => None,
     }
 }
 

@@ -343,12 +343,13 @@ impl Custody {
                 ws.remove(TreeId::Custody, entry_key(lane.code, dir, *rseq));
             }
             if st.cursor != before {
-                if let Some(c) = &st.cursor {
-                    ws.put(
+                match &st.cursor {
+                    Some(c) => ws.put(
                         TreeId::Custody,
                         lane_key(lane.code, TAG_CURSOR),
                         encode_cursor(c),
-                    );
+                    ),
+                    None => ws.remove(TreeId::Custody, lane_key(lane.code, TAG_CURSOR)),
                 }
             }
             if let Err(e) = self.store.commit(ws) {
@@ -368,6 +369,16 @@ impl Custody {
             bump(&lane.cursor_changed);
         }
         Ok(deleted.0)
+    }
+
+    /// The child's store restarted (another store, or another incarnation of it: a restart,
+    /// or a restore from an older backup — `bottomline::lineage`): the lane's up-queue may
+    /// hold batches its store no longer continues, so all of it is dropped, and so is the
+    /// parent's cursor, until the parent answers the child's new Hello. Nothing is lost: the
+    /// child keeps everything it sent, and resends from where the parent's new `Welcome`
+    /// says. Returns how many entries were dropped.
+    pub fn restart_lane(&self, lane: &Lane) -> Result<usize> {
+        self.delete_where(lane, Dir::Up, |_| true, |cursor, _| *cursor = None)
     }
 
     /// The parent's `Ack{seq}`: its durable copy of the child's log reaches `seq`; the cell

@@ -9,6 +9,7 @@ use std::time::SystemTime;
 
 use bottomline::division::Code;
 use bottomline::security::tls::Revoked;
+use bottomline_proto::v1 as pb;
 use tokio::sync::watch;
 
 use crate::config::Config;
@@ -47,12 +48,39 @@ pub(crate) struct LaneLive {
     pub slot: Arc<tokio::sync::Mutex<()>>,
     status: Mutex<LiveStatus>,
     upstream_started: AtomicBool,
+    /// What the parent's last Welcome said beyond the cursor (the child's event counter, the
+    /// parent's clock, why it replaced what it held), passed on in the relay's Welcome.
+    /// Not stored: a child's new incarnation always waits for a fresh Welcome.
+    welcome_extras: Mutex<(u64, u64, String)>,
 }
 
 impl LaneLive {
     /// The live status (a lock held briefly).
     pub fn status(&self) -> MutexGuard<'_, LiveStatus> {
         self.status.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Keep the parent's Welcome's counters and reset reason for the child's Welcome.
+    pub fn set_welcome_extras(&self, w: &pb::Welcome) {
+        *self
+            .welcome_extras
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = (w.origin_seq, w.ticket_clock, w.reset.clone());
+    }
+
+    /// The relay's Welcome to the child, beyond the cursor: what the parent's last said.
+    pub fn welcome_extras(&self) -> pb::Welcome {
+        let (origin_seq, ticket_clock, reset) = self
+            .welcome_extras
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        pb::Welcome {
+            origin_seq,
+            ticket_clock,
+            reset,
+            ..Default::default()
+        }
     }
 
     /// True the first time only: the caller starts the lane's upstream.
@@ -156,6 +184,7 @@ impl Shared {
                     slot: Arc::new(tokio::sync::Mutex::new(())),
                     status: Mutex::new(LiveStatus::default()),
                     upstream_started: AtomicBool::new(false),
+                    welcome_extras: Default::default(),
                 })
             })
             .clone()

@@ -157,6 +157,10 @@ async fn run(shared: Arc<Shared>, live: Arc<LaneLive>) {
         match result {
             Ok(()) => return,
             Err(_) if shared.stopping() => return,
+            Err(e) if e == RELINK => {
+                tracing::info!(%child, "the child's store restarted; linking again");
+                continue;
+            }
             Err(e) => {
                 tracing::warn!(%child, parent = %shared.parent.url(), cause = %e, "upstream down; retrying");
                 shared.parent.set_error(Some(e));
@@ -174,6 +178,20 @@ async fn run(shared: Arc<Shared>, live: Arc<LaneLive>) {
         }
         delay = (delay * 2).min(Duration::from_secs(30));
     }
+}
+
+/// Why an upstream link ends when its child's store restarted: it is dialled again at once
+/// with the new Hello, so that the parent sees the child's new incarnation.
+const RELINK: &str = "the child's store restarted; linking again with its new Hello";
+
+/// Which store and incarnation a Hello envelope comes from (`None` when it says nothing).
+pub(crate) fn incarnation_of(hello: &[u8]) -> Option<(Vec<u8>, u64)> {
+    let env = pb::Envelope::decode(hello).ok()?;
+    let Some(Payload::Hello(h)) = env.payload else {
+        return None;
+    };
+    let id = h.identity?;
+    Some((id.store_id, id.lineage.last()?.id))
 }
 
 /// A gRPC status as one line.
@@ -200,6 +218,7 @@ async fn link_once(
     let mut hello_rx = lane.subscribe_hello();
     hello_rx.borrow_and_update();
     let hello = lane.hello().ok_or("no Hello of the child stored")?;
+    let opened_with = incarnation_of(&hello);
     let hello = decode(&hello, "Hello")?;
     let (dial, ch) = shared.parent.channel(child).await?;
     let mut client = pb::sync_client::SyncClient::new(ch)
@@ -255,6 +274,7 @@ async fn link_once(
         down_acked: w.down_acked,
     };
     let (c, l) = (shared.custody.clone(), lane.clone());
+    live.set_welcome_extras(&w);
     let covered = blocking(move || c.welcome(&l, cursor))
         .await
         .map_err(|e| e.to_string())?;
@@ -295,7 +315,8 @@ async fn link_once(
     });
     let mut reader = tokio::spawn(read_parent(shared.clone(), lane.clone(), inbound, ack_tx));
 
-    let result = forward_up(shared, &lane, &tx, &mut hello_rx, &mut reader, &mut acker).await;
+    let hello = (&mut hello_rx, opened_with);
+    let result = forward_up(shared, &lane, &tx, hello, &mut reader, &mut acker).await;
     reader.abort();
     // The acker finishes the flushes it was given (their acks may or may not go out). A
     // finished one may have been awaited already (by `forward_up`): never poll it again.
@@ -316,12 +337,16 @@ fn envelope(child: Code, payload: Payload) -> pb::Envelope {
 }
 
 /// Send the up-queue in order (window of [`WINDOW`]) and each new Hello of the child, until
-/// the link fails or the relay stops.
+/// the link fails or the relay stops; a Hello from another store or incarnation than the one
+/// the link opened with ends it ([`RELINK`]).
 async fn forward_up(
     shared: &Arc<Shared>,
     lane: &Arc<Lane>,
     tx: &mpsc::Sender<pb::Envelope>,
-    hello_rx: &mut tokio::sync::watch::Receiver<u64>,
+    (hello_rx, opened_with): (
+        &mut tokio::sync::watch::Receiver<u64>,
+        Option<(Vec<u8>, u64)>,
+    ),
     reader: &mut tokio::task::JoinHandle<Result<(), String>>,
     acker: &mut tokio::task::JoinHandle<Result<(), String>>,
 ) -> Result<(), String> {
@@ -334,6 +359,9 @@ async fn forward_up(
         up_rx.borrow_and_update();
         if std::mem::take(&mut hello_due) {
             if let Some(h) = lane.hello() {
+                if incarnation_of(&h) != opened_with {
+                    return Err(RELINK.into());
+                }
                 let h = decode(&h, "Hello")?;
                 tokio::select! {
                     r = tx.send(h) => r.map_err(closed)?,

@@ -116,6 +116,7 @@ async fn forwards_unchanged_both_ways_and_deletes_only_what_was_acked() {
         down_acked: 4,
         resume_pos: 7,
         ticket_acked: 3,
+        ..Default::default()
     };
     parent.log().welcome.insert(COUNTY.into(), theirs.clone());
     let relay = Relay::start(relay_config(d, &parent.url)).await.unwrap();

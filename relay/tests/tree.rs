@@ -400,3 +400,78 @@ async fn a_relay_killed_with_a_backlog_both_ways_loses_and_doubles_nothing() {
     relay.kill().unwrap();
     relay.wait().unwrap();
 }
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read dir") {
+        let e = e.expect("entry");
+        let target = to.join(e.file_name());
+        if e.file_type().expect("type").is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).expect("copy");
+        }
+    }
+}
+
+/// Issue #16 point 3 through a relay: a county restored from an older backup is recognised
+/// by the relay (its custody and cursor are not the restored store's history any more) and
+/// by the city, which replaces what it held of the county with what it now holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_county_restored_behind_the_relay_is_replaced_at_its_city() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let files = d.join("files");
+    let port = free_port();
+    let city = start_node(d, CITY, None, Some(port)).await;
+    let relay = Relay::start(relay_config(d, &format!("https://127.0.0.1:{port}")))
+        .await
+        .unwrap();
+    let url = relay.url();
+    let mut county = start_node(d, COUNTY, Some(&url), None).await;
+    let same = |city: &Running, county: &Running| {
+        cells_of(city, COUNTY) == county.handle.ledger.all_cells().expect("cells")
+    };
+
+    import(&county, &files);
+    eventually("the city holds the county", || async {
+        same(&city, &county)
+    })
+    .await;
+    // The backup, the node stopped; then a week of changes that reach the city.
+    stop_node(county).await;
+    copy_dir(&d.join(COUNTY), &d.join("backup"));
+    county = start_node(d, COUNTY, Some(&url), None).await;
+    let before = county.handle.ledger.all_cells().expect("cells");
+    delete_measures(&county, &files);
+    assert_ne!(county.handle.ledger.all_cells().expect("cells"), before);
+    eventually("the week's changes reach the city", || async {
+        same(&city, &county)
+    })
+    .await;
+
+    // Restored from the backup: the city holds the backup's figures again, not the week's.
+    stop_node(county).await;
+    std::fs::remove_dir_all(d.join(COUNTY)).expect("remove");
+    copy_dir(&d.join("backup"), &d.join(COUNTY));
+    county = start_node(d, COUNTY, Some(&url), None).await;
+    assert_eq!(county.handle.ledger.all_cells().expect("cells"), before);
+    eventually("the city replaced what it held of the county", || async {
+        same(&city, &county)
+    })
+    .await;
+    // The week again: counted once.
+    delete_measures(&county, &files);
+    eventually("the week again reaches the city", || async {
+        same(&city, &county)
+    })
+    .await;
+    eventually("custody up emptied", || async {
+        relay_custody(&url, d).await.0 == 0
+    })
+    .await;
+
+    stop_node(county).await;
+    relay.shutdown().await.unwrap();
+    stop_node(city).await;
+}

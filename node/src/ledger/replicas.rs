@@ -80,7 +80,9 @@ impl Ledger {
                             CellValue {
                                 value: e.value,
                                 seq: e.seq,
-                                version: e.version,
+                                // What the parent orders by: this node's sequence (a
+                                // child's version held here is only meaningful here).
+                                version: e.seq,
                             },
                         ));
                     }
@@ -189,21 +191,72 @@ impl Ledger {
             });
         }
         let w = self.write.lock().unwrap_or_else(|p| p.into_inner());
-        let mut sorted: Vec<Replica> = cells.to_vec();
-        sorted.sort_by_key(|c| c.key);
+        // The child's versions as held here: in its current generation (`restored.rs`).
+        let store = self.child_generation(child)?;
+        let mut sorted = cells
+            .iter()
+            .map(|c| {
+                Ok(Replica {
+                    version: store.version(c.version).ok_or_else(|| {
+                        LedgerError::BadReplica(format!(
+                            "cell {} {} {} dim {} from {child} has version {}, above 2^{}",
+                            c.key.division,
+                            c.key.period,
+                            c.key.indicator.name(),
+                            c.key.dim,
+                            c.version,
+                            crate::lineage::VERSION_BITS
+                        ))
+                    })?,
+                    ..*c
+                })
+            })
+            .collect::<Result<Vec<Replica>>>()?;
         let mut seq = self.cell_seq()?;
-        let reader = crate::cells::BlockReader::new(&self.store).map_err(cells_err)?;
         let mut log = crate::cells::LogWriter::new(&self.store);
         let mut ws = WriteSet::new();
+        let changed = self.stage_child_cells(child, &mut sorted, &mut seq, &mut ws, &mut log)?;
+        log.stage(&mut ws);
+        ws.put(TreeId::Meta, META_CELL_SEQ, seq.to_be_bytes().to_vec());
+        // A replayed old batch must not move the child's position back: (floor, pos) only
+        // grows, in that order (a completed sweep has floor = pos = its head).
+        let (floor, pos) = (upto, pos.max(upto)).max(self.child_resume(child)?);
+        self.stage_child_position(child, (floor, pos), &mut ws);
+        self.store.commit(ws)?;
+        let commit = self
+            .commits
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            + 1;
+        drop(w);
+        // Group commit: batches of several children committed meanwhile share one flush.
+        self.flush_through(commit)?;
+        Ok(changed)
+    }
+}
+
+impl Ledger {
+    /// Stage cells of child `child`'s subtree (`cells`, with their versions as held here;
+    /// sorted in place) over what is held: a cell replaces the stored one only when its
+    /// version is higher, and changes of the child's own division's cells move this node's
+    /// aggregate cells by the difference. Returns the number of cells changed.
+    pub(super) fn stage_child_cells(
+        &self,
+        child: Code,
+        cells: &mut [Replica],
+        seq: &mut u64,
+        ws: &mut WriteSet,
+        log: &mut crate::cells::LogWriter<'_>,
+    ) -> Result<u64> {
+        cells.sort_by_key(|c| c.key);
+        let reader = crate::cells::BlockReader::new(&self.store).map_err(cells_err)?;
         let mut aggregate: BTreeMap<CellKey, i64> = BTreeMap::new();
         let mut changed = 0;
         for group in
-            sorted.chunk_by(|a, b| (a.key.division, a.key.period) == (b.key.division, b.key.period))
+            cells.chunk_by(|a, b| (a.key.division, a.key.period) == (b.key.division, b.key.period))
         {
             let bk = (group[0].key.division, group[0].key.period);
-            let deltas =
-                crate::cells::stage_replica_block(&reader, bk, group, &mut seq, &mut ws, &mut log)
-                    .map_err(cells_err)?;
+            let deltas = crate::cells::stage_replica_block(&reader, bk, group, seq, ws, log)
+                .map_err(cells_err)?;
             changed += deltas.len() as u64;
             if bk.0 == child {
                 for (indicator, dim, d) in deltas {
@@ -227,14 +280,19 @@ impl Ledger {
             }
         }
         for (bk, ds) in crate::cells::group(aggregate.iter().map(|(k, d)| (*k, *d))) {
-            crate::cells::stage_block(&reader, bk, &ds, &mut seq, &mut ws, &mut log)
-                .map_err(cells_err)?;
+            crate::cells::stage_block(&reader, bk, &ds, seq, ws, log).map_err(cells_err)?;
         }
-        log.stage(&mut ws);
-        ws.put(TreeId::Meta, META_CELL_SEQ, seq.to_be_bytes().to_vec());
-        // A replayed old batch must not move the child's position back: (floor, pos) only
-        // grows, in that order (a completed sweep has floor = pos = its head).
-        let (floor, pos) = (upto, pos.max(upto)).max(self.child_resume(child)?);
+        Ok(changed)
+    }
+
+    /// Stage child `child`'s sweep position `(floor, pos)` as held here, and the time of
+    /// contact.
+    pub(super) fn stage_child_position(
+        &self,
+        child: Code,
+        (floor, pos): (u64, u64),
+        ws: &mut WriteSet,
+    ) {
         let mut v = floor.to_be_bytes().to_vec();
         v.extend_from_slice(&pos.to_be_bytes());
         ws.put(TreeId::Meta, child_ack_key(child), v);
@@ -243,15 +301,6 @@ impl Ledger {
             child_contact_key(child),
             unix_ms_now().to_be_bytes().to_vec(),
         );
-        self.store.commit(ws)?;
-        let commit = self
-            .commits
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
-            + 1;
-        drop(w);
-        // Group commit: batches of several children committed meanwhile share one flush.
-        self.flush_through(commit)?;
-        Ok(changed)
     }
 }
 

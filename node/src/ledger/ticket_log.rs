@@ -285,10 +285,12 @@ impl Ledger {
         }
         for e in events.iter().map(|s| &s.event) {
             let o = e.id.origin;
+            // From a parent: events created above this node, or by this node or below it
+            // (sent back after this store was restored from an older backup).
             let ok = if from_child {
                 from.contains(o)
             } else {
-                o != me && o.contains(me)
+                o.contains(me) || me.contains(o)
             };
             if !ok {
                 return Err(LedgerError::TicketRefused(format!(
@@ -298,7 +300,7 @@ impl Ledger {
                     if from_child {
                         format!("is outside the subtree of the child {from} and")
                     } else {
-                        format!("is not above {me}; the parent {from}")
+                        format!("is neither above nor below {me}; the parent {from}")
                     }
                 )));
             }
@@ -314,6 +316,12 @@ impl Ledger {
                 }
             }
         }
+        // The child's own event counter, as far as this batch shows it.
+        let own_seq = events
+            .iter()
+            .filter(|s| s.event.id.origin == from)
+            .map(|s| s.event.id.seq)
+            .max();
         let w = self.write.lock().unwrap_or_else(|p| p.into_inner());
         let mut p = self.pending()?;
         let offered: HashMap<Hash, &Vec<u8>> =
@@ -331,6 +339,9 @@ impl Ledger {
             }
         }
         if from_child {
+            if let Some(seq) = own_seq {
+                self.stage_origin_seq(from, seq, &mut p.ws)?;
+            }
             let k = cursor_key(UP_PREFIX, from);
             let old = u64_of(self.store.get(TreeId::Meta, &k)?);
             p.ws.put(TreeId::Meta, &k, upto.max(old).to_be_bytes().to_vec());
@@ -776,6 +787,10 @@ impl Ledger {
             p.head.to_be_bytes().to_vec(),
         );
         p.clock = p.clock.max(e.lamport);
+        if e.id.origin == self.division {
+            // One of this node's own events, sent back after a restore: never reuse its id.
+            p.seq = p.seq.max(e.id.seq);
+        }
         p.ids.insert(e.id);
         p.added += 1;
         p.touched.insert(key.clone());

@@ -195,6 +195,7 @@ impl Seals {
                 .map(|e| codec::to_pb(&e.body, e.seal.as_ref()))
                 .collect(),
             upto,
+            incarnation: ledger.identity().current().map_or(0, |i| i.id),
             certificates: certs
                 .iter()
                 .filter_map(|fp| ledger.certificate(fp).ok().flatten())

@@ -32,7 +32,9 @@ impl Out {
 
 /// Send `peer` the flushed ticket-log entries meant for it (up to the parent, or down to a
 /// child), from position `pos` on, in log order, at most [`WINDOW`] batches ahead of its acks
-/// (`acked`); woken by every flush of ticket events. Runs until the link ends.
+/// (`acked`); woken by every flush of ticket events. Runs until the link ends. Down to a
+/// child whose store was replaced, its own events up to `returns_upto` go back to it too
+/// ([`crate::ledger::Logged::returns_to`]; 0 for none).
 pub(super) async fn send_tickets(
     ledger: Arc<Ledger>,
     peer: Code,
@@ -40,6 +42,7 @@ pub(super) async fn send_tickets(
     out: Out,
     mut acked: watch::Receiver<u64>,
     seals: Arc<Seals>,
+    returns_upto: u64,
 ) -> Result<(), LedgerError> {
     let me = ledger.division();
     let up = me.parent() == Some(peer);
@@ -60,7 +63,7 @@ pub(super) async fn send_tickets(
                     if up {
                         e.for_parent(me, peer)
                     } else {
-                        e.for_child(peer)
+                        e.for_child(peer) || e.returns_to(peer, returns_upto)
                     }
                 })
             })

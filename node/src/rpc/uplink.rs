@@ -112,6 +112,8 @@ async fn run_uplink(
         .max_decoding_message_size(MESSAGE_LIMIT)
         .max_encoding_message_size(MESSAGE_LIMIT);
     let (tx, rx) = mpsc::channel::<pb::Envelope>(WINDOW as usize);
+    let identity = Some(super::identity_to_pb(ledger.identity()));
+    let incarnation = ledger.identity().current().map_or(0, |i| i.id);
     let hello = pb::Hello {
         division: me.to_string(),
         head: ledger.durable_seq(),
@@ -120,6 +122,8 @@ async fn run_uplink(
         ticket_backlog: 0,
         certificate: seals.certificate(),
         sent_unix_ms: crate::ledger::unix_ms_now(),
+        identity: identity.clone(),
+        ticket_head: ledger.ticket_head(),
     };
     tx.send(seals.envelope(me, 0, Payload::Hello(hello)))
         .await?;
@@ -152,6 +156,20 @@ async fn run_uplink(
     if me.parent() != Some(parent_div) {
         return Err(format!("{parent} is division {parent_div}, not the parent of {me}").into());
     }
+    if !welcome.reset.is_empty() {
+        tracing::warn!(%parent, reason = %welcome.reset,
+            "the parent replaced what it held of this node's store; everything is sent again");
+    }
+    // Never reuse an event id or go back in Lamport time (a store restored from an older
+    // backup), before the ticket sender or anyone else creates an event.
+    let (l, seq, clock) = (ledger.clone(), welcome.origin_seq, welcome.ticket_clock);
+    if tokio::task::spawn_blocking(move || l.raise_ticket_counters(seq, clock)).await?? {
+        tracing::info!(
+            origin_seq = seq,
+            clock,
+            "event counter moved past what the parent holds"
+        );
+    }
     // Ticket events for the parent flow up from where the parent's durable copy ends.
     let (up_acked_tx, up_acked_rx) = watch::channel(welcome.ticket_acked);
     let ticket_cursor = up_acked_tx.subscribe();
@@ -162,6 +180,7 @@ async fn run_uplink(
         Out::Up(tx.clone()),
         up_acked_rx,
         seals.clone(),
+        0,
     ));
     {
         let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
@@ -240,6 +259,8 @@ async fn run_uplink(
                 ticket_backlog,
                 certificate: seals.certificate(),
                 sent_unix_ms: crate::ledger::unix_ms_now(),
+                identity: identity.clone(),
+                ticket_head: ledger.ticket_head(),
             };
             tx.send(seals.envelope(me, 0, Payload::Hello(hb))).await?;
             last_heartbeat = Some(tokio::time::Instant::now());
@@ -263,6 +284,7 @@ async fn run_uplink(
                 let batch = pb::CellBatch {
                     cells: step.cells.iter().map(|(k, v)| cell_to_pb(k, v)).collect(),
                     floor: new_floor,
+                    incarnation,
                 };
                 tx.send(seals.envelope(me, step.pos, Payload::Cells(batch)))
                     .await?;

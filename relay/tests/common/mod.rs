@@ -106,6 +106,7 @@ pub fn hello(division: &str, head: u64) -> pb::Envelope {
         ticket_backlog: 2,
         certificate: b"county certificate".to_vec(),
         sent_unix_ms: 1_790_000_000_000 + head as i64,
+        ..Default::default()
     };
     envelope(
         division,
@@ -132,6 +133,7 @@ pub fn cells(origin: &str, seq: u64, floor: u64) -> pb::Envelope {
     let batch = pb::CellBatch {
         cells: vec![cell],
         floor,
+        ..Default::default()
     };
     envelope(
         origin,
@@ -157,6 +159,7 @@ pub fn tickets(origin: &str, upto: u64) -> pb::Envelope {
         events: vec![event],
         upto,
         certificates: vec![b"signer certificate".to_vec()],
+        ..Default::default()
     };
     envelope(
         origin,

@@ -36,6 +36,13 @@ impl Logged {
         self.routing().for_child(child)
     }
 
+    /// Whether a node sends this entry back down to `child`, whose store was replaced by an
+    /// older one, with its ticket return position at `upto` ([`Ledger::ticket_return_upto`]):
+    /// an event that came from the child itself, of a ticket in its subtree, up to `upto`.
+    pub fn returns_to(&self, child: Code, upto: u64) -> bool {
+        self.pos <= upto && self.from == Some(child) && child.contains(self.target)
+    }
+
     pub(super) fn routing(&self) -> Routing {
         Routing {
             from: self.from,

@@ -187,3 +187,86 @@ impl Ledger {
         Ok(())
     }
 }
+
+/// Per child: this node's ticket-log position up to which the child's own events are sent
+/// back down to it (set when its store was replaced by an older one, `restored.rs`).
+const RETURN_PREFIX: &[u8] = b"ticket_return/";
+/// Per child: the highest event counter of events the child created that this node holds.
+const ORIGIN_PREFIX: &[u8] = b"ticket_origin/";
+
+impl Ledger {
+    /// Stage, for a child whose store was replaced: both ticket cursors back to 0 (it resends
+    /// its whole ticket log, this node everything for its subtree), and the events it created
+    /// itself that this node holds sent back down with them (up to this node's head).
+    pub(in crate::ledger) fn stage_ticket_reset(&self, child: Code, ws: &mut WriteSet) {
+        ws.put(
+            TreeId::Meta,
+            cursor_key(UP_PREFIX, child),
+            0u64.to_be_bytes().to_vec(),
+        );
+        ws.put(
+            TreeId::Meta,
+            cursor_key(DOWN_PREFIX, child),
+            0u64.to_be_bytes().to_vec(),
+        );
+        ws.put(
+            TreeId::Meta,
+            cursor_key(RETURN_PREFIX, child),
+            self.ticket_head().to_be_bytes().to_vec(),
+        );
+    }
+
+    /// This node's ticket-log position up to which `child`'s own events go back down to it
+    /// (0: none; see [`Logged::returns_to`]).
+    pub fn ticket_return_upto(&self, child: Code) -> Result<u64> {
+        Ok(u64_of(
+            self.store
+                .get(TreeId::Meta, &cursor_key(RETURN_PREFIX, child))?,
+        ))
+    }
+
+    /// The highest event counter of the events `child` created that this node holds, and
+    /// this node's Lamport clock (what `Welcome` tells a child, so that one restored from an
+    /// older backup never reuses an event id or goes back in time).
+    pub fn ticket_counters_for(&self, child: Code) -> Result<(u64, u64)> {
+        Ok((
+            u64_of(
+                self.store
+                    .get(TreeId::Meta, &cursor_key(ORIGIN_PREFIX, child))?,
+            ),
+            u64_of(self.store.get(TreeId::Meta, META_TICKET_CLOCK)?),
+        ))
+    }
+
+    /// Stage the child's event counter as seen in a batch from it.
+    pub(super) fn stage_origin_seq(&self, child: Code, seq: u64, ws: &mut WriteSet) -> Result<()> {
+        let k = cursor_key(ORIGIN_PREFIX, child);
+        if seq > u64_of(self.store.get(TreeId::Meta, &k)?) {
+            ws.put(TreeId::Meta, k, seq.to_be_bytes().to_vec());
+        }
+        Ok(())
+    }
+
+    /// Move this node's event counter and Lamport clock up to at least `seq` and `clock`
+    /// (from the parent's `Welcome`), durably, before any new event is created.
+    pub fn raise_ticket_counters(&self, seq: u64, clock: u64) -> Result<bool> {
+        let _w = self.write.lock().unwrap_or_else(|p| p.into_inner());
+        let mut ws = WriteSet::new();
+        if seq > u64_of(self.store.get(TreeId::Meta, META_TICKET_SEQ)?) {
+            ws.put(TreeId::Meta, META_TICKET_SEQ, seq.to_be_bytes().to_vec());
+        }
+        if clock > u64_of(self.store.get(TreeId::Meta, META_TICKET_CLOCK)?) {
+            ws.put(
+                TreeId::Meta,
+                META_TICKET_CLOCK,
+                clock.to_be_bytes().to_vec(),
+            );
+        }
+        if ws.is_empty() {
+            return Ok(false);
+        }
+        self.store.commit(ws)?;
+        self.store.flush()?;
+        Ok(true)
+    }
+}

@@ -451,16 +451,11 @@ impl pb::sync_server::Sync for SyncService {
         // A child whose store was wiped or restored from an older backup: what this node
         // holds of it is replaced before anything else happens on the link.
         let identity = identity_from_pb(hello.identity.as_ref());
-        let heads = crate::lineage::Acked {
-            cells: hello.head,
-            tickets: hello.ticket_head,
-        };
         let l = self.ledger.clone();
-        let linked =
-            tokio::task::spawn_blocking(move || l.child_linked(child, identity.as_ref(), heads))
-                .await
-                .map_err(|e| Status::internal(e.to_string()))?
-                .map_err(to_status)?;
+        let linked = tokio::task::spawn_blocking(move || l.child_linked(child, identity.as_ref()))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(to_status)?;
         let reset = match linked {
             crate::ledger::ChildLinked::Continues => String::new(),
             crate::ledger::ChildLinked::Replaced(why) => why,

@@ -224,11 +224,7 @@ fn lost_history(lane: &Lane, old: &[u8], new: &pb::Hello) -> Option<String> {
         cells: held.acked.max(held.resume_pos),
         tickets: held.ticket_acked,
     };
-    let heads = Acked {
-        cells: new.head,
-        tickets: new.ticket_head,
-    };
-    match continuity(Some(&known), &identity, acked, heads) {
+    match continuity(Some(&known), &identity, acked) {
         Continuity::Diverged(why) => Some(why),
         Continuity::Unknown | Continuity::Continues => None,
     }

@@ -77,15 +77,10 @@ impl Ledger {
     }
 
     /// A link of `child` opened with its store identity `id` (`None` from software that
-    /// sends none: nothing is checked) and its heads: decide whether what this node holds
+    /// sends none: nothing is checked): decide whether what this node holds
     /// of it is still its history, record its incarnation, and replace what this node holds
     /// of it when it is not (see the module comment). Durable before it returns.
-    pub fn child_linked(
-        &self,
-        child: Code,
-        id: Option<&StoreIdentity>,
-        heads: Acked,
-    ) -> Result<ChildLinked> {
+    pub fn child_linked(&self, child: Code, id: Option<&StoreIdentity>) -> Result<ChildLinked> {
         let Some(id) = id else {
             return Ok(ChildLinked::Continues);
         };
@@ -104,7 +99,7 @@ impl Ledger {
             incarnation: current.id,
             generation: known.map_or(1, |k| k.generation),
         };
-        let why = match lineage::continuity(known.as_ref(), id, acked, heads) {
+        let why = match lineage::continuity(known.as_ref(), id, acked) {
             Continuity::Unknown | Continuity::Continues => {
                 if known != Some(record) {
                     let mut ws = WriteSet::new();

@@ -123,7 +123,6 @@ async fn run_uplink(
         certificate: seals.certificate(),
         sent_unix_ms: crate::ledger::unix_ms_now(),
         identity: identity.clone(),
-        ticket_head: ledger.ticket_head(),
     };
     tx.send(seals.envelope(me, 0, Payload::Hello(hello)))
         .await?;
@@ -260,7 +259,6 @@ async fn run_uplink(
                 certificate: seals.certificate(),
                 sent_unix_ms: crate::ledger::unix_ms_now(),
                 identity: identity.clone(),
-                ticket_head: ledger.ticket_head(),
             };
             tx.send(seals.envelope(me, 0, Payload::Hello(hb))).await?;
             last_heartbeat = Some(tokio::time::Instant::now());

@@ -172,7 +172,8 @@ pub struct Progress {
 pub struct Ledger {
     store: Store,
     division: Code,
-    registry: RwLock<Registry>,
+    /// Shared: a reader takes the `Arc` (cheap), a writer copies it on write.
+    registry: RwLock<Arc<Registry>>,
     /// Serialises writers: reads for a batch happen outside the sled transaction, so there
     /// must be a single writer (see `store`).
     write: Mutex<()>,
@@ -374,7 +375,7 @@ impl Ledger {
         let mut ledger = Ledger {
             store,
             division,
-            registry: RwLock::new(registry),
+            registry: RwLock::new(Arc::new(registry)),
             write: Mutex::new(()),
             changed: tokio::sync::Notify::new(),
             durable: std::sync::atomic::AtomicU64::new(0),
@@ -395,6 +396,7 @@ impl Ledger {
         // What sled recovered on open is on disk.
         ledger.mark_durable(ledger.cell_seq()?);
         ledger.identity = ledger.start_incarnation()?;
+        ledger.ensure_ticket_index()?;
         if ledger
             .store
             .get(TreeId::Meta, META_STATS_PENDING)?
@@ -458,9 +460,12 @@ impl Ledger {
         &self.store
     }
 
-    /// A copy of the division registry.
-    pub fn registry(&self) -> Registry {
-        self.registry.read().map(|r| r.clone()).unwrap_or_default()
+    /// The division registry (shared; a later change of it makes a new copy).
+    pub fn registry(&self) -> Arc<Registry> {
+        self.registry
+            .read()
+            .map(|r| Arc::clone(&r))
+            .unwrap_or_default()
     }
 
     /// Add or rename divisions. Codes outside the node's subtree are accepted only as
@@ -486,6 +491,7 @@ impl Ledger {
         self.store.commit(ws)?;
         self.store.flush()?;
         let mut reg = self.registry.write().unwrap_or_else(|p| p.into_inner());
+        let reg = Arc::make_mut(&mut reg);
         for d in divisions {
             reg.insert(d.clone());
         }

@@ -97,11 +97,14 @@ pub enum TreeId {
     /// A relay's custody: envelopes held for the next hop, per child and direction, and each
     /// child's last Hello and its parent's last Welcome (`bottomline-relay`).
     Custody,
+    /// The ticket index: each ticket's folded state without its history, and the tickets
+    /// by deadline and by inventory (`ledger/ticket_log/index.rs`).
+    TicketIndex,
 }
 
 impl TreeId {
     /// Every tree, in the order of their index.
-    pub const ALL: [TreeId; 12] = [
+    pub const ALL: [TreeId; 13] = [
         TreeId::Meta,
         TreeId::Divisions,
         TreeId::Records,
@@ -114,6 +117,7 @@ impl TreeId {
         TreeId::TicketContrib,
         TreeId::Certs,
         TreeId::Custody,
+        TreeId::TicketIndex,
     ];
 
     /// The key prefix of the tree; part of the on-disk format, never reuse a value.
@@ -131,6 +135,7 @@ impl TreeId {
             TreeId::TicketContrib => 10,
             TreeId::Certs => 11,
             TreeId::Custody => 12,
+            TreeId::TicketIndex => 13,
         }
     }
 
@@ -146,13 +151,18 @@ impl TreeId {
 /// Layout 2: change-log values group the blocks of one commit; a parent's record of a child's
 /// position holds (floor, pos). Layout 3: ticket-log entries of format 2 (the event as its
 /// signed protobuf bytes with its seal), signer certificates (`TreeId::Certs`), a relay's
-/// custody (`TreeId::Custody`).
-pub const LAYOUT: &str = "bottomline-store-3";
+/// custody (`TreeId::Custody`). Layout 4: the ticket index (`TreeId::TicketIndex`, built
+/// from the ticket log when a store without it is opened).
+pub const LAYOUT: &str = "bottomline-store-4";
 /// Older layouts this build reads as they are and upgrades on open (layout 3 still reads
 /// layout 1's one-block log entries and 8-byte child positions, and format-1 JSON ticket-log
 /// entries), so only the marker changes; a build that knows only an older layout then refuses
 /// the store instead of misreading it.
-const UPGRADES_FROM: &[&str] = &["bottomline-store-1", "bottomline-store-2"];
+const UPGRADES_FROM: &[&str] = &[
+    "bottomline-store-1",
+    "bottomline-store-2",
+    "bottomline-store-3",
+];
 /// The one sled tree holding every logical tree.
 const DATA_TREE: &str = "data:v1";
 const LAYOUT_KEY: &[u8] = b"layout";

@@ -726,6 +726,14 @@ impl TicketState {
         self.state.is_unrectified() && self.ticket.deadline < today
     }
 
+    /// The state without its timeline and history: what a list shows of it (and what a
+    /// node's ticket index keeps, `ledger/ticket_log/index.rs`).
+    pub fn summary(mut self) -> TicketState {
+        self.timeline = Vec::new();
+        self.history = Vec::new();
+        self
+    }
+
     /// The state at the end of `day`, or `None` before the issue date.
     pub fn state_on(&self, day: Date) -> Option<State> {
         self.timeline
@@ -783,7 +791,7 @@ pub use figures::{figures, stat_flows, stock_deltas, TicketFigures};
 pub use fold::{fold, fold_all, next_lamport, resolve_splits};
 pub use inventory::{
     inventory_progress, parse_inventory, InventoryError, InventoryProgress, InventoryRowError,
-    RegionProgress,
+    ProgressItem, RegionProgress,
 };
 
 #[cfg(test)]

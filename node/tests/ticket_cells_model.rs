@@ -512,6 +512,39 @@ fn check_states(l: &Ledger, model: &Model, as_of: Option<Date>) -> Result<(), Te
         prop_assert_eq!(s.supervised_by, m.supervised_by, "{}", k);
         prop_assert_eq!(&s.split, &m.split, "{}", k);
     }
+    // The ticket index (what List and Progress read) follows the folded states exactly.
+    let summaries = l.ticket_summaries(None, None).expect("index");
+    let folded: Vec<TicketState> = states.values().cloned().map(TicketState::summary).collect();
+    prop_assert_eq!(&summaries, &folded);
+    let day0 = as_of.unwrap_or_else(today_in_china);
+    for day in [day0, day0.tomorrow().expect("day")] {
+        let overdue: Vec<TicketState> = folded.iter().filter(|s| s.overdue(day)).cloned().collect();
+        prop_assert_eq!(l.ticket_summaries(Some(day), None).expect("index"), overdue);
+    }
+    let name = "2026-inspection";
+    let in_inventory: Vec<tickets::ProgressItem> = folded
+        .iter()
+        .filter(|s| s.ticket.inventory.as_deref() == Some(name))
+        .filter(|s| {
+            s.ticket
+                .parent
+                .as_ref()
+                .is_none_or(|p| !states.contains_key(p))
+        })
+        .map(tickets::ProgressItem::from)
+        .collect();
+    prop_assert_eq!(l.inventory_items(Some(name)).expect("index"), in_inventory);
+    let every: Vec<tickets::ProgressItem> = folded
+        .iter()
+        .filter(|s| {
+            s.ticket
+                .parent
+                .as_ref()
+                .is_none_or(|p| !states.contains_key(p))
+        })
+        .map(tickets::ProgressItem::from)
+        .collect();
+    prop_assert_eq!(l.inventory_items(None).expect("index"), every);
     prop_assert_eq!(l.ticket_as_of().expect("as of"), as_of);
     let wrong = l.check_ticket_cells().expect("check ticket cells");
     prop_assert!(wrong.is_empty(), "ticket cells differ for {:?}", wrong);

@@ -51,7 +51,11 @@ fn state(l: &Ledger, key: &TicketKey) -> Option<State> {
 
 /// The states (histories included) of the tickets a node holds, for comparison across levels.
 fn states(l: &Ledger) -> BTreeMap<TicketKey, TicketState> {
-    l.tickets().expect("tickets")
+    let all = l.tickets().expect("tickets");
+    // The ticket index (what List and Progress read) follows the folded states exactly.
+    let folded: Vec<TicketState> = all.values().cloned().map(TicketState::summary).collect();
+    assert_eq!(l.ticket_summaries(None, None).expect("index"), folded);
+    all
 }
 
 /// The tree of this file: province 61, cities 6101 and 6102, counties 610102 and 610103

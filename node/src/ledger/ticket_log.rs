@@ -1000,6 +1000,7 @@ impl Ledger {
                 seq.to_be_bytes().to_vec(),
             );
         }
+        self.stage_ticket_index(&mut p)?;
         if p.ws.is_empty() && stored_as_of == Some(as_of) {
             return Ok(None);
         }
@@ -1065,6 +1066,7 @@ fn decode_contrib(v: &[u8]) -> Result<Contrib> {
 }
 
 mod entry;
+mod index;
 mod reading;
 mod seals;
 #[cfg(test)]

@@ -529,12 +529,19 @@ impl pb::tickets_server::Tickets for TicketsService {
             .map(|s| parse_code("issuer", &s))
             .transpose()?;
         let inventory = opt(&r.inventory);
-        let ledger = self.ledger.clone();
-        let all = blocking(move || ledger.tickets().map_err(|e| ledger_status(e, true))).await?;
         let today = crate::period::today_in_china();
+        // From the ticket index: only the overdue tickets, or one inventory's, are read
+        // when the request asks for them.
+        let (ledger, inv, overdue) = (self.ledger.clone(), inventory.clone(), r.overdue);
+        let all = blocking(move || {
+            ledger
+                .ticket_summaries(overdue.then_some(today), inv.as_deref())
+                .map_err(|e| ledger_status(e, true))
+        })
+        .await?;
         let registry = self.ledger.registry();
         let matching: Vec<&TicketState> = all
-            .values()
+            .iter()
             .filter(|s| visible(scope, s))
             .filter(|s| state.is_none_or(|st| s.state == st))
             .filter(|s| target.is_none_or(|t| t.contains(s.ticket.target)))
@@ -620,21 +627,18 @@ impl pb::tickets_server::Tickets for TicketsService {
             ));
         }
         let inventory = opt(&r.inventory);
-        let ledger = self.ledger.clone();
-        let all = blocking(move || ledger.tickets().map_err(|e| ledger_status(e, true))).await?;
         let today = crate::period::today_in_china();
         // A split ticket counts once, as itself (its state derives from its sub-tickets), so
-        // its sub-tickets held here are left out, as in the statistics cells.
-        let states = all.values().filter(|s| {
-            inventory
-                .as_ref()
-                .is_none_or(|n| s.ticket.inventory.as_ref() == Some(n))
-                && s.ticket
-                    .parent
-                    .as_ref()
-                    .is_none_or(|p| !all.contains_key(p))
-        });
-        let p = tk::inventory_progress(division, states, today);
+        // its sub-tickets held here are left out, as in the statistics cells. From the ticket
+        // index's rows: one inventory's, or every ticket's.
+        let (ledger, inv) = (self.ledger.clone(), inventory.clone());
+        let items = blocking(move || {
+            ledger
+                .inventory_items(inv.as_deref())
+                .map_err(|e| ledger_status(e, true))
+        })
+        .await?;
+        let p = tk::inventory_progress(division, items, today);
         let registry = self.ledger.registry();
         Ok(Response::new(pb::ProgressReply {
             total: Some(progress_row(&p.total, &registry)),

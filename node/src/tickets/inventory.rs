@@ -265,6 +265,34 @@ fn parse_row(issuer: Code, v: &[Option<String>]) -> Result<Ticket, Vec<FieldErro
     Ok(t)
 }
 
+/// What progress counts of one ticket (a ticket index row holds exactly this).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProgressItem {
+    /// The ticket's target.
+    pub target: Code,
+    /// Its state (derived, for a split ticket).
+    pub state: State,
+    /// Its deadline.
+    pub deadline: Date,
+}
+
+impl ProgressItem {
+    /// Overdue on `today` (as [`TicketState::overdue`]).
+    pub fn overdue(&self, today: Date) -> bool {
+        self.state.is_unrectified() && self.deadline < today
+    }
+}
+
+impl From<&TicketState> for ProgressItem {
+    fn from(s: &TicketState) -> Self {
+        ProgressItem {
+            target: s.ticket.target,
+            state: s.state,
+            deadline: s.ticket.deadline,
+        }
+    }
+}
+
 /// Progress of a set of tickets in one region.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RegionProgress {
@@ -294,7 +322,7 @@ impl RegionProgress {
         }
     }
 
-    fn add(&mut self, s: &TicketState, today: Date) {
+    fn add(&mut self, s: &ProgressItem, today: Date) {
         self.issued += 1;
         match s.state {
             State::Closed => self.closed += 1,
@@ -331,15 +359,16 @@ pub struct InventoryProgress {
 /// tickets targeting outside `node`'s subtree are left out; each remaining ticket counts in
 /// the total and in the direct child of `node` that contains its target (or in `node`'s own
 /// row when it targets `node`).
-pub fn inventory_progress<'a>(
+pub fn inventory_progress<T: Into<ProgressItem>>(
     node: Code,
-    states: impl IntoIterator<Item = &'a TicketState>,
+    states: impl IntoIterator<Item = T>,
     today: Date,
 ) -> InventoryProgress {
     let mut total = RegionProgress::new(node);
     let mut regions: BTreeMap<Code, RegionProgress> = BTreeMap::new();
     for s in states {
-        let target = s.ticket.target;
+        let s: ProgressItem = s.into();
+        let target = s.target;
         if !node.contains(target) {
             continue;
         }
@@ -347,11 +376,11 @@ pub fn inventory_progress<'a>(
             .lineage(node)
             .find(|c| c.parent() == Some(node))
             .unwrap_or(node);
-        total.add(s, today);
+        total.add(&s, today);
         regions
             .entry(region)
             .or_insert_with(|| RegionProgress::new(region))
-            .add(s, today);
+            .add(&s, today);
     }
     InventoryProgress {
         node,

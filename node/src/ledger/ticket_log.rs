@@ -64,11 +64,45 @@ pub const MAX_SCAN: u64 = 50_000;
 /// `MAX_BACKLOG_SCAN` entries) for one further behind, whose lag shows in its position anyway.
 pub const MAX_BACKLOG_SCAN: u64 = 50_000;
 /// Recent ticket-log entries kept in memory for the senders (a burst such as a 10 000-ticket
-/// inventory is read by every child link; from memory it is decoded once, not once per link).
+/// inventory is read by every child link; from memory it is decoded once, not once per link),
+/// at most this many …
 const CACHE_ENTRIES: usize = 32_768;
+/// … and at most about this many bytes (an entry is ~1.3 KB with its decoded event: the
+/// issues of a 10 000-ticket inventory fit; a parent's memory stays bounded).
+const CACHE_BYTES: usize = 16 << 20;
 
 /// The most recent ticket-log entries, in position order.
-pub(super) type LogCache = std::sync::Mutex<std::collections::VecDeque<Arc<LogEntry>>>;
+pub(super) type LogCache = std::sync::Mutex<RecentEntries>;
+
+/// The entries of [`LogCache`] and their approximate size.
+#[derive(Default)]
+pub(super) struct RecentEntries {
+    entries: std::collections::VecDeque<Arc<LogEntry>>,
+    bytes: usize,
+}
+
+impl RecentEntries {
+    /// The oldest entry held.
+    pub(super) fn front(&self) -> Option<&Arc<LogEntry>> {
+        self.entries.front()
+    }
+
+    /// The entries, oldest first.
+    pub(super) fn iter(&self) -> impl Iterator<Item = &Arc<LogEntry>> {
+        self.entries.iter()
+    }
+
+    fn push(&mut self, e: Arc<LogEntry>) {
+        self.bytes += e.approx_bytes();
+        self.entries.push_back(e);
+        while self.entries.len() > CACHE_ENTRIES || self.bytes > CACHE_BYTES {
+            match self.entries.pop_front() {
+                Some(old) => self.bytes -= old.approx_bytes(),
+                None => break,
+            }
+        }
+    }
+}
 
 /// Where a ticket's events travel.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -1031,9 +1065,8 @@ impl Ledger {
         if !p.logged.is_empty() {
             // In position order: commits are serialised by the write lock held here.
             let mut cache = self.ticket_cache.lock().unwrap_or_else(|p| p.into_inner());
-            cache.extend(p.logged.into_iter().map(Arc::new));
-            while cache.len() > CACHE_ENTRIES {
-                cache.pop_front();
+            for e in p.logged {
+                cache.push(Arc::new(e));
             }
         }
         let commit = self

@@ -107,6 +107,17 @@ pub(super) fn decode_routing(v: &[u8]) -> Result<Routing> {
 }
 
 impl LogEntry {
+    /// About how many bytes the entry takes in memory: its body, its seal, and its decoded
+    /// event (mostly the ticket's text, about the body's size again).
+    pub fn approx_bytes(&self) -> usize {
+        2 * self.body.len()
+            + self
+                .seal
+                .as_ref()
+                .map_or(0, |s| s.signature.len() + 32 * s.path.len() + 64)
+            + 160
+    }
+
     /// The stored value (format 2).
     pub(super) fn encode(&self) -> Vec<u8> {
         let ev = codec::encode_stored(&self.body, self.seal.as_ref());

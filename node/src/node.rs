@@ -233,7 +233,11 @@ async fn check_itself(
     every: std::time::Duration,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut wait = every.min(std::time::Duration::from_secs(10));
+    // The first check after a random part of the period (at least 10 s, so that a node
+    // starting up first links and serves; a tree started at once does not check everywhere
+    // at once), then every period. Each check gives back the memory it used.
+    let first = every.mul_f64(0.25 + 0.75 * rand::random::<f64>());
+    let mut wait = first.max(every.min(std::time::Duration::from_secs(10)));
     loop {
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
@@ -241,7 +245,12 @@ async fn check_itself(
         }
         wait = every;
         let ledger = handle.ledger.clone();
-        match tokio::task::spawn_blocking(move || ledger.self_check()).await {
+        let checked = tokio::task::spawn_blocking(move || {
+            let r = ledger.self_check();
+            crate::store::release_memory();
+            r
+        });
+        match checked.await {
             Ok(Ok(report)) => {
                 if report.ok() {
                     tracing::debug!(cells = report.cells, "self-check: ok");

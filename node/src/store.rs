@@ -449,6 +449,18 @@ impl Store {
     }
 }
 
+/// Limit glibc to two malloc arenas (call once, first thing in `main`). glibc gives every
+/// thread that allocates its own arena (up to 8 per core), each keeping its freed memory: a
+/// node's tokio workers, blocking pool, sled threads and gRPC tasks then hold several times
+/// the memory they use. Two arenas keep a serving county within its memory budget.
+pub fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets a glibc tunable; called before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
 /// Return freed heap to the OS (glibc keeps it otherwise): call after a bulk import.
 pub fn release_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]

@@ -1107,6 +1107,14 @@ impl Ledger {
         Ok(out)
     }
 
+    /// The non-zero cells that travel up to the parent ([`crate::cells::travels_up`]): what
+    /// the parent holds of this node once it caught up.
+    pub fn upward_cells(&self) -> Result<BTreeMap<CellKey, i64>> {
+        let mut out = self.all_cells()?;
+        out.retain(|k, _| crate::cells::travels_up(k.division));
+        Ok(out)
+    }
+
     /// Recompute every cell from the stored records (what the cells must equal).
     pub fn recompute_cells(&self) -> Result<BTreeMap<CellKey, i64>> {
         let mut out: BTreeMap<CellKey, i64> = BTreeMap::new();

@@ -41,7 +41,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::cells::Replica;
 use crate::config::SyncConfig;
-use crate::division::Code;
+use crate::division::{Code, Level};
 use crate::ledger::{CellValue, Ledger, LedgerError};
 use crate::period::{Kind, Period};
 use crate::security::tls::{self, ClientTls, Expect, Revoked, TlsFiles};
@@ -652,6 +652,12 @@ impl pb::sync_server::Sync for SyncService {
             ));
         }
         caller.may_read(division, &format!("read statistics of {division}"))?;
+        if me.level() < Level::County && !crate::cells::travels_up(division) {
+            let county = division.ancestor_at(Level::County).unwrap_or(division);
+            return Err(Status::failed_precondition(format!(
+                "the statistics of towns and villages are held at their county node: ask the node of {county} for {division} (this node, {me}, holds its counties' totals)"
+            )));
+        }
         let period = Period::parse(&req.period).map_err(Status::invalid_argument)?;
         let ledger = self.ledger.clone();
         let ind = tokio::task::spawn_blocking(move || ledger.indicators(division, period))

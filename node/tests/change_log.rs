@@ -22,12 +22,16 @@ const FILES: [(RecordKind, &str); 5] = [
     (RecordKind::Measure, "measures.csv"),
 ];
 
-/// Every stored entry changed after `floor`, from the blocks themselves.
+/// Every stored entry changed after `floor` that travels up (towns' and villages' cells stay
+/// at the county), from the blocks themselves.
 fn stored_after(ledger: &Ledger, floor: u64) -> BTreeMap<CellKey, (i64, u64)> {
     let mut out = BTreeMap::new();
     for kv in ledger.store().scan_prefix(TreeId::Cells, b"") {
         let (k, v) = kv.unwrap();
         let (d, p) = decode_block_key(&k).unwrap();
+        if !bottomline::cells::travels_up(d) {
+            continue;
+        }
         let block = Block::decode(&v).unwrap();
         for (key, e) in cells_of_block(d, p, &block) {
             if e.seq > floor {

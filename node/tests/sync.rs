@@ -103,7 +103,7 @@ async fn three_levels_converge_and_back_dated_corrections_reach_the_top() {
     let converged = |p: &Arc<Ledger>, county_nodes: &[Running]| {
         county_nodes.iter().all(|n| {
             let code = n.handle.ledger.division();
-            subtree_cells(p, code) == n.handle.ledger.all_cells().expect("cells")
+            subtree_cells(p, code) == n.handle.ledger.upward_cells().expect("cells")
         })
     };
     eventually(
@@ -119,6 +119,38 @@ async fn three_levels_converge_and_back_dated_corrections_reach_the_top() {
         })
     })
     .await;
+
+    // Towns' and villages' cells stay at their county: the province holds every county's
+    // totals, and sends a question about a village to the county that holds it.
+    assert!(p
+        .all_cells()
+        .expect("cells")
+        .keys()
+        .all(|k| bottomline::cells::travels_up(k.division)));
+    let village = county_nodes[0]
+        .handle
+        .ledger
+        .all_cells()
+        .expect("cells")
+        .keys()
+        .map(|k| k.division)
+        .find(|d| d.len() == 12)
+        .expect("a village with figures");
+    let asked = bottomline::rpc::fetch_stats(
+        &p_addr,
+        None,
+        Some(village),
+        Period::parse("2026").expect("period"),
+    )
+    .await
+    .expect_err("a village's figures are not at the province");
+    let county = county_nodes[0].handle.ledger.division();
+    assert!(
+        asked
+            .to_string()
+            .contains(&format!("ask the node of {county}")),
+        "{asked}"
+    );
 
     // Every level equals the sum of its children, for every indicator checked.
     for period in PERIODS {

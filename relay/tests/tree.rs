@@ -380,7 +380,7 @@ async fn a_relay_killed_with_a_backlog_both_ways_loses_and_doubles_nothing() {
         .await;
         assert_eq!(
             cells_of(&city, c),
-            n.handle.ledger.all_cells().expect("cells"),
+            n.handle.ledger.upward_cells().expect("cells"),
             "the city holds exactly {c}'s cells"
         );
     }
@@ -430,7 +430,7 @@ async fn a_county_restored_behind_the_relay_is_replaced_at_its_city() {
     let url = relay.url();
     let mut county = start_node(d, COUNTY, Some(&url), None).await;
     let same = |city: &Running, county: &Running| {
-        cells_of(city, COUNTY) == county.handle.ledger.all_cells().expect("cells")
+        cells_of(city, COUNTY) == county.handle.ledger.upward_cells().expect("cells")
     };
 
     import(&county, &files);

@@ -71,6 +71,9 @@ impl Ledger {
                         what: "cell log",
                         detail: "undecodable block key".into(),
                     })?;
+                if !crate::cells::travels_up(division) {
+                    continue; // a town's or village's cells stay here
+                }
                 let block =
                     crate::cells::read_block(&self.store, division, period).map_err(cells_err)?;
                 for (key, e) in crate::cells::cells_of_block(division, period, &block) {
@@ -193,8 +196,11 @@ impl Ledger {
         let w = self.write.lock().unwrap_or_else(|p| p.into_inner());
         // The child's versions as held here: in its current generation (`restored.rs`).
         let store = self.child_generation(child)?;
+        // Cells of towns and villages stay at their county (`cells::travels_up`): one an
+        // older child sends is not kept.
         let mut sorted = cells
             .iter()
+            .filter(|c| crate::cells::travels_up(c.key.division))
             .map(|c| {
                 Ok(Replica {
                     version: store.version(c.version).ok_or_else(|| {

@@ -383,7 +383,7 @@ pub async fn start(opts: &DemoOptions, say: Say) -> anyhow::Result<Demo> {
             let cache = match depth {
                 0 => 64,
                 1 => 16,
-                _ => 8,
+                _ => crate::store::DEFAULT_CACHE_MIB,
             };
             let data = opts.dir.join("nodes").join(code.to_string());
             let text = toml_config(code, &data, listen, parent.as_deref(), cache, &files);

@@ -283,7 +283,9 @@ fn kind_index(kind: RecordKind) -> usize {
 /// One validated, effective change: the record before and after.
 struct Step<'a> {
     kind: RecordKind,
-    old: Option<Record>,
+    /// Boxed: most steps of an import have no old record, and a county's 100 000 steps with
+    /// a `Record` inline each held 20 MB through the whole write.
+    old: Option<Box<Record>>,
     new: Option<&'a Record>,
 }
 
@@ -619,7 +621,7 @@ impl Ledger {
                     ov.changed[kind_index(kind)].insert(id, Some(rec));
                     p.steps.push(Step {
                         kind,
-                        old,
+                        old: old.map(Box::new),
                         new: Some(rec),
                     });
                 }
@@ -652,7 +654,7 @@ impl Ledger {
                     ov.changed[kind_index(*kind)].insert(id, None);
                     p.steps.push(Step {
                         kind: *kind,
-                        old: Some(old),
+                        old: Some(Box::new(old)),
                         new: None,
                     });
                 }
@@ -836,12 +838,13 @@ impl Ledger {
         if effective == 0 {
             return Ok(());
         }
-        // Sum the deltas of all lists: sort their entries (each list's map is drained, so
-        // the memory moves rather than doubles) and add up equal keys.
+        // Sum the deltas of all lists: sort their entries (each list's map is taken and
+        // consumed, so the memory moves rather than doubles: a drained map keeps its table)
+        // and add up equal keys.
         let mut all: Vec<(CellKey, i64)> =
             Vec::with_capacity(planned.iter().map(|p| p.deltas.len()).sum());
         for p in planned.iter_mut() {
-            all.extend(p.deltas.drain());
+            all.extend(std::mem::take(&mut p.deltas));
         }
         all.sort_unstable_by_key(|(k, _)| *k);
         let mut summed: Vec<(CellKey, i64)> = Vec::with_capacity(all.len());
@@ -1272,7 +1275,7 @@ enum Staged {
 
 /// Put a step's record and household index changes into `ws`.
 fn stage_record(step: &Step<'_>, ws: &mut WriteSet) {
-    let (old, new) = (step.old.as_ref(), step.new);
+    let (old, new) = (step.old.as_deref(), step.new);
     // Effective steps have at least one side.
     let Some(any) = new.or(old) else { return };
     let (kind, id) = (step.kind, any.id());

@@ -996,6 +996,18 @@ impl Ledger {
         })
     }
 
+    /// Commit `ws` under the write lock `w`, release the lock, and return once a flush
+    /// covered the commit (group commit: writers that committed meanwhile share one flush).
+    fn commit_then_flush(&self, w: std::sync::MutexGuard<'_, ()>, ws: WriteSet) -> Result<()> {
+        self.store.commit(ws)?;
+        let commit = self
+            .commits
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            + 1;
+        drop(w);
+        self.flush_through(commit)
+    }
+
     /// Record that the change log up to `seq` is flushed and wake the sync sender.
     fn mark_durable(&self, seq: u64) {
         self.durable

@@ -228,14 +228,8 @@ impl Ledger {
         // grows, in that order (a completed sweep has floor = pos = its head).
         let (floor, pos) = (upto, pos.max(upto)).max(self.child_resume(child)?);
         self.stage_child_position(child, (floor, pos), &mut ws);
-        self.store.commit(ws)?;
-        let commit = self
-            .commits
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
-            + 1;
-        drop(w);
         // Group commit: batches of several children committed meanwhile share one flush.
-        self.flush_through(commit)?;
+        self.commit_then_flush(w, ws)?;
         Ok(changed)
     }
 }

@@ -114,25 +114,15 @@ impl Ledger {
         record.generation += 1;
         let tombstone = record.generation << lineage::VERSION_BITS;
         let (start, end) = child.subtree_range();
-        let mut zeros = Vec::new();
-        for r in self.store.range(TreeId::Cells, &start, &end) {
-            let (k, v) = r?;
-            let (division, period) =
-                crate::cells::decode_block_key(&k).ok_or_else(|| LedgerError::Corrupt {
-                    what: "cell block key",
-                    detail: format!("{} bytes", k.len()),
-                })?;
-            let block = crate::cells::Block::decode(&v).map_err(|e| cells_err(e.into()))?;
-            zeros.extend(
-                crate::cells::cells_of_block(division, period, &block)
-                    .filter(|(_, e)| e.value != 0)
-                    .map(|(key, _)| Replica {
-                        key,
-                        value: 0,
-                        version: tombstone,
-                    }),
-            );
-        }
+        let mut zeros: Vec<Replica> = self
+            .scan_cells(self.store.range(TreeId::Cells, &start, &end))?
+            .into_iter()
+            .map(|(key, _)| Replica {
+                key,
+                value: 0,
+                version: tombstone,
+            })
+            .collect();
         let mut ws = WriteSet::new();
         let mut seq = self.cell_seq()?;
         let mut log = crate::cells::LogWriter::new(&self.store);
@@ -142,13 +132,7 @@ impl Ledger {
         self.stage_child_position(child, (0, 0), &mut ws);
         self.stage_ticket_reset(child, &mut ws);
         ws.put(TreeId::Meta, child_store_key(child), record.encode());
-        self.store.commit(ws)?;
-        let commit = self
-            .commits
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
-            + 1;
-        drop(w);
-        self.flush_through(commit)?;
+        self.commit_then_flush(w, ws)?;
         tracing::warn!(
             %child,
             cells_cleared = zeros.len(),

@@ -132,7 +132,7 @@ async fn main() -> Res<()> {
         in_process(cfg).await
     } else {
         // Run on this (the main) thread, not on a worker: the nodes are spawned from it and
-        // are told to stop when it ends (see `procs::Tree`).
+        // are told to stop when it ends (see `common::procs::Tree`).
         procs::run(cfg).await
     }
 }

@@ -18,6 +18,8 @@ use jiff::civil::Date;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+pub mod procs;
+
 /// The benchmarks' error type.
 pub type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
@@ -120,22 +122,8 @@ pub async fn prepare_node(
     listen: bool,
     pki: Option<&Path>,
 ) -> Res<Prepared> {
-    // Top-level keys first: the [tls] and [sync] tables follow.
-    let mut toml = format!(
-        "division = \"{code}\"\ndata_dir = {:?}\n",
-        dir.join(code.to_string()).display().to_string()
-    );
-    if let Some(p) = parent {
-        toml.push_str(&format!("parent = \"{p}\"\n"));
-    }
-    if listen {
-        toml.push_str("listen = \"127.0.0.1:0\"\n");
-    }
-    match pki {
-        None => toml.push_str("insecure = true\n"),
-        Some(pki) => toml.push_str(&tls_files(pki, code)?.to_toml_section()),
-    }
-    toml.push_str("[sync]\nreconnect_secs = 0.05\n");
+    let tls = pki.map(|pki| tls_files(pki, code)).transpose()?;
+    let toml = node_toml(dir, code, parent.as_deref(), listen, tls.as_ref());
     let config = Config::parse(&toml)?;
     let handle = node::open(&config)?;
     let listener = if listen {
@@ -155,6 +143,34 @@ pub async fn prepare_node(
 pub fn tls_files(pki: &Path, code: Code) -> Res<bottomline::security::tls::TlsFiles> {
     let mut ca = Pki::open_or_init(pki, "Bottomline benchmark")?;
     Ok(ca.files_for(&Identity::Node { division: code })?)
+}
+
+/// The config of the benchmarks' node `code` (its store in `dir/<code>`, on 127.0.0.1 when
+/// `listen`, mTLS with `tls` else plaintext, a 50 ms reconnect), as TOML.
+pub fn node_toml(
+    dir: &Path,
+    code: Code,
+    parent: Option<&str>,
+    listen: bool,
+    tls: Option<&bottomline::security::tls::TlsFiles>,
+) -> String {
+    // Top-level keys first: the [tls] and [sync] tables follow.
+    let mut toml = format!(
+        "division = \"{code}\"\ndata_dir = {:?}\n",
+        dir.join(code.to_string()).display().to_string()
+    );
+    if let Some(p) = parent {
+        toml.push_str(&format!("parent = \"{p}\"\n"));
+    }
+    if listen {
+        toml.push_str("listen = \"127.0.0.1:0\"\n");
+    }
+    match tls {
+        None => toml.push_str("insecure = true\n"),
+        Some(files) => toml.push_str(&files.to_toml_section()),
+    }
+    toml.push_str("[sync]\nreconnect_secs = 0.05\n");
+    toml
 }
 
 /// Import every county's generated files (`files/<county>/*.csv`) as of `today`, two at a

@@ -46,9 +46,7 @@
 //!   thread, so none outlives the benchmark even if it is killed.
 
 use std::collections::HashMap;
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -64,7 +62,8 @@ use serde_json::json;
 use tokio::sync::Mutex;
 use tokio::time::MissedTickBehavior;
 
-use crate::common::{percentile, Res};
+use crate::common::procs::{binary, peak_rss_mib_of, Tree, STOP_GRACE};
+use crate::common::{node_toml, percentile, Res};
 use crate::{
     env_u32, report_head, round_tickets, shape, ticket_deadline, ACCEPTED_TARGET_S,
     DURABLE_TARGET_S,
@@ -84,240 +83,20 @@ pub struct Settings {
 const START_DEADLINE: Duration = Duration::from_secs(120);
 const QUIET_DEADLINE: Duration = Duration::from_secs(120);
 const ROUND_DEADLINE: Duration = Duration::from_secs(300);
-/// How long the nodes get to stop on SIGTERM before SIGKILL.
-const STOP_GRACE: Duration = Duration::from_secs(30);
 
 type SyncClient = pb::sync_client::SyncClient<tonic::transport::Channel>;
 
-/// The `bottomline` binary: cargo's path for the package's benches, else next to this
-/// benchmark's executable (`target/<profile>/deps/tickets-…` → `target/<profile>/bottomline`).
-fn binary() -> Res<PathBuf> {
-    if let Some(p) = option_env!("CARGO_BIN_EXE_bottomline").map(PathBuf::from) {
-        if p.is_file() {
-            return Ok(p);
-        }
-    }
-    let exe = std::env::current_exe()?;
-    let guess = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(|d| d.join("bottomline"));
-    match guess {
-        Some(p) if p.is_file() => Ok(p),
-        _ => Err(format!(
-            "no bottomline binary next to {} (build it with `cargo build --release -p \
-             bottomline`, or run through `cargo bench -p bottomline --bench tickets`)",
-            exe.display()
-        )
-        .into()),
-    }
-}
-
-/// One `bottomline serve` process.
-struct NodeProc {
+/// Start the node of `code` in `tree` from a config written under `dir`: the in-process
+/// mode's settings ([`node_toml`]). Must run on the main thread (see [`Tree::spawn`]).
+fn spawn_node(
+    tree: &mut Tree,
+    bin: &Path,
+    dir: &Path,
     code: Code,
-    child: Child,
-    log: PathBuf,
-    /// Where it listens, once its log said so.
-    url: Option<String>,
-    /// Its exit, once reaped.
-    exit: Option<ExitStatus>,
-}
-
-impl NodeProc {
-    fn running(&mut self) -> bool {
-        if self.exit.is_none() {
-            if let Ok(Some(st)) = self.child.try_wait() {
-                self.exit = Some(st);
-            }
-        }
-        self.exit.is_none()
-    }
-
-    /// The last `n` lines of its log.
-    fn tail(&self, n: usize) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(n)..].join("\n")
-    }
-}
-
-/// The node processes; stopped (SIGTERM, then SIGKILL) when dropped.
-struct Tree {
-    nodes: Vec<NodeProc>,
-    stopped: bool,
-}
-
-impl Tree {
-    /// Start the node of `code` from a config written under `dir`. Must run on the main
-    /// thread: the node is told to stop (`PR_SET_PDEATHSIG`) when the thread that spawned it
-    /// ends, which for the main thread is when the benchmark ends, however it ends.
-    fn spawn(
-        &mut self,
-        bin: &Path,
-        dir: &Path,
-        code: Code,
-        parent: Option<&str>,
-        tls: Option<&TlsFiles>,
-    ) -> Res<()> {
-        // Top-level keys first: the [tls] and [sync] tables follow.
-        let mut toml = format!(
-            "division = \"{code}\"\ndata_dir = {:?}\nlisten = \"127.0.0.1:0\"\n",
-            dir.join(code.to_string()).display().to_string()
-        );
-        if let Some(p) = parent {
-            toml.push_str(&format!("parent = \"{p}\"\n"));
-        }
-        match tls {
-            None => toml.push_str("insecure = true\n"),
-            Some(files) => toml.push_str(&files.to_toml_section()),
-        }
-        toml.push_str("[sync]\nreconnect_secs = 0.05\n");
-        let config = dir.join(format!("{code}.toml"));
-        std::fs::write(&config, toml)?;
-        let log = dir.join(format!("{code}.log"));
-        let mut cmd = Command::new(bin);
-        cmd.args(["serve", "--config"])
-            .arg(&config)
-            .env("NO_COLOR", "1")
-            .env(
-                "RUST_LOG",
-                std::env::var("BENCH_NODE_LOG").unwrap_or_else(|_| "info".into()),
-            )
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log)?);
-        // SAFETY: prctl(2) is async-signal-safe; the closure allocates nothing.
-        unsafe {
-            cmd.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        let child = cmd
-            .spawn()
-            .map_err(|e| format!("cannot start {} serve: {e}", bin.display()))?;
-        self.nodes.push(NodeProc {
-            code,
-            child,
-            log,
-            url: None,
-            exit: None,
-        });
-        Ok(())
-    }
-
-    /// Wait until every node from `from` on logged the address it listens on.
-    async fn wait_listening(&mut self, from: usize, tls: bool, deadline: Instant) -> Res<()> {
-        let scheme = if tls { "https" } else { "http" };
-        loop {
-            let mut waiting = 0;
-            for n in &mut self.nodes[from..] {
-                if n.url.is_some() {
-                    continue;
-                }
-                let text = std::fs::read_to_string(&n.log).unwrap_or_default();
-                let addr = text
-                    .lines()
-                    .map(strip_ansi)
-                    .filter(|l| l.contains("listening"))
-                    .find_map(|l| {
-                        let start = l.find(" addr=")? + " addr=".len();
-                        l[start..].split_whitespace().next().map(str::to_string)
-                    });
-                match addr {
-                    Some(a) => n.url = Some(format!("{scheme}://{a}")),
-                    None if !n.running() => {
-                        return Err(format!(
-                            "node {} exited ({:?}) before listening:\n{}",
-                            n.code,
-                            n.exit,
-                            n.tail(20)
-                        )
-                        .into())
-                    }
-                    None => waiting += 1,
-                }
-            }
-            if waiting == 0 {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                return Err(format!("{waiting} nodes did not start listening in time").into());
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    fn url(&self, code: Code) -> Res<String> {
-        self.nodes
-            .iter()
-            .find(|n| n.code == code)
-            .and_then(|n| n.url.clone())
-            .ok_or_else(|| format!("node {code} is not listening").into())
-    }
-
-    /// SIGTERM to every node, up to [`STOP_GRACE`] to exit, SIGKILL for the rest. Returns
-    /// (nodes that exited unsuccessfully, nodes killed).
-    fn stop(&mut self) -> (Vec<Code>, Vec<Code>) {
-        self.stopped = true;
-        for n in &mut self.nodes {
-            if n.running() {
-                // SAFETY: kill(2) on our own child, not reaped yet (it is running).
-                unsafe { libc::kill(n.child.id() as libc::pid_t, libc::SIGTERM) };
-            }
-        }
-        let deadline = Instant::now() + STOP_GRACE;
-        while self.nodes.iter_mut().any(NodeProc::running) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let mut killed = Vec::new();
-        for n in &mut self.nodes {
-            if n.running() {
-                let _ = n.child.kill();
-                n.exit = n.child.wait().ok();
-                killed.push(n.code);
-            }
-        }
-        let unclean = self
-            .nodes
-            .iter()
-            .filter(|n| !killed.contains(&n.code) && !n.exit.is_some_and(|s| s.success()))
-            .map(|n| n.code)
-            .collect();
-        (unclean, killed)
-    }
-}
-
-impl Drop for Tree {
-    fn drop(&mut self) {
-        if !self.stopped {
-            let (unclean, killed) = self.stop();
-            if !unclean.is_empty() || !killed.is_empty() {
-                eprintln!("stopping the tree: unclean exits {unclean:?}, killed {killed:?}");
-            }
-        }
-    }
-}
-
-/// Remove ANSI escape sequences (in case the node colours its log).
-fn strip_ansi(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
+    parent: Option<&str>,
+    tls: Option<&TlsFiles>,
+) -> Res<()> {
+    tree.spawn(bin, dir, code, &node_toml(dir, code, parent, true, tls))
 }
 
 /// CPU time (user + system) this process used so far, in seconds.
@@ -344,19 +123,8 @@ fn cpu_s_of(pid: u32) -> Option<f64> {
     Some(ticks / hz)
 }
 
-/// Peak resident set size of process `pid` in MiB (`VmHWM`).
-fn peak_rss_mib_of(pid: u32) -> Option<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024.0)
-}
-
 fn nodes_cpu_s(tree: &Tree) -> f64 {
-    tree.nodes
-        .iter()
-        .filter_map(|n| cpu_s_of(n.child.id()))
-        .sum()
+    tree.nodes.iter().filter_map(|n| cpu_s_of(n.pid())).sum()
 }
 
 async fn status(c: &SyncClient) -> Res<pb::StatusReply> {
@@ -486,7 +254,7 @@ pub async fn run(cfg: Settings) -> Res<()> {
         tls,
     } = cfg;
     let poll = Duration::from_millis(env_u32("BENCH_POLL_MS", 20).max(1) as u64);
-    let bin = binary()?;
+    let bin = binary("tickets")?;
     // Declared before the tree, so dropped after it: the nodes stop before their stores go.
     let tmp = tempfile::tempdir()?;
     let dir = tmp.path().join("nodes");
@@ -522,21 +290,39 @@ pub async fn run(cfg: Settings) -> Res<()> {
     // Start the tree, a level at a time (a child needs its parent's address).
     let t_start = Instant::now();
     let deadline = t_start + START_DEADLINE;
-    let mut tree = Tree {
-        nodes: Vec::new(),
-        stopped: false,
-    };
-    tree.spawn(&bin, &dir, province, None, node_files[&province].as_ref())?;
+    let mut tree = Tree::default();
+    spawn_node(
+        &mut tree,
+        &bin,
+        &dir,
+        province,
+        None,
+        node_files[&province].as_ref(),
+    )?;
     tree.wait_listening(0, tls, deadline).await?;
     let p_url = tree.url(province)?;
     for &c in &cities {
-        tree.spawn(&bin, &dir, c, Some(&p_url), node_files[&c].as_ref())?;
+        spawn_node(
+            &mut tree,
+            &bin,
+            &dir,
+            c,
+            Some(&p_url),
+            node_files[&c].as_ref(),
+        )?;
     }
     tree.wait_listening(1, tls, deadline).await?;
     let from = tree.nodes.len();
     for &c in &counties {
         let parent = tree.url(c.parent().ok_or("county without city")?)?;
-        tree.spawn(&bin, &dir, c, Some(&parent), node_files[&c].as_ref())?;
+        spawn_node(
+            &mut tree,
+            &bin,
+            &dir,
+            c,
+            Some(&parent),
+            node_files[&c].as_ref(),
+        )?;
     }
     tree.wait_listening(from, tls, deadline).await?;
     let started_s = t_start.elapsed().as_secs_f64();
@@ -699,7 +485,7 @@ pub async fn run(cfg: Settings) -> Res<()> {
         }
         durable.sort_by(f64::total_cmp);
         accepted_at_county.sort_by(f64::total_cmp);
-        let prov_pid = tree.nodes[0].child.id();
+        let prov_pid = tree.nodes[0].pid();
         let prov_hwm_before_check = peak_rss_mib_of(prov_pid);
         // Check at the province (its List folds its log) that all of the round are accepted.
         let (n_accepted, n_round) = {
@@ -746,7 +532,7 @@ pub async fn run(cfg: Settings) -> Res<()> {
     let mut rss_total = 0.0;
     let mut rss_max: HashMap<&str, f64> = HashMap::new();
     for n in &tree.nodes {
-        let Some(mib) = peak_rss_mib_of(n.child.id()) else {
+        let Some(mib) = peak_rss_mib_of(n.pid()) else {
             continue;
         };
         rss_total += mib;

@@ -219,6 +219,8 @@ async fn run_uplink(
         Ok::<(), Status>(())
     });
     let mut sent_batches: std::collections::VecDeque<u64> = Default::default();
+    // Memory given back since the last batch sent.
+    let mut trimmed = false;
     // Send the first heartbeat (with the backlog) right away.
     let mut last_heartbeat: Option<tokio::time::Instant> = None;
     let result = loop {
@@ -289,8 +291,15 @@ async fn run_uplink(
                 sent_batches.push_back(step.pos);
                 pos = step.pos;
                 floor = new_floor;
+                trimmed = false;
                 continue;
             }
+        }
+        if !trimmed && sent_batches.is_empty() {
+            // Everything delivered and acked: give back what sending it took (glibc keeps
+            // freed memory; a county's first sync otherwise stays in its RSS for good).
+            trimmed = true;
+            tokio::task::spawn_blocking(crate::store::release_memory).await?;
         }
         tokio::select! {
             _ = &mut changed => {}

@@ -544,6 +544,17 @@ fn check_states(l: &Ledger, model: &Model, as_of: Option<Date>) -> Result<(), Te
             items(inventory)
         );
     }
+    // The rows a listing filters: every ticket's, and the overdue ones of a day.
+    let rows = |day: Option<Date>| -> Vec<(TicketKey, tickets::ProgressItem)> {
+        folded
+            .iter()
+            .filter(|s| day.is_none_or(|d| s.overdue(d)))
+            .map(|s| (s.key(), tickets::ProgressItem::from(s)))
+            .collect()
+    };
+    for day in [None, Some(day0.tomorrow().expect("day"))] {
+        prop_assert_eq!(l.ticket_rows(day, None).expect("index"), rows(day));
+    }
     prop_assert_eq!(l.ticket_as_of().expect("as of"), as_of);
     let wrong = l.check_ticket_cells().expect("check ticket cells");
     prop_assert!(wrong.is_empty(), "ticket cells differ for {:?}", wrong);

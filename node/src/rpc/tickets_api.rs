@@ -530,42 +530,44 @@ impl pb::tickets_server::Tickets for TicketsService {
             .transpose()?;
         let inventory = opt(&r.inventory);
         let today = crate::period::today_in_china();
-        // From the ticket index: only the overdue tickets, or one inventory's, are read
-        // when the request asks for them.
+        // From the ticket index's rows (key, target, state, deadline): every filter applies
+        // to them, and only the summaries shown are read.
         let (ledger, inv, overdue) = (self.ledger.clone(), inventory.clone(), r.overdue);
-        let all = blocking(move || {
-            ledger
-                .ticket_summaries(overdue.then_some(today), inv.as_deref())
-                .map_err(|e| ledger_status(e, true))
-        })
-        .await?;
-        let registry = self.ledger.registry();
-        let matching: Vec<&TicketState> = all
-            .iter()
-            .filter(|s| visible(scope, s))
-            .filter(|s| state.is_none_or(|st| s.state == st))
-            .filter(|s| target.is_none_or(|t| t.contains(s.ticket.target)))
-            .filter(|s| issuer.is_none_or(|i| s.ticket.issuer == i))
-            .filter(|s| {
-                inventory
-                    .as_ref()
-                    .is_none_or(|n| s.ticket.inventory.as_ref() == Some(n))
-            })
-            .filter(|s| !r.overdue || s.overdue(today))
-            .collect();
-        let total = u32::try_from(matching.len()).unwrap_or(u32::MAX);
         let limit = if r.limit == 0 {
             usize::MAX
         } else {
             r.limit as usize
         };
+        let (shown, total) = blocking(move || {
+            let read = || -> Result<_, crate::ledger::LedgerError> {
+                let rows = ledger.ticket_rows(overdue.then_some(today), inv.as_deref())?;
+                let matching: Vec<&TicketKey> = rows
+                    .iter()
+                    .filter(|(k, row)| {
+                        scope.is_none_or(|d| d.contains(row.target) || d.contains(k.issuer))
+                            && state.is_none_or(|st| row.state == st)
+                            && target.is_none_or(|t| t.contains(row.target))
+                            && issuer.is_none_or(|i| k.issuer == i)
+                            && (!overdue || row.overdue(today))
+                    })
+                    .map(|(k, _)| k)
+                    .collect();
+                let mut shown = Vec::new();
+                for k in matching.iter().take(limit) {
+                    shown.extend(ledger.ticket_summary(k)?);
+                }
+                Ok((shown, matching.len()))
+            };
+            read().map_err(|e| ledger_status(e, true))
+        })
+        .await?;
+        let registry = self.ledger.registry();
         Ok(Response::new(pb::ListReply {
-            tickets: matching
-                .into_iter()
-                .take(limit)
+            tickets: shown
+                .iter()
                 .map(|s| view(s, &registry, today, false))
                 .collect(),
-            total,
+            total: u32::try_from(total).unwrap_or(u32::MAX),
         }))
     }
 

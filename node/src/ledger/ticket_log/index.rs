@@ -9,7 +9,7 @@
 //! | key                                          | value                                     |
 //! |----------------------------------------------|-------------------------------------------|
 //! | `S` ‖ ticket                                 | `0x01` ‖ the folded state without its timeline and history (JSON) |
-//! | `D` ‖ deadline `yyyy-mm-dd` ‖ ticket         | empty; only while the rectification is owed (overdue can apply) |
+//! | `D` ‖ deadline `yyyy-mm-dd` ‖ ticket         | the ticket's row (below); only while the rectification is owed (overdue can apply) |
 //! | `I` ‖ name length (u16 BE) ‖ name ‖ ticket   | `0x01` ‖ target ‖ state ‖ deadline ‖ has parent (what progress counts) |
 //! | `A` ‖ ticket                                 | the same row, for every ticket            |
 //!
@@ -24,8 +24,11 @@ const BY_DEADLINE: u8 = b'D';
 const BY_INVENTORY: u8 = b'I';
 const ROWS: u8 = b'A';
 const V1: u8 = 1;
-/// Set once the index covers the whole ticket log.
+/// Set once the index covers the whole ticket log, to the index's format.
 const META_TICKET_INDEX: &[u8] = b"ticket_index";
+/// The index's format (2: deadline entries hold the ticket's row); an index of another
+/// format is built again from the log when the store opens.
+const INDEX_FORMAT: u8 = 2;
 
 fn summary_key(key: &TicketKey) -> Vec<u8> {
     let mut k = vec![SUMMARY];
@@ -52,14 +55,14 @@ fn inventory_prefix(name: &str) -> Vec<u8> {
 fn entries(s: &TicketState) -> Vec<(Vec<u8>, Vec<u8>)> {
     let key = s.key();
     let mut out = Vec::new();
-    if s.state.is_unrectified() {
-        out.push((deadline_key(s.ticket.deadline, &key), Vec::new()));
-    }
     let mut row = vec![V1];
     row.extend_from_slice(&s.ticket.target.key());
     row.push(s.state.code());
     row.extend_from_slice(s.ticket.deadline.to_string().as_bytes());
     row.push(u8::from(s.ticket.parent.is_some()));
+    if s.state.is_unrectified() {
+        out.push((deadline_key(s.ticket.deadline, &key), row.clone()));
+    }
     if let Some(name) = &s.ticket.inventory {
         let mut k = inventory_prefix(name);
         k.extend_from_slice(&ticket_prefix(&key));
@@ -135,10 +138,10 @@ impl Ledger {
         Ok(())
     }
 
-    /// Build the index from the ticket log when the store has none (a store of layout 3, or
-    /// one made before any ticket), in one commit.
+    /// Build the index from the ticket log when the store has none (a store of layout 3) or
+    /// one of another format, in one commit.
     pub(in crate::ledger) fn ensure_ticket_index(&self) -> Result<()> {
-        if self.store.get(TreeId::Meta, META_TICKET_INDEX)?.is_some() {
+        if self.store.get(TreeId::Meta, META_TICKET_INDEX)?.as_deref() == Some(&[INDEX_FORMAT]) {
             return Ok(());
         }
         let _w = self.write.lock().unwrap_or_else(|p| p.into_inner());
@@ -150,7 +153,7 @@ impl Ledger {
         for s in all.into_values() {
             stage_summary(&mut ws, None, Some(&s.summary()));
         }
-        ws.put(TreeId::Meta, META_TICKET_INDEX, vec![V1]);
+        ws.put(TreeId::Meta, META_TICKET_INDEX, vec![INDEX_FORMAT]);
         let n = ws.len();
         self.store.commit(ws)?;
         self.store.flush()?;
@@ -170,19 +173,7 @@ impl Ledger {
     ) -> Result<Vec<TicketState>> {
         let mut keys: Vec<TicketKey> = Vec::new();
         match (overdue_on, inventory) {
-            (Some(day), _) => {
-                let start = [BY_DEADLINE];
-                let mut end = vec![BY_DEADLINE];
-                end.extend_from_slice(day.to_string().as_bytes());
-                for r in self.store.range(TreeId::TicketIndex, &start, &end) {
-                    let (k, _) = r?;
-                    keys.push(
-                        decode_ticket_prefix(k.get(11..).unwrap_or_default())
-                            .ok_or_else(|| corrupt("ticket index", "a deadline entry"))?,
-                    );
-                }
-                keys.sort();
-            }
+            (Some(day), _) => keys = self.overdue_keys(day)?,
             (None, Some(name)) => {
                 let prefix = inventory_prefix(name);
                 for r in self.store.scan_prefix(TreeId::TicketIndex, &prefix) {
@@ -210,6 +201,68 @@ impl Ledger {
             }
         }
         Ok(out)
+    }
+
+    /// The index rows (key, target, state, deadline) of the tickets held here, in key order:
+    /// of inventory `inventory` when given, else those still owing their rectification with a
+    /// deadline before `overdue_on` when given, else all. What a listing filters before it
+    /// reads the few summaries it shows ([`Ledger::ticket_summary`]).
+    pub fn ticket_rows(
+        &self,
+        overdue_on: Option<Date>,
+        inventory: Option<&str>,
+    ) -> Result<Vec<(TicketKey, ProgressItem)>> {
+        let read = |prefix: Vec<u8>| -> Result<Vec<(TicketKey, ProgressItem)>> {
+            let mut out = Vec::new();
+            for r in self.store.scan_prefix(TreeId::TicketIndex, &prefix) {
+                let (k, v) = r?;
+                let (key, item, _) = decode_row(&k, prefix.len(), &v)?;
+                out.push((key, item));
+            }
+            Ok(out)
+        };
+        match (overdue_on, inventory) {
+            (_, Some(name)) => read(inventory_prefix(name)),
+            (None, None) => read(vec![ROWS]),
+            (Some(day), None) => {
+                let start = [BY_DEADLINE];
+                let mut end = vec![BY_DEADLINE];
+                end.extend_from_slice(day.to_string().as_bytes());
+                let mut out = Vec::new();
+                for r in self.store.range(TreeId::TicketIndex, &start, &end) {
+                    let (k, v) = r?;
+                    let (key, item, _) = decode_row(&k, 11, &v)?;
+                    out.push((key, item));
+                }
+                out.sort_by(|a, b| a.0.cmp(&b.0));
+                Ok(out)
+            }
+        }
+    }
+
+    /// One ticket's summary from the index (`None` when it is not held here).
+    pub fn ticket_summary(&self, key: &TicketKey) -> Result<Option<TicketState>> {
+        self.store
+            .get(TreeId::TicketIndex, &summary_key(key))?
+            .map(|v| decode_summary(&v))
+            .transpose()
+    }
+
+    /// The tickets still owing their rectification with a deadline before `day`, in key order.
+    fn overdue_keys(&self, day: Date) -> Result<Vec<TicketKey>> {
+        let start = [BY_DEADLINE];
+        let mut end = vec![BY_DEADLINE];
+        end.extend_from_slice(day.to_string().as_bytes());
+        let mut keys = Vec::new();
+        for r in self.store.range(TreeId::TicketIndex, &start, &end) {
+            let (k, _) = r?;
+            keys.push(
+                decode_ticket_prefix(k.get(11..).unwrap_or_default())
+                    .ok_or_else(|| corrupt("ticket index", "a deadline entry"))?,
+            );
+        }
+        keys.sort();
+        Ok(keys)
     }
 
     /// What progress counts of the tickets of inventory `name` (`None`: of every ticket)

@@ -29,7 +29,9 @@ use crate::period::Period;
 use crate::stats::{self, CellKey, CellSource, Indicators};
 use crate::store::{Bytes, Store, StoreError, StoreOptions, TreeId, WriteSet};
 
+mod cells_read;
 mod check;
+mod durable;
 mod replicas;
 mod restored;
 mod ticket_log;
@@ -996,56 +998,6 @@ impl Ledger {
         })
     }
 
-    /// Commit `ws` under the write lock `w`, release the lock, and return once a flush
-    /// covered the commit (group commit: writers that committed meanwhile share one flush).
-    fn commit_then_flush(&self, w: std::sync::MutexGuard<'_, ()>, ws: WriteSet) -> Result<()> {
-        self.store.commit(ws)?;
-        let commit = self
-            .commits
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
-            + 1;
-        drop(w);
-        self.flush_through(commit)
-    }
-
-    /// Record that the change log up to `seq` is flushed and wake the sync sender.
-    fn mark_durable(&self, seq: u64) {
-        self.durable
-            .fetch_max(seq, std::sync::atomic::Ordering::SeqCst);
-        self.changed.notify_waiters();
-    }
-
-    /// Highest change-log position that is flushed.
-    pub fn durable_seq(&self) -> u64 {
-        self.durable.load(std::sync::atomic::Ordering::SeqCst)
-    }
-
-    /// Make commit number `commit` (of those that flush outside the write lock) durable:
-    /// the first caller flushes everything committed so far; callers arriving during that
-    /// flush wait for it and return if it covered them, else one of them runs the next flush
-    /// for all. sled's flush covers every write committed before it starts, so the counts and
-    /// the log head are read before flushing.
-    fn flush_through(&self, commit: u64) -> Result<()> {
-        use std::sync::atomic::Ordering::SeqCst;
-        if self.flushed.load(SeqCst) >= commit {
-            return Ok(());
-        }
-        let _f = self.flush.lock().unwrap_or_else(|p| p.into_inner());
-        if self.flushed.load(SeqCst) >= commit {
-            return Ok(());
-        }
-        let covered = self.commits.load(SeqCst);
-        let head = self.cell_seq()?;
-        let tickets = self.stored_ticket_head()?;
-        self.store.flush()?;
-        self.flushed.fetch_max(covered, SeqCst);
-        self.mark_durable(head);
-        if self.ticket_durable.fetch_max(tickets, SeqCst) < tickets {
-            self.tickets_changed.notify_waiters();
-        }
-        Ok(())
-    }
-
     /// Write summed deltas, grouped by block, to the cell blocks in batches; the last batch
     /// clears the `stats_pending` marker. Returns the number of cells changed.
     fn write_cells(
@@ -1112,53 +1064,6 @@ impl Ledger {
             _ => 0,
         })
     }
-
-    /// Every stored cell with a non-zero value (for checks and tests).
-    pub fn all_cells(&self) -> Result<BTreeMap<CellKey, i64>> {
-        let mut out = BTreeMap::new();
-        for (key, v) in self.scan_cells(self.store.scan_prefix(TreeId::Cells, b""))? {
-            out.insert(key, v);
-        }
-        Ok(out)
-    }
-
-    /// The non-zero cells that travel up to the parent ([`crate::cells::travels_up`]): what
-    /// the parent holds of this node once it caught up.
-    pub fn upward_cells(&self) -> Result<BTreeMap<CellKey, i64>> {
-        let mut out = self.all_cells()?;
-        out.retain(|k, _| crate::cells::travels_up(k.division));
-        Ok(out)
-    }
-
-    /// Recompute every cell from the stored records (what the cells must equal).
-    pub fn recompute_cells(&self) -> Result<BTreeMap<CellKey, i64>> {
-        let mut out: BTreeMap<CellKey, i64> = BTreeMap::new();
-        let mut overlay = Overlay::default();
-        for kind in RecordKind::ALL {
-            for r in self.records(kind) {
-                let r = r?;
-                let hh = if stats::depends_on_household(&r) {
-                    self.household(&mut overlay, r.household_code())?
-                } else {
-                    None
-                };
-                stats::contributions(&r, hh.as_ref(), self.division, &mut |k, v| {
-                    *out.entry(k).or_insert(0) += v;
-                });
-            }
-        }
-        self.ticket_cells_into(&mut out)?;
-        out.retain(|_, v| *v != 0);
-        Ok(out)
-    }
-
-    /// Indicators of `division` (in this node's subtree) for `period`.
-    pub fn indicators(&self, division: Code, period: Period) -> Result<Indicators> {
-        stats::indicators(self, division, period).map_err(|detail| LedgerError::Corrupt {
-            what: "cells",
-            detail,
-        })
-    }
 }
 
 /// Lifecycle rules between the stored version of a record and its correction.
@@ -1184,60 +1089,6 @@ fn check_transition(old: Option<&Record>, new: &Record) -> std::result::Result<(
         }
     }
     Ok(())
-}
-
-impl CellSource for Ledger {
-    fn cells_of(
-        &self,
-        division: Code,
-        period: Period,
-    ) -> std::result::Result<Vec<(CellKey, i64)>, String> {
-        let block =
-            crate::cells::read_block(&self.store, division, period).map_err(|e| e.to_string())?;
-        Ok(crate::cells::cells_of_block(division, period, &block)
-            .filter(|(_, e)| e.value != 0)
-            .map(|(k, e)| (k, e.value))
-            .collect())
-    }
-
-    fn cells_between(
-        &self,
-        division: Code,
-        from: Period,
-        to: Period,
-    ) -> std::result::Result<Vec<(CellKey, i64)>, String> {
-        let start = crate::cells::block_key(division, from);
-        let end = crate::cells::block_key(division, to);
-        self.scan_cells(self.store.range(TreeId::Cells, &start, &end))
-            .map_err(|e| e.to_string())
-    }
-}
-
-impl Ledger {
-    /// Non-zero cells of the blocks an iterator yields.
-    fn scan_cells(
-        &self,
-        it: impl Iterator<
-            Item = std::result::Result<(crate::store::Bytes, crate::store::Bytes), StoreError>,
-        >,
-    ) -> Result<Vec<(CellKey, i64)>> {
-        let mut out = Vec::new();
-        for r in it {
-            let (k, v) = r?;
-            let (division, period) =
-                crate::cells::decode_block_key(&k).ok_or_else(|| LedgerError::Corrupt {
-                    what: "cell block key",
-                    detail: format!("{} bytes", k.len()),
-                })?;
-            let block = crate::cells::Block::decode(&v).map_err(|e| cells_err(e.into()))?;
-            out.extend(
-                crate::cells::cells_of_block(division, period, &block)
-                    .filter(|(_, e)| e.value != 0)
-                    .map(|(k, e)| (k, e.value)),
-            );
-        }
-        Ok(out)
-    }
 }
 
 /// Milliseconds since the Unix epoch (0 if the clock is before it).

@@ -1,0 +1,108 @@
+//! What the stored cells say: all of them, what travels up, a recomputation from the records
+//! (what they must equal), the indicators of a division and period, and the `CellSource` the
+//! statistics read through.
+
+use super::*;
+
+impl Ledger {
+    /// Every stored cell with a non-zero value (for checks and tests).
+    pub fn all_cells(&self) -> Result<BTreeMap<CellKey, i64>> {
+        let mut out = BTreeMap::new();
+        for (key, v) in self.scan_cells(self.store.scan_prefix(TreeId::Cells, b""))? {
+            out.insert(key, v);
+        }
+        Ok(out)
+    }
+
+    /// The non-zero cells that travel up to the parent ([`crate::cells::travels_up`]): what
+    /// the parent holds of this node once it caught up.
+    pub fn upward_cells(&self) -> Result<BTreeMap<CellKey, i64>> {
+        let mut out = self.all_cells()?;
+        out.retain(|k, _| crate::cells::travels_up(k.division));
+        Ok(out)
+    }
+
+    /// Recompute every cell from the stored records (what the cells must equal).
+    pub fn recompute_cells(&self) -> Result<BTreeMap<CellKey, i64>> {
+        let mut out: BTreeMap<CellKey, i64> = BTreeMap::new();
+        let mut overlay = Overlay::default();
+        for kind in RecordKind::ALL {
+            for r in self.records(kind) {
+                let r = r?;
+                let hh = if stats::depends_on_household(&r) {
+                    self.household(&mut overlay, r.household_code())?
+                } else {
+                    None
+                };
+                stats::contributions(&r, hh.as_ref(), self.division, &mut |k, v| {
+                    *out.entry(k).or_insert(0) += v;
+                });
+            }
+        }
+        self.ticket_cells_into(&mut out)?;
+        out.retain(|_, v| *v != 0);
+        Ok(out)
+    }
+
+    /// Indicators of `division` (in this node's subtree) for `period`.
+    pub fn indicators(&self, division: Code, period: Period) -> Result<Indicators> {
+        stats::indicators(self, division, period).map_err(|detail| LedgerError::Corrupt {
+            what: "cells",
+            detail,
+        })
+    }
+}
+
+impl CellSource for Ledger {
+    fn cells_of(
+        &self,
+        division: Code,
+        period: Period,
+    ) -> std::result::Result<Vec<(CellKey, i64)>, String> {
+        let block =
+            crate::cells::read_block(&self.store, division, period).map_err(|e| e.to_string())?;
+        Ok(crate::cells::cells_of_block(division, period, &block)
+            .filter(|(_, e)| e.value != 0)
+            .map(|(k, e)| (k, e.value))
+            .collect())
+    }
+
+    fn cells_between(
+        &self,
+        division: Code,
+        from: Period,
+        to: Period,
+    ) -> std::result::Result<Vec<(CellKey, i64)>, String> {
+        let start = crate::cells::block_key(division, from);
+        let end = crate::cells::block_key(division, to);
+        self.scan_cells(self.store.range(TreeId::Cells, &start, &end))
+            .map_err(|e| e.to_string())
+    }
+}
+
+impl Ledger {
+    /// Non-zero cells of the blocks an iterator yields.
+    pub(super) fn scan_cells(
+        &self,
+        it: impl Iterator<
+            Item = std::result::Result<(crate::store::Bytes, crate::store::Bytes), StoreError>,
+        >,
+    ) -> Result<Vec<(CellKey, i64)>> {
+        let mut out = Vec::new();
+        for r in it {
+            let (k, v) = r?;
+            let (division, period) =
+                crate::cells::decode_block_key(&k).ok_or_else(|| LedgerError::Corrupt {
+                    what: "cell block key",
+                    detail: format!("{} bytes", k.len()),
+                })?;
+            let block = crate::cells::Block::decode(&v).map_err(|e| cells_err(e.into()))?;
+            out.extend(
+                crate::cells::cells_of_block(division, period, &block)
+                    .filter(|(_, e)| e.value != 0)
+                    .map(|(k, e)| (k, e.value)),
+            );
+        }
+        Ok(out)
+    }
+}

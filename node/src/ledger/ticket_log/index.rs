@@ -171,33 +171,20 @@ impl Ledger {
         overdue_on: Option<Date>,
         inventory: Option<&str>,
     ) -> Result<Vec<TicketState>> {
-        let mut keys: Vec<TicketKey> = Vec::new();
-        match (overdue_on, inventory) {
-            (Some(day), _) => keys = self.overdue_keys(day)?,
-            (None, Some(name)) => {
-                let prefix = inventory_prefix(name);
-                for r in self.store.scan_prefix(TreeId::TicketIndex, &prefix) {
-                    let (k, v) = r?;
-                    keys.push(decode_row(&k, prefix.len(), &v)?.0);
-                }
+        if overdue_on.is_none() && inventory.is_none() {
+            let mut out = Vec::new();
+            for r in self.store.scan_prefix(TreeId::TicketIndex, &[SUMMARY]) {
+                out.push(decode_summary(&r?.1)?);
             }
-            (None, None) => {
-                let mut out = Vec::new();
-                for r in self.store.scan_prefix(TreeId::TicketIndex, &[SUMMARY]) {
-                    out.push(decode_summary(&r?.1)?);
-                }
-                return Ok(out);
-            }
+            return Ok(out);
         }
-        let mut out = Vec::with_capacity(keys.len());
-        for key in keys {
-            let v = self
-                .store
-                .get(TreeId::TicketIndex, &summary_key(&key))?
-                .ok_or_else(|| corrupt("ticket index", format!("no summary of {key}")))?;
-            let s = decode_summary(&v)?;
-            if inventory.is_none_or(|n| s.ticket.inventory.as_deref() == Some(n)) {
-                out.push(s);
+        let mut out = Vec::new();
+        for (key, row) in self.ticket_rows(overdue_on, inventory)? {
+            if overdue_on.is_none_or(|day| row.overdue(day)) {
+                out.push(
+                    self.ticket_summary(&key)?
+                        .ok_or_else(|| corrupt("ticket index", format!("no summary of {key}")))?,
+                );
             }
         }
         Ok(out)
@@ -246,23 +233,6 @@ impl Ledger {
             .get(TreeId::TicketIndex, &summary_key(key))?
             .map(|v| decode_summary(&v))
             .transpose()
-    }
-
-    /// The tickets still owing their rectification with a deadline before `day`, in key order.
-    fn overdue_keys(&self, day: Date) -> Result<Vec<TicketKey>> {
-        let start = [BY_DEADLINE];
-        let mut end = vec![BY_DEADLINE];
-        end.extend_from_slice(day.to_string().as_bytes());
-        let mut keys = Vec::new();
-        for r in self.store.range(TreeId::TicketIndex, &start, &end) {
-            let (k, _) = r?;
-            keys.push(
-                decode_ticket_prefix(k.get(11..).unwrap_or_default())
-                    .ok_or_else(|| corrupt("ticket index", "a deadline entry"))?,
-            );
-        }
-        keys.sort();
-        Ok(keys)
     }
 
     /// What progress counts of the tickets of inventory `name` (`None`: of every ticket)

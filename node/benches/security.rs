@@ -50,13 +50,6 @@ const GEN_END: Date = date(2026, 11, 20);
 const SEED: u64 = 15;
 const RATIO_TARGET: f64 = 0.8;
 
-fn env_u32(name: &str, default: u32) -> u32 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 /// CPU seconds of this process so far (user + system).
 fn cpu_secs() -> f64 {
     // SAFETY: getrusage writes the struct it is given and nothing else.
@@ -255,10 +248,10 @@ fn sample_json(s: &Sample) -> serde_json::Value {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Res<()> {
-    let n_cities = env_u32("BENCH_CITIES", 10);
-    let n_counties = env_u32("BENCH_COUNTIES", 107);
-    let households_per_county = env_u32("BENCH_HOUSEHOLDS", 1000);
-    let rounds = env_u32("BENCH_ROUNDS", 3) as usize;
+    let n_cities = common::env_or::<u32>("BENCH_CITIES", 10);
+    let n_counties = common::env_or::<u32>("BENCH_COUNTIES", 107);
+    let households_per_county = common::env_or::<u32>("BENCH_HOUSEHOLDS", 1000);
+    let rounds = common::env_or::<u32>("BENCH_ROUNDS", 3) as usize;
     let tmp = tempfile::tempdir()?;
     let files = tmp.path().join("files");
     let data = tmp.path().join("nodes");

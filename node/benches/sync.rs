@@ -54,13 +54,6 @@ const LATENCY_P99_TARGET_MS: f64 = 1000.0;
 const CATCHUP_SECS_TARGET: f64 = 2.0;
 const CATCHUP_BYTES_TARGET: f64 = 2.0;
 
-fn env_u32(name: &str, default: u32) -> u32 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 /// A TCP proxy that counts bytes each way and can be cut (drops live connections, refuses
 /// new ones) and healed.
 struct Proxy {
@@ -201,8 +194,8 @@ fn block(l: &Ledger, division: Code, period: Period) -> Vec<(bottomline::stats::
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Res<()> {
-    let households_per_county = env_u32("BENCH_HOUSEHOLDS", 3000);
-    let rounds = env_u32("BENCH_ROUNDS", 10) as usize;
+    let households_per_county = common::env_or::<u32>("BENCH_HOUSEHOLDS", 3000);
+    let rounds = common::env_or::<u32>("BENCH_ROUNDS", 10) as usize;
     let tmp = tempfile::tempdir()?;
     let files: PathBuf = tmp.path().join("files");
     let data = tmp.path().join("nodes");

@@ -24,16 +24,9 @@ use bottomline::tickets::{Severity, Ticket, TicketSource};
 use serde_json::json;
 
 mod common;
-use common::{percentile, start_node, Res};
+use common::{env_or, percentile, start_node, Res};
 
 const PER_INVENTORY: usize = 10_000;
-
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// The 107 counties of a Shaanxi-size tree: 10 cities of 10 or 11 counties.
 fn counties() -> Vec<Code> {
@@ -63,8 +56,8 @@ fn summary(samples: &mut [f64]) -> serde_json::Value {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Res<()> {
-    let tickets = env_or("BENCH_TICKETS", 100_000);
-    let rounds = env_or("BENCH_ROUNDS", 30);
+    let tickets: usize = env_or("BENCH_TICKETS", 100_000);
+    let rounds: usize = env_or("BENCH_ROUNDS", 30);
     let tmp = tempfile::tempdir()?;
     let province = Code::parse("61")?;
     let node = start_node(tmp.path(), province, None, true).await?;

@@ -53,13 +53,6 @@ const COUNTIES: u32 = 107;
 const DURABLE_TARGET_S: f64 = 3.0;
 const ACCEPTED_TARGET_S: f64 = 5.0;
 
-fn env_u32(name: &str, default: u32) -> u32 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 /// The Shaanxi shape: the province, its 10 cities and 107 counties (11 in the first 7
 /// cities, 10 in the others), each list sorted.
 fn shape() -> Res<(Code, Vec<Code>, Vec<Code>)> {
@@ -124,8 +117,8 @@ fn report_head(mode: &str, tls: bool, nodes: usize, counties: usize) -> serde_js
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Res<()> {
     let cfg = procs::Settings {
-        per_round: env_u32("BENCH_TICKETS", 10_000) as usize,
-        rounds: env_u32("BENCH_ROUNDS", 3) as usize,
+        per_round: common::env_or::<u32>("BENCH_TICKETS", 10_000) as usize,
+        rounds: common::env_or::<u32>("BENCH_ROUNDS", 3) as usize,
         tls: std::env::var("BENCH_TLS").map_or(true, |v| v != "0"),
     };
     if std::env::var("BENCH_PROCS").is_ok_and(|v| v == "0") {

@@ -217,6 +217,14 @@ pub fn import_all(
     })
 }
 
+/// The environment variable `name` parsed as a `T`, else `default` (the benchmarks' settings).
+pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// The `p` quantile of sorted values (NaN when empty).
 pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {

@@ -65,8 +65,7 @@ use tokio::time::MissedTickBehavior;
 use crate::common::procs::{binary, peak_rss_mib_of, Tree, STOP_GRACE};
 use crate::common::{node_toml, percentile, Res};
 use crate::{
-    env_u32, report_head, round_tickets, shape, ticket_deadline, ACCEPTED_TARGET_S,
-    DURABLE_TARGET_S,
+    report_head, round_tickets, shape, ticket_deadline, ACCEPTED_TARGET_S, DURABLE_TARGET_S,
 };
 
 /// What both modes take from the environment.
@@ -253,7 +252,8 @@ pub async fn run(cfg: Settings) -> Res<()> {
         rounds,
         tls,
     } = cfg;
-    let poll = Duration::from_millis(env_u32("BENCH_POLL_MS", 20).max(1) as u64);
+    let poll =
+        Duration::from_millis(crate::common::env_or::<u32>("BENCH_POLL_MS", 20).max(1) as u64);
     let bin = binary("tickets")?;
     // Declared before the tree, so dropped after it: the nodes stop before their stores go.
     let tmp = tempfile::tempdir()?;

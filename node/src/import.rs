@@ -9,22 +9,22 @@
 //! imported in dependency order (divisions, households, monitored, signals, cases, measures)
 //! and the import stops at the first rejected file; files before it stay imported.
 //!
-//! A file that passed validation is written in atomic batches; if the process dies mid-way,
-//! re-running the same import completes it (records are idempotent by id).
+//! Files stream: a file is read twice, a chunk of rows at a time — first parsed and checked
+//! against the store (nothing written), then written chunk by chunk — so an import's memory
+//! does not grow with its files (see `ledger::stream`). If the process dies mid-way, the next
+//! start recomputes the cells of what was written and re-running the same import completes
+//! it (records are idempotent by id).
 
 use std::collections::HashMap;
 use std::fmt;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
 use jiff::civil::Date;
 
 use crate::division::{Code, Division, Level};
-use crate::domain::{
-    Case, Category, Cents, FieldError, Household, Measure, MeasureType, Monitored, Outcome, Record,
-    RecordKind, Signal, SignalSource, SignalType, Stage,
-};
-use crate::ledger::{Applied, Change, Ledger, LedgerError, Progress};
+use crate::domain::{FieldError, Record, RecordKind};
+use crate::ledger::stream::CHUNK;
+use crate::ledger::{Applied, Change, Ledger, LedgerError, Progress, StreamedWrite};
 
 /// The interchange files of a county, in dependency (import) order, without extension.
 pub const FILE_ORDER: [&str; 6] = [
@@ -286,216 +286,21 @@ pub enum ImportEvent<'a> {
     },
 }
 
-/// A parsed row: values aligned with the file kind's columns (required, then optional).
-struct Row {
-    line: u64,
-    values: Vec<Option<String>>,
-}
+mod fields;
+mod rows;
 
-struct Columns {
-    names: Vec<&'static str>,
-}
+pub use fields::parse_date;
+use fields::{parse_division, parse_record, Fields};
+pub(crate) use rows::{Columns, CsvRows, Row};
 
-impl Columns {
-    fn of(kind: FileKind) -> Columns {
-        let (req, opt) = kind.columns();
-        Columns {
-            names: req.iter().chain(opt).copied().collect(),
-        }
-    }
-    fn index(&self, name: &str) -> Option<usize> {
-        self.names.iter().position(|n| *n == name)
-    }
-}
+use rows::{BadRow, FileRows};
 
-impl Row {
-    fn get(&self, cols: &Columns, name: &'static str) -> Option<&str> {
-        cols.index(name)
-            .and_then(|i| self.values.get(i))
-            .and_then(|v| v.as_deref())
-    }
-}
+/// Rows between two progress events while a file is read.
+const PROGRESS_ROWS: u64 = 100_000;
 
-/// Field accessors that produce errors naming the field.
-struct Fields<'a> {
-    row: &'a Row,
-    cols: &'a Columns,
-}
-
-impl Fields<'_> {
-    fn opt(&self, name: &'static str) -> Option<&str> {
-        self.row.get(self.cols, name)
-    }
-    fn req(&self, name: &'static str) -> Result<&str, FieldError> {
-        self.opt(name)
-            .ok_or_else(|| FieldError::new(name, "missing value"))
-    }
-    fn parse<T>(
-        &self,
-        name: &'static str,
-        f: impl Fn(&str) -> Result<T, String>,
-    ) -> Result<T, FieldError> {
-        f(self.req(name)?).map_err(|r| FieldError::new(name, r))
-    }
-    fn parse_opt<T>(
-        &self,
-        name: &'static str,
-        f: impl Fn(&str) -> Result<T, String>,
-    ) -> Result<Option<T>, FieldError> {
-        self.opt(name)
-            .map(|v| f(v).map_err(|r| FieldError::new(name, r)))
-            .transpose()
-    }
-    fn date(&self, name: &'static str) -> Result<Date, FieldError> {
-        self.parse(name, parse_date)
-    }
-    fn date_opt(&self, name: &'static str) -> Result<Option<Date>, FieldError> {
-        self.parse_opt(name, parse_date)
-    }
-    fn flag(&self, name: &'static str) -> Result<bool, FieldError> {
-        self.parse(name, |v| match v {
-            "0" | "false" => Ok(false),
-            "1" | "true" => Ok(true),
-            _ => Err(format!("{v:?} is not 0 or 1")),
-        })
-    }
-    fn text(&self, name: &'static str) -> Result<String, FieldError> {
-        self.req(name).map(str::to_string)
-    }
-}
-
-/// Parse a strict `yyyy-mm-dd` date.
-pub fn parse_date(v: &str) -> Result<Date, String> {
-    let shape = v.len() == 10
-        && v.bytes().enumerate().all(|(i, b)| {
-            if i == 4 || i == 7 {
-                b == b'-'
-            } else {
-                b.is_ascii_digit()
-            }
-        });
-    if !shape {
-        return Err(format!("{v:?} is not a date in yyyy-mm-dd form"));
-    }
-    v.parse::<Date>()
-        .map_err(|_| format!("{v} is not a calendar date"))
-}
-
-fn parse_record(kind: RecordKind, f: &Fields) -> Result<Record, FieldError> {
-    Ok(match kind {
-        RecordKind::Household => Record::Household(Household {
-            household_code: f.text("household_code")?,
-            village_code: f.parse("village_code", Code::parse)?,
-            members: f.parse("members", |v| {
-                let n: i64 = v
-                    .parse()
-                    .map_err(|_| format!("{v:?} is not a whole number"))?;
-                if n < 1 {
-                    return Err(format!("{n} members: a household has at least 1 member"));
-                }
-                u32::try_from(n).map_err(|_| format!("{n} members is not plausible"))
-            })?,
-            alleviated: f.flag("alleviated")?,
-            income: f.parse("income", Cents::parse)?,
-            head_name: f.opt("head_name").map(str::to_string),
-            id_number: f.opt("id_number").map(str::to_string),
-        }),
-        RecordKind::Monitored => Record::Monitored(Monitored {
-            household_code: f.text("household_code")?,
-            category: f.parse("category", Category::parse)?,
-            identified_date: f.date("identified_date")?,
-            eliminated_date: f.date_opt("eliminated_date")?,
-        }),
-        RecordKind::Signal => Record::Signal(Signal {
-            id: f.text("id")?,
-            household_code: f.text("household_code")?,
-            source: f.parse("source", SignalSource::parse)?,
-            kind: f.parse("type", SignalType::parse)?,
-            department: f.parse_opt("department", |v| {
-                v.parse::<u8>()
-                    .map_err(|_| format!("{v:?} is not a department number 1-30"))
-            })?,
-            amount: f.parse("amount", Cents::parse)?,
-            date: f.date("date")?,
-        }),
-        RecordKind::Case => Record::Case(Case {
-            id: f.text("id")?,
-            household_code: f.text("household_code")?,
-            discovered_date: f.date("discovered_date")?,
-            decided_date: f.date_opt("decided_date")?,
-            outcome: f.parse("outcome", Outcome::parse)?,
-            green_channel: f.flag("green_channel")?,
-            stage: f.parse_opt("stage", Stage::parse)?,
-        }),
-        RecordKind::Measure => Record::Measure(Measure {
-            id: f.text("id")?,
-            household_code: f.text("household_code")?,
-            kind: f.parse("type", MeasureType::parse)?,
-            date: f.date("date")?,
-            amount: f.parse("amount", Cents::parse)?,
-        }),
-    })
-}
-
-fn parse_division(f: &Fields) -> Result<Division, FieldError> {
-    let code = f.parse("code", Code::parse)?;
-    let name = f.text("name")?;
-    let level: Level = f.parse("level", |v| v.parse())?;
-    if level != code.level() {
-        return Err(FieldError::new(
-            "level",
-            format!(
-                "{code} has {} digits, which is a {} code, not a {level:?} one",
-                code.len(),
-                code.level().as_str()
-            ),
-        ));
-    }
-    let parent = f.parse_opt("parent", Code::parse)?.unwrap_or(Code::ROOT);
-    if Some(parent) != code.parent() {
-        return Err(FieldError::new(
-            "parent",
-            format!(
-                "the parent of {code} is {}, not {:?}",
-                code.parent().map_or("(none)".into(), |p| p.to_string()),
-                parent.to_string()
-            ),
-        ));
-    }
-    Ok(Division { code, name })
-}
-
-/// Read a file into rows aligned with `kind`'s columns; errors name line and field.
-fn read_rows(
-    path: &Path,
-    kind: FileKind,
-    progress: &mut dyn FnMut(ImportEvent),
-) -> Result<(Columns, Vec<Row>), ImportError> {
-    let file = std::fs::File::open(path).map_err(|source| ImportError::Io {
-        file: path.to_owned(),
-        source,
-    })?;
-    let is_json = matches!(
-        path.extension().and_then(|e| e.to_str()),
-        Some("jsonl" | "ndjson" | "json")
-    );
-    let cols = Columns::of(kind);
-    let rows = if is_json {
-        read_json_lines(path, file, &cols, progress)?
-    } else {
-        read_csv(path, file, kind, &cols, progress)?
-    };
-    if rows.is_empty() {
-        return Err(ImportError::File {
-            file: path.to_owned(),
-            reason: if is_json {
-                "the file holds no records".into()
-            } else {
-                "the file has a header line but no records".into()
-            },
-        });
-    }
-    Ok((cols, rows))
+fn columns_of(kind: FileKind) -> Columns {
+    let (required, optional) = kind.columns();
+    Columns::new(required, optional, format!("a {kind} file"))
 }
 
 fn file_err(path: &Path, reason: impl Into<String>) -> ImportError {
@@ -505,275 +310,21 @@ fn file_err(path: &Path, reason: impl Into<String>) -> ImportError {
     }
 }
 
-/// Maps csv positions to the 1-based line a record starts on. The csv crate's own line
-/// counter lags behind CRLF line ends and blank lines, so we count newlines ourselves.
-struct Lines<'a> {
-    bytes: &'a [u8],
-    newlines: Vec<usize>,
+fn open_rows(path: &Path, cols: &Columns) -> Result<FileRows, ImportError> {
+    FileRows::open(path, cols).map_err(|e| match e {
+        Ok(reason) => file_err(path, reason),
+        Err(source) => ImportError::Io {
+            file: path.to_owned(),
+            source,
+        },
+    })
 }
 
-impl<'a> Lines<'a> {
-    fn new(bytes: &'a [u8]) -> Self {
-        let newlines = bytes
-            .iter()
-            .enumerate()
-            .filter(|(_, b)| **b == b'\n')
-            .map(|(i, _)| i)
-            .collect();
-        Lines { bytes, newlines }
-    }
-
-    /// The line of the first content byte at or after `offset`.
-    fn line_at(&self, offset: u64) -> u64 {
-        let mut p = (offset as usize).min(self.bytes.len());
-        while p < self.bytes.len() && matches!(self.bytes[p], b'\r' | b'\n') {
-            p += 1;
-        }
-        self.newlines.partition_point(|&n| n < p) as u64 + 1
-    }
-}
-
-fn read_csv(
-    path: &Path,
-    mut file: std::fs::File,
-    kind: FileKind,
-    cols: &Columns,
-    progress: &mut dyn FnMut(ImportEvent),
-) -> Result<Vec<Row>, ImportError> {
-    let mut bytes = Vec::new();
-    std::io::Read::read_to_end(&mut file, &mut bytes).map_err(|source| ImportError::Io {
-        file: path.to_owned(),
-        source,
-    })?;
-    let lines = Lines::new(&bytes);
-    let mut rdr = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .flexible(false)
-        .from_reader(bytes.as_slice());
-    let header = rdr.byte_headers().map_err(|e| csv_err(path, e))?.clone();
-    if header.is_empty() || (header.len() == 1 && header[0].is_empty()) {
-        return Err(file_err(path, "the file is empty: expected a header line"));
-    }
-    let (required, _) = kind.columns();
-    // position in the file → position in `cols`
-    let mut map: Vec<usize> = Vec::with_capacity(header.len());
-    let mut seen = vec![false; cols.names.len()];
-    for (i, raw) in header.iter().enumerate() {
-        let raw = if i == 0 {
-            raw.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(raw)
-        } else {
-            raw
-        };
-        let name = std::str::from_utf8(raw)
-            .map_err(|_| file_err(path, "line 1: the header is not valid UTF-8"))?
-            .trim();
-        let Some(j) = cols.index(name) else {
-            return Err(file_err(
-                path,
-                format!(
-                    "line 1: unknown column {name:?} (a {kind} file has columns {})",
-                    cols.names.join(", ")
-                ),
-            ));
-        };
-        if seen[j] {
-            return Err(file_err(
-                path,
-                format!("line 1: column {name:?} appears twice"),
-            ));
-        }
-        seen[j] = true;
-        map.push(j);
-    }
-    for r in required {
-        if !seen[cols.index(r).unwrap_or_default()] {
-            return Err(file_err(
-                path,
-                format!("line 1: required column {r:?} is missing"),
-            ));
-        }
-    }
-    let mut rows = Vec::new();
-    let mut errors = Vec::new();
-    let mut rec = csv::ByteRecord::new();
-    loop {
-        match rdr.read_byte_record(&mut rec) {
-            Ok(false) => break,
-            Ok(true) => {}
-            Err(e) => {
-                // Unequal lengths and I/O errors: the rest of the file cannot be trusted.
-                let line = e.position().map_or(0, |p| lines.line_at(p.byte()));
-                let reason = match e.kind() {
-                    csv::ErrorKind::UnequalLengths {
-                        expected_len, len, ..
-                    } => {
-                        format!("{len} fields where the header has {expected_len}")
-                    }
-                    _ => e.to_string(),
-                };
-                errors.push(RowError {
-                    line,
-                    field: None,
-                    reason,
-                });
-                break;
-            }
-        }
-        let line = rec.position().map_or(0, |p| lines.line_at(p.byte()));
-        let mut values = vec![None; cols.names.len()];
-        let mut bad = None;
-        for (i, raw) in rec.iter().enumerate() {
-            match std::str::from_utf8(raw) {
-                Ok(s) => {
-                    let s = s.trim();
-                    if !s.is_empty() {
-                        values[map[i]] = Some(s.to_string());
-                    }
-                }
-                Err(_) => {
-                    bad = Some(RowError {
-                        line,
-                        field: Some(cols.names[map[i]].to_string()),
-                        reason:
-                            "not valid UTF-8 (files must be UTF-8; re-export without GBK encoding)"
-                                .into(),
-                    });
-                    break;
-                }
-            }
-        }
-        match bad {
-            Some(e) => errors.push(e),
-            None => rows.push(Row { line, values }),
-        }
-        if rows.len() % 100_000 == 0 {
-            progress(ImportEvent::Read {
-                file: path,
-                rows: rows.len() as u64,
-            });
-        }
-    }
-    if !errors.is_empty() {
-        return Err(rows_error(path, errors));
-    }
-    Ok(rows)
-}
-
-fn csv_err(path: &Path, e: csv::Error) -> ImportError {
-    file_err(path, format!("line 1: {e}"))
-}
-
-fn read_json_lines(
-    path: &Path,
-    file: std::fs::File,
-    cols: &Columns,
-    progress: &mut dyn FnMut(ImportEvent),
-) -> Result<Vec<Row>, ImportError> {
-    let mut rows = Vec::new();
-    let mut errors = Vec::new();
-    let mut reader = BufReader::with_capacity(1 << 16, file);
-    let mut buf = Vec::new();
-    let mut line = 0u64;
-    loop {
-        buf.clear();
-        let n = reader
-            .read_until(b'\n', &mut buf)
-            .map_err(|source| ImportError::Io {
-                file: path.to_owned(),
-                source,
-            })?;
-        if n == 0 {
-            break;
-        }
-        line += 1;
-        let err = |field: Option<String>, reason: String| RowError {
-            line,
-            field,
-            reason,
-        };
-        let Ok(text) = std::str::from_utf8(&buf) else {
-            errors.push(err(None, "not valid UTF-8".into()));
-            continue;
-        };
-        if text.trim().is_empty() {
-            continue;
-        }
-        let obj: serde_json::Map<String, serde_json::Value> = match serde_json::from_str(text) {
-            Ok(o) => o,
-            Err(e) => {
-                errors.push(err(None, format!("not a JSON object: {e}")));
-                continue;
-            }
-        };
-        let mut values = vec![None; cols.names.len()];
-        let mut bad = None;
-        for (k, v) in obj {
-            let Some(j) = cols.index(&k) else {
-                bad = Some(err(
-                    Some(k.clone()),
-                    format!("unknown field {k:?} (expected {})", cols.names.join(", ")),
-                ));
-                break;
-            };
-            values[j] = match v {
-                serde_json::Value::Null => None,
-                serde_json::Value::String(s) if s.trim().is_empty() => None,
-                serde_json::Value::String(s) => Some(s.trim().to_string()),
-                serde_json::Value::Number(n) => Some(n.to_string()),
-                serde_json::Value::Bool(b) => Some(if b { "1" } else { "0" }.to_string()),
-                other => {
-                    bad = Some(err(
-                        Some(k.clone()),
-                        format!("{other} is not a string or number"),
-                    ));
-                    break;
-                }
-            };
-        }
-        match bad {
-            Some(e) => errors.push(e),
-            None => rows.push(Row { line, values }),
-        }
-        if rows.len() % 100_000 == 0 {
-            progress(ImportEvent::Read {
-                file: path,
-                rows: rows.len() as u64,
-            });
-        }
-    }
-    if !errors.is_empty() {
-        return Err(rows_error(path, errors));
-    }
-    Ok(rows)
-}
-
-/// Import one file into the ledger (all or nothing, see the module docs).
-pub fn import_file(
-    ledger: &Ledger,
-    path: &Path,
-    kind: Option<FileKind>,
-    today: Date,
-    progress: &mut dyn FnMut(ImportEvent),
-) -> Result<FileReport, ImportError> {
-    let kind =
-        kind.or_else(|| FileKind::from_path(path))
-            .ok_or_else(|| ImportError::UnknownKind {
-                file: path.to_owned(),
-            })?;
-    match kind {
-        FileKind::Divisions => import_divisions(ledger, path, progress),
-        FileKind::Records(rk) => {
-            let file = match parse_record_file(path, rk, progress)? {
-                Ok(file) => file,
-                Err(rejected) => return Err(reject(ledger, rejected, today)),
-            };
-            let mut reports = Vec::with_capacity(1);
-            write_files(ledger, &[file], today, progress, &mut |_| {}, &mut reports)?;
-            // One file given, one written (or an error returned above).
-            reports.pop().ok_or_else(|| ImportError::UnknownKind {
-                file: path.to_owned(),
-            })
-        }
+fn bad_row(b: BadRow) -> RowError {
+    RowError {
+        line: b.line,
+        field: b.field,
+        reason: b.reason,
     }
 }
 
@@ -785,12 +336,76 @@ fn field_err(line: u64, e: FieldError) -> RowError {
     }
 }
 
+fn no_records(path: &Path, json: bool) -> ImportError {
+    file_err(
+        path,
+        if json {
+            "the file holds no records"
+        } else {
+            "the file has a header line but no records"
+        },
+    )
+}
+
+/// Every row of a (small) file, for divisions and tools; any bad row refuses the file.
+fn read_all(
+    path: &Path,
+    kind: FileKind,
+    progress: &mut dyn FnMut(ImportEvent),
+) -> Result<(Columns, Vec<Row>), ImportError> {
+    let cols = columns_of(kind);
+    let mut rows_in = open_rows(path, &cols)?;
+    let mut rows = Vec::new();
+    let mut errors = Vec::new();
+    while let Some(r) = rows_in.next_row(&cols) {
+        match r {
+            Ok(row) => rows.push(row),
+            Err(b) => errors.push(bad_row(b)),
+        }
+        if ((rows.len() + errors.len()) as u64).is_multiple_of(PROGRESS_ROWS) {
+            progress(ImportEvent::Read {
+                file: path,
+                rows: rows.len() as u64,
+            });
+        }
+    }
+    if !errors.is_empty() {
+        return Err(rows_error(path, errors));
+    }
+    if rows.is_empty() {
+        return Err(no_records(path, rows_in.is_json()));
+    }
+    Ok((cols, rows))
+}
+
+/// Import one file into the ledger (all or nothing, see the module docs).
+pub fn import_file(
+    ledger: &Ledger,
+    path: &Path,
+    kind: Option<FileKind>,
+    today: Date,
+    progress: &mut dyn FnMut(ImportEvent),
+) -> Result<FileReport, ImportError> {
+    let mut reports = import_files(
+        ledger,
+        &[path.to_owned()],
+        kind,
+        today,
+        progress,
+        &mut |_| {},
+    )?;
+    // One file given, one imported (or an error returned above).
+    reports.pop().ok_or_else(|| ImportError::UnknownKind {
+        file: path.to_owned(),
+    })
+}
+
 fn import_divisions(
     ledger: &Ledger,
     path: &Path,
     progress: &mut dyn FnMut(ImportEvent),
 ) -> Result<FileReport, ImportError> {
-    let (cols, rows) = read_rows(path, FileKind::Divisions, progress)?;
+    let (cols, rows) = read_all(path, FileKind::Divisions, progress)?;
     let n = rows.len() as u64;
     let fail = |errors: Vec<RowError>| rows_error(path, errors);
     let applied = {
@@ -846,143 +461,232 @@ fn import_divisions(
     })
 }
 
-/// A record file read and parsed, not yet written.
-struct ParsedFile<'p> {
-    path: &'p Path,
-    kind: RecordKind,
-    rows: u64,
-    changes: Vec<Change>,
-    /// The line of each change.
-    lines: Vec<u64>,
+/// The bad rows of a file: all counted, the first [`MAX_LISTED_ERRORS`] by line kept (a file
+/// of nothing but bad rows must not fill the memory with errors).
+#[derive(Default)]
+struct BadRows {
+    /// The kept errors, largest line on top.
+    kept: std::collections::BinaryHeap<ByLine>,
+    total: usize,
 }
 
-/// A record file with malformed rows: those errors, and the rows that did parse.
-struct Rejected<'p> {
-    parsed: ParsedFile<'p>,
-    errors: Vec<RowError>,
+struct ByLine(u64, u64, RowError);
+
+impl PartialEq for ByLine {
+    fn eq(&self, o: &Self) -> bool {
+        (self.0, self.1) == (o.0, o.1)
+    }
+}
+impl Eq for ByLine {}
+impl PartialOrd for ByLine {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for ByLine {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        (self.0, self.1).cmp(&(o.0, o.1))
+    }
 }
 
-/// Read and parse a record file; `Err` inside for malformed rows (see [`reject`]).
-fn parse_record_file<'p>(
-    path: &'p Path,
-    rk: RecordKind,
-    progress: &mut dyn FnMut(ImportEvent),
-) -> Result<Result<ParsedFile<'p>, Rejected<'p>>, ImportError> {
-    let (cols, rows) = read_rows(path, FileKind::Records(rk), progress)?;
-    let mut changes = Vec::with_capacity(rows.len());
-    let mut lines = Vec::with_capacity(rows.len());
-    let mut errors = Vec::new();
-    let mut first_seen: HashMap<String, (u64, usize)> = HashMap::new();
-    for row in &rows {
-        match parse_record(rk, &Fields { row, cols: &cols }) {
-            Ok(rec) => {
-                if let Some(&(l, i)) = first_seen.get(rec.id()) {
-                    if changes[i] != Change::Put(rec.clone()) {
-                        errors.push(RowError {
-                            line: row.line,
-                            field: Some(id_field(rk).into()),
-                            reason: format!(
-                                "{} {:?} also appears on line {l} with different content; \
-                                 send one version per file",
-                                rk.as_str(),
-                                rec.id()
-                            ),
-                        });
-                    }
-                    continue;
-                }
-                first_seen.insert(rec.id().to_string(), (row.line, changes.len()));
-                changes.push(Change::Put(rec));
-                lines.push(row.line);
-            }
-            Err(e) => errors.push(field_err(row.line, e)),
+impl BadRows {
+    fn push(&mut self, e: RowError) {
+        self.kept.push(ByLine(e.line, self.total as u64, e));
+        self.total += 1;
+        if self.kept.len() > MAX_LISTED_ERRORS {
+            self.kept.pop();
         }
     }
-    let parsed = ParsedFile {
-        path,
-        kind: rk,
-        rows: rows.len() as u64,
-        changes,
-        lines,
-    };
-    Ok(if errors.is_empty() {
-        Ok(parsed)
-    } else {
-        Err(Rejected { parsed, errors })
-    })
-}
 
-/// The error of a file with malformed rows. It also lists the rows that parsed but would be
-/// refused (checked against the store as it is now, so write the files before it first), so
-/// that one round of fixes suffices.
-fn reject(ledger: &Ledger, rejected: Rejected<'_>, today: Date) -> ImportError {
-    let Rejected { parsed, mut errors } = rejected;
-    match ledger.check(&parsed.changes, today) {
-        Ok(refusals) => errors.extend(
-            refusals
+    fn into_error(self, path: &Path) -> ImportError {
+        ImportError::Rows {
+            file: path.to_owned(),
+            errors: self
+                .kept
+                .into_sorted_vec()
                 .into_iter()
-                .map(|r| field_err(parsed.lines[r.index], r.error)),
-        ),
-        Err(source) => {
-            return ImportError::Ledger {
-                file: parsed.path.to_owned(),
-                source,
-            }
+                .map(|b| b.2)
+                .collect(),
+            total: self.total,
         }
     }
-    rows_error(parsed.path, errors)
 }
 
-/// Write parsed record files as one [`Ledger::apply_files`]: each file all or nothing, the
-/// files before a refused one written. Reports of the written files go to `done` and
-/// `reports`; a refused file is the error.
-fn write_files(
-    ledger: &Ledger,
-    files: &[ParsedFile<'_>],
-    today: Date,
+/// A digest of a record's content, to tell a repeated row from a conflicting one without
+/// keeping the rows.
+fn digest(r: &Record) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    crate::ledger::encode_record(r).hash(&mut h);
+    h.finish()
+}
+
+/// The error of a file that read differently the second time.
+fn changed(path: &Path, line: u64) -> ImportError {
+    file_err(
+        path,
+        format!(
+            "line {line}: the file changed while it was imported (the rows before it were \
+             imported; import the finished file again)"
+        ),
+    )
+}
+
+/// Import a record file through `w` in two passes over the file, a chunk of rows in memory
+/// at a time. The first parses every row and checks each chunk against the store (nothing is
+/// written), so that a file with any bad row is refused whole with every error; the second
+/// reads the file again and writes it chunk by chunk. A row repeated with the same content
+/// is taken once; with different content it is an error. `list` numbers the file for
+/// progress.
+fn import_record_file(
+    w: &mut StreamedWrite<'_>,
+    path: &Path,
+    rk: RecordKind,
+    list: usize,
     progress: &mut dyn FnMut(ImportEvent),
-    done: &mut dyn FnMut(&FileReport),
-    reports: &mut Vec<FileReport>,
-) -> Result<(), ImportError> {
-    let Some(first) = files.first() else {
-        return Ok(());
+) -> Result<FileReport, ImportError> {
+    let kind = FileKind::Records(rk);
+    let cols = columns_of(kind);
+    let ledger_err = |source| ImportError::Ledger {
+        file: path.to_owned(),
+        source,
     };
-    let lists: Vec<&[Change]> = files.iter().map(|f| f.changes.as_slice()).collect();
-    let mut on_progress = |p: Progress| {
-        progress(ImportEvent::Written {
-            file: files.get(p.list).map_or(first.path, |f| f.path),
-            progress: p,
-        })
+    let mut chunk: Vec<Change> = Vec::with_capacity(CHUNK);
+    let mut lines: Vec<u64> = Vec::with_capacity(CHUNK);
+    // Pass 1: parse and check.
+    let mut bad = BadRows::default();
+    // Each record's first line and digest.
+    let mut first: HashMap<Box<str>, (u64, u64)> = HashMap::new();
+    let mut rows = 0u64;
+    let check = |chunk: &mut Vec<Change>, lines: &mut Vec<u64>, bad: &mut BadRows| {
+        for r in w.check(chunk).map_err(ledger_err)? {
+            bad.push(field_err(lines[r.index], r.error));
+        }
+        chunk.clear();
+        lines.clear();
+        Ok::<_, ImportError>(())
     };
-    let out = ledger
-        .apply_files(&lists, today, &mut on_progress)
-        .map_err(|source| ImportError::Ledger {
-            file: first.path.to_owned(),
-            source,
-        })?;
-    for (f, applied) in files.iter().zip(out.applied) {
-        let r = FileReport {
-            file: f.path.to_owned(),
-            kind: FileKind::Records(f.kind),
-            rows: f.rows,
-            applied,
+    let mut rows_in = open_rows(path, &cols)?;
+    let json = rows_in.is_json();
+    while let Some(r) = rows_in.next_row(&cols) {
+        let row = match r {
+            Ok(row) => row,
+            Err(b) => {
+                bad.push(bad_row(b));
+                continue;
+            }
         };
-        done(&r);
-        reports.push(r);
+        rows += 1;
+        if rows.is_multiple_of(PROGRESS_ROWS) {
+            progress(ImportEvent::Read { file: path, rows });
+        }
+        let rec = match parse_record(
+            rk,
+            &Fields {
+                row: &row,
+                cols: &cols,
+            },
+        ) {
+            Ok(rec) => rec,
+            Err(e) => {
+                bad.push(field_err(row.line, e));
+                continue;
+            }
+        };
+        let d = digest(&rec);
+        match first.entry(rec.id().into()) {
+            std::collections::hash_map::Entry::Occupied(o) => {
+                let (l, d0) = *o.get();
+                if d0 != d {
+                    bad.push(RowError {
+                        line: row.line,
+                        field: Some(id_field(rk).into()),
+                        reason: format!(
+                            "{} {:?} also appears on line {l} with different content; \
+                             send one version per file",
+                            rk.as_str(),
+                            rec.id()
+                        ),
+                    });
+                }
+                continue;
+            }
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert((row.line, d));
+            }
+        }
+        chunk.push(Change::Put(rec));
+        lines.push(row.line);
+        if chunk.len() == CHUNK {
+            check(&mut chunk, &mut lines, &mut bad)?;
+        }
     }
-    match out.refused {
-        None => Ok(()),
-        Some((i, refusals)) => {
-            let f = &files[i];
-            Err(rows_error(
-                f.path,
+    check(&mut chunk, &mut lines, &mut bad)?;
+    if bad.total > 0 {
+        return Err(bad.into_error(path));
+    }
+    if rows == 0 {
+        return Err(no_records(path, json));
+    }
+    // Pass 2: read again and write.
+    let total = first.len();
+    let mut written = 0;
+    let mut write = |chunk: &mut Vec<Change>, lines: &mut Vec<u64>| {
+        if let Err(refusals) = w.write(chunk).map_err(ledger_err)? {
+            // Only a change of the store or the file between the passes gets here.
+            return Err(rows_error(
+                path,
                 refusals
                     .into_iter()
-                    .map(|r| field_err(f.lines[r.index], r.error))
+                    .map(|r| field_err(lines[r.index], r.error))
                     .collect(),
-            ))
+            ));
+        }
+        written += chunk.len();
+        progress(ImportEvent::Written {
+            file: path,
+            progress: Progress {
+                list,
+                done: written,
+                total,
+            },
+        });
+        chunk.clear();
+        lines.clear();
+        Ok(())
+    };
+    let mut rows_in = open_rows(path, &cols)?;
+    while let Some(r) = rows_in.next_row(&cols) {
+        let row = r.map_err(|b| changed(path, b.line))?;
+        let rec = parse_record(
+            rk,
+            &Fields {
+                row: &row,
+                cols: &cols,
+            },
+        )
+        .map_err(|_| changed(path, row.line))?;
+        match first.get(rec.id()) {
+            Some(&(l, d)) if l == row.line && d == digest(&rec) => {}
+            Some(&(l, _)) if l != row.line => continue, // a repeat, taken once
+            _ => return Err(changed(path, row.line)),
+        }
+        chunk.push(Change::Put(rec));
+        lines.push(row.line);
+        if chunk.len() == CHUNK {
+            write(&mut chunk, &mut lines)?;
         }
     }
+    write(&mut chunk, &mut lines)?;
+    if written != total {
+        return Err(changed(path, 0));
+    }
+    Ok(FileReport {
+        file: path.to_owned(),
+        kind,
+        rows,
+        applied: w.end_file(),
+    })
 }
 
 /// The records of a file, parsed and checked field by field but not written (for tools and
@@ -1003,17 +707,13 @@ fn parse_rows<T>(
     kind: FileKind,
     parse: impl Fn(&Fields) -> Result<T, FieldError>,
 ) -> Result<Vec<T>, ImportError> {
-    let (cols, rows) = read_rows(path, kind, &mut |_| {})?;
+    let (cols, rows) = read_all(path, kind, &mut |_| {})?;
     let mut out = Vec::with_capacity(rows.len());
     let mut errors = Vec::new();
     for row in &rows {
         match parse(&Fields { row, cols: &cols }) {
             Ok(r) => out.push(r),
-            Err(e) => errors.push(RowError {
-                line: row.line,
-                field: Some(e.field.to_string()),
-                reason: e.reason,
-            }),
+            Err(e) => errors.push(field_err(row.line, e)),
         }
     }
     if errors.is_empty() {
@@ -1031,8 +731,10 @@ fn id_field(kind: RecordKind) -> &'static str {
 }
 
 /// Import several files in dependency order; stops at the first rejected file (the files
-/// before it stay imported). The record files are parsed first and then written as one apply
-/// (see [`Ledger::apply_files`]), so each statistics block is written once per import.
+/// before it stay imported). Record files stream through one [`StreamedWrite`]: each is
+/// checked whole, then its records written chunk by chunk, and the cell deltas of all of them
+/// are written at the end, summed, so each statistics block is written once per import.
+/// `done` hears of each imported file once it is durable.
 pub fn import_files(
     ledger: &Ledger,
     paths: &[PathBuf],
@@ -1049,15 +751,25 @@ pub fn import_files(
         files.push((k, p));
     }
     files.sort_by_key(|(k, _)| *k);
-    let mut reports = Vec::new();
-    let mut pending: Vec<ParsedFile<'_>> = Vec::new();
+    let mut reports: Vec<FileReport> = Vec::new();
+    // Reports of record files written but not yet durable.
+    let mut pending: Vec<FileReport> = Vec::new();
+    let mut stream: Option<StreamedWrite<'_>> = None;
     let mut result = Ok(());
-    for (k, p) in files {
+    let last = files.len().saturating_sub(1);
+    for (i, (k, p)) in files.into_iter().enumerate() {
         let step = match k {
             FileKind::Divisions => {
-                // Divisions sort first, but write anything parsed before them anyway.
-                write_files(ledger, &pending, today, progress, done, &mut reports).and_then(|()| {
-                    pending.clear();
+                // Divisions sort first, but settle anything streamed before them anyway.
+                settle(
+                    &mut stream,
+                    &mut pending,
+                    &mut reports,
+                    last,
+                    progress,
+                    done,
+                )
+                .and_then(|()| {
                     let r = import_divisions(ledger, p, progress)?;
                     done(&r);
                     reports.push(r);
@@ -1065,42 +777,70 @@ pub fn import_files(
                 })
             }
             FileKind::Records(_) if ledger.division().level() < Level::County => {
-                write_files(ledger, &pending, today, progress, done, &mut reports).and_then(|()| {
-                    Err(ImportError::File {
-                        file: p.clone(),
-                        reason: format!(
-                            "this node serves {}, above county level: it holds its children's \
-                             replicas, and records are imported at the county node that serves \
-                             them",
-                            ledger.division()
-                        ),
-                    })
+                Err(ImportError::File {
+                    file: p.clone(),
+                    reason: format!(
+                        "this node serves {}, above county level: it holds its children's \
+                         replicas, and records are imported at the county node that serves them",
+                        ledger.division()
+                    ),
                 })
             }
-            FileKind::Records(rk) => match parse_record_file(p, rk, progress) {
-                Ok(Ok(parsed)) => {
-                    pending.push(parsed);
-                    Ok(())
-                }
-                Ok(Err(rejected)) => {
-                    write_files(ledger, &pending, today, progress, done, &mut reports)
-                        .and_then(|()| Err(reject(ledger, rejected, today)))
-                }
-                Err(e) => {
-                    write_files(ledger, &pending, today, progress, done, &mut reports).and(Err(e))
-                }
-            },
+            FileKind::Records(rk) => {
+                let w = stream.get_or_insert_with(|| ledger.stream_write(today));
+                import_record_file(w, p, rk, i, progress).map(|r| pending.push(r))
+            }
         };
         if let Err(e) = step {
-            pending.clear();
             result = Err(e);
             break;
         }
     }
-    if result.is_ok() {
-        result = write_files(ledger, &pending, today, progress, done, &mut reports);
-    }
-    drop(pending);
+    let settled = settle(
+        &mut stream,
+        &mut pending,
+        &mut reports,
+        last,
+        progress,
+        done,
+    );
     crate::store::release_memory();
-    result.map(|()| reports)
+    result.and(settled).map(|()| reports)
+}
+
+/// Write the cells of the streamed files and flush; then their reports are true and go to
+/// `done` and `reports`.
+fn settle(
+    stream: &mut Option<StreamedWrite<'_>>,
+    pending: &mut Vec<FileReport>,
+    reports: &mut Vec<FileReport>,
+    last: usize,
+    progress: &mut dyn FnMut(ImportEvent),
+    done: &mut dyn FnMut(&FileReport),
+) -> Result<(), ImportError> {
+    let Some(w) = stream.take() else {
+        return Ok(());
+    };
+    let file = pending
+        .last()
+        .map_or_else(|| PathBuf::from("(import)"), |r| r.file.clone());
+    w.finish(&mut |d, t| {
+        progress(ImportEvent::Written {
+            file: &file,
+            progress: Progress {
+                list: last,
+                done: d,
+                total: t,
+            },
+        })
+    })
+    .map_err(|source| ImportError::Ledger {
+        file: file.clone(),
+        source,
+    })?;
+    for r in pending.drain(..) {
+        done(&r);
+        reports.push(r);
+    }
+    Ok(())
 }

@@ -34,10 +34,12 @@ mod check;
 mod durable;
 mod replicas;
 mod restored;
+pub(crate) mod stream;
 mod ticket_log;
 pub use check::{CheckReport, Mismatch};
 pub use replicas::{KnownChild, MAX_SWEEP_CELLS};
 pub use restored::ChildLinked;
+pub use stream::StreamedWrite;
 pub use ticket_log::{sub_id, Act, LogEntry, Logged, MAX_BACKLOG_SCAN, MAX_SCAN};
 
 /// Records (or cell blocks) per atomic commit (sled is fastest and leanest at about 1 000;
@@ -566,12 +568,15 @@ impl Ledger {
         ov: &mut Overlay<'a>,
         changes: &'a [Change],
         today: Date,
+        emit_deltas: bool,
     ) -> Result<std::result::Result<Planned<'a>, Vec<Refusal>>> {
         let top = self.division;
         let mut p = Planned::default();
         let mut refusals = Vec::new();
         let emit = |sign: i64, r: &Record, hh: Option<&Household>, d: &mut Deltas| {
-            stats::contributions(r, hh, top, &mut |k, v| *d.entry(k).or_insert(0) += sign * v);
+            if emit_deltas {
+                stats::contributions(r, hh, top, &mut |k, v| *d.entry(k).or_insert(0) += sign * v);
+            }
         };
         for (index, change) in changes.iter().enumerate() {
             let mut refuse = |error| refusals.push(Refusal { index, error });
@@ -768,7 +773,7 @@ impl Ledger {
     pub fn check(&self, changes: &[Change], today: Date) -> Result<Vec<Refusal>> {
         let _w = self.write.lock().unwrap_or_else(|p| p.into_inner());
         let reg = self.registry.read().unwrap_or_else(|p| p.into_inner());
-        match self.plan(&reg, &mut Overlay::default(), changes, today)? {
+        match self.plan(&reg, &mut Overlay::default(), changes, today, false)? {
             Ok(_) => Ok(Vec::new()),
             Err(r) => Ok(r),
         }
@@ -813,7 +818,7 @@ impl Ledger {
             let reg = self.registry.read().unwrap_or_else(|p| p.into_inner());
             let mut ov = Overlay::default();
             for (i, changes) in files.iter().enumerate() {
-                match self.plan(&reg, &mut ov, changes, today)? {
+                match self.plan(&reg, &mut ov, changes, today, true)? {
                     Ok(p) => planned.push(p),
                     Err(r) => {
                         refused = Some((i, r));

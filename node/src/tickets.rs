@@ -764,22 +764,9 @@ impl TicketState {
     }
 }
 
-/// A `yyyy-mm-dd` calendar date (the inventory's and the API's date form).
-pub fn parse_date(v: &str) -> Result<Date, String> {
-    let shape = v.len() == 10
-        && v.bytes().enumerate().all(|(i, b)| {
-            if i == 4 || i == 7 {
-                b == b'-'
-            } else {
-                b.is_ascii_digit()
-            }
-        });
-    if !shape {
-        return Err(format!("{v:?} is not a date in yyyy-mm-dd form"));
-    }
-    v.parse::<Date>()
-        .map_err(|_| format!("{v} is not a calendar date"))
-}
+/// A `yyyy-mm-dd` calendar date (the inventory's and the API's date form): the importers' one
+/// date parser.
+pub use crate::import::parse_date;
 
 mod check;
 pub mod codec;

@@ -2160,3 +2160,111 @@ fn cli_refuses_a_data_dir_a_running_node_holds() {
     assert_contains(&err, &data.display().to_string());
     drop(ledger);
 }
+
+// ---------------------------------------------------------------------------------------
+// Large files stream in chunks (issue #16): a file is checked whole before any of it is
+// written, so a bad row in its last chunk still leaves the store as it was.
+
+/// Rows in the large files: more than two of the importer's chunks.
+const LARGE: usize = 2_500;
+
+fn large_households() -> String {
+    let mut s = String::from(header("households.csv"));
+    s.push('\n');
+    for i in 1..=LARGE {
+        s.push_str(&format!("610102001001{i:04},610102001001,2,1,5000\n"));
+    }
+    s
+}
+
+fn large_monitored() -> String {
+    let mut s = String::from(header("monitored.csv"));
+    s.push('\n');
+    for i in 1..=LARGE {
+        s.push_str(&format!("610102001001{i:04},marginal,2026-11-16,\n"));
+    }
+    s
+}
+
+#[test]
+fn large_files_stream_and_count_every_row() {
+    let n = Node::with_divisions();
+    let r = n.import_ok("households.csv", large_households());
+    assert_eq!((r.rows, r.applied.inserted), (LARGE as u64, LARGE as u64));
+    let r = n.import_ok("monitored.csv", large_monitored());
+    assert_eq!((r.rows, r.applied.inserted), (LARGE as u64, LARGE as u64));
+    assert!(r.applied.cells_written > 0);
+    assert_eq!(
+        n.count(COUNTY, "2026-W47", "monitored_households", "total"),
+        LARGE as i64
+    );
+    n.assert_cells_consistent();
+    // Again: every row unchanged, nothing written.
+    let before = Snapshot::of(&n.ledger);
+    let r = n.import_ok("monitored.csv", large_monitored());
+    assert_eq!(r.applied.unchanged, LARGE as u64);
+    before.assert_same(&Snapshot::of(&n.ledger), "after re-importing a large file");
+}
+
+#[test]
+fn a_refused_row_in_the_last_chunk_refuses_the_whole_large_file() {
+    let n = Node::with_divisions();
+    n.import_ok("households.csv", large_households());
+    // The store refuses the last row (no such household); the rows before it are fine.
+    let mut body = large_monitored();
+    body.push_str("6101020010019999,marginal,2026-11-16,\n");
+    let err = n.refused("monitored.csv", body);
+    let reason = row_error(&err, "monitored.csv", LARGE as u64 + 2, "household_code");
+    assert_contains(&reason, "unknown household 6101020010019999");
+    assert!(n.records(RecordKind::Monitored).is_empty());
+    // A malformed last row, likewise.
+    let mut body = large_monitored();
+    body.push_str("6101020010019998,marginal,2026-13-01,\n");
+    let err = n.refused("monitored.csv", body);
+    row_error(&err, "monitored.csv", LARGE as u64 + 2, "identified_date");
+}
+
+#[test]
+fn a_row_repeated_chunks_apart_is_taken_once_or_refused_if_it_differs() {
+    let n = Node::with_divisions();
+    let mut body = large_households();
+    body.push_str("6101020010010001,610102001001,2,1,5000\n");
+    let r = n.import_ok("households.csv", &body);
+    assert_eq!(
+        (r.rows, r.applied.inserted),
+        (LARGE as u64 + 1, LARGE as u64)
+    );
+    assert_eq!(n.records(RecordKind::Household).len(), LARGE);
+
+    let n = Node::with_divisions();
+    let mut body = large_households();
+    body.push_str("6101020010010001,610102001001,3,1,5000\n");
+    let err = n.refused("households.csv", body);
+    let reason = row_error(&err, "households.csv", LARGE as u64 + 2, "household_code");
+    assert_contains(&reason, "also appears on line 2 with different content");
+}
+
+#[test]
+fn a_file_of_bad_rows_lists_the_first_by_line_and_counts_all() {
+    let n = Node::with_divisions();
+    n.import_ok("households.csv", large_households());
+    let mut body = String::from(header("monitored.csv"));
+    body.push('\n');
+    for i in 1..=LARGE {
+        // Odd rows are malformed (found while reading), even rows refused by the store
+        // (found when their chunk is checked): errors arrive out of line order.
+        if i % 2 == 1 {
+            body.push_str(&format!("610102001001{i:04},nonsense,2026-11-16,\n"));
+        } else {
+            body.push_str(&format!("610102009001{i:04},marginal,2026-11-16,\n"));
+        }
+    }
+    let err = n.refused("monitored.csv", body);
+    let ImportError::Rows { errors, total, .. } = &err else {
+        panic!("expected bad rows, got {err:?}");
+    };
+    assert_eq!(*total, LARGE);
+    let lines: Vec<u64> = errors.iter().map(|e| e.line).collect();
+    let expected: Vec<u64> = (2..2 + bottomline::import::MAX_LISTED_ERRORS as u64).collect();
+    assert_eq!(lines, expected, "{err}");
+}

@@ -7,9 +7,27 @@ use super::*;
 impl Ledger {
     /// Every stored cell with a non-zero value (for checks and tests).
     pub fn all_cells(&self) -> Result<BTreeMap<CellKey, i64>> {
+        self.cells_where(&|_, _| true)
+    }
+
+    /// The stored non-zero cells of the blocks (division, period) `inside` takes.
+    pub(super) fn cells_where(
+        &self,
+        inside: &dyn Fn(Code, Period) -> bool,
+    ) -> Result<BTreeMap<CellKey, i64>> {
         let mut out = BTreeMap::new();
-        for (key, v) in self.scan_cells(self.store.scan_prefix(TreeId::Cells, b""))? {
-            out.insert(key, v);
+        for r in self.store.scan_prefix(TreeId::Cells, b"") {
+            let (k, v) = r?;
+            let (division, period) = decode_block_key(&k)?;
+            if !inside(division, period) {
+                continue;
+            }
+            let block = crate::cells::Block::decode(&v).map_err(|e| cells_err(e.into()))?;
+            out.extend(
+                crate::cells::cells_of_block(division, period, &block)
+                    .filter(|(_, e)| e.value != 0)
+                    .map(|(k, e)| (k, e.value)),
+            );
         }
         Ok(out)
     }
@@ -24,22 +42,45 @@ impl Ledger {
 
     /// Recompute every cell from the stored records (what the cells must equal).
     pub fn recompute_cells(&self) -> Result<BTreeMap<CellKey, i64>> {
+        self.recompute_cells_where(&|_, _| true)
+    }
+
+    /// Recompute the cells of the blocks (division, period) `inside` takes: every record is
+    /// read, only those cells are kept.
+    pub(super) fn recompute_cells_where(
+        &self,
+        inside: &dyn Fn(Code, Period) -> bool,
+    ) -> Result<BTreeMap<CellKey, i64>> {
+        /// Household reads remembered at most (a county has ~100 000 households).
+        const REMEMBERED: usize = 4096;
         let mut out: BTreeMap<CellKey, i64> = BTreeMap::new();
         let mut overlay = Overlay::default();
         for kind in RecordKind::ALL {
             for r in self.records(kind) {
                 let r = r?;
                 let hh = if stats::depends_on_household(&r) {
+                    let read = &mut overlay.read[kind_index(RecordKind::Household)];
+                    if read.len() >= REMEMBERED {
+                        read.clear();
+                    }
                     self.household(&mut overlay, r.household_code())?
                 } else {
                     None
                 };
                 stats::contributions(&r, hh.as_ref(), self.division, &mut |k, v| {
-                    *out.entry(k).or_insert(0) += v;
+                    if inside(k.division, k.period) {
+                        *out.entry(k).or_insert(0) += v;
+                    }
                 });
             }
         }
-        self.ticket_cells_into(&mut out)?;
+        let mut tickets = BTreeMap::new();
+        self.ticket_cells_into(&mut tickets)?;
+        for (k, v) in tickets {
+            if inside(k.division, k.period) {
+                *out.entry(k).or_insert(0) += v;
+            }
+        }
         out.retain(|_, v| *v != 0);
         Ok(out)
     }
@@ -91,11 +132,7 @@ impl Ledger {
         let mut out = Vec::new();
         for r in it {
             let (k, v) = r?;
-            let (division, period) =
-                crate::cells::decode_block_key(&k).ok_or_else(|| LedgerError::Corrupt {
-                    what: "cell block key",
-                    detail: format!("{} bytes", k.len()),
-                })?;
+            let (division, period) = decode_block_key(&k)?;
             let block = crate::cells::Block::decode(&v).map_err(|e| cells_err(e.into()))?;
             out.extend(
                 crate::cells::cells_of_block(division, period, &block)
@@ -105,4 +142,11 @@ impl Ledger {
         }
         Ok(out)
     }
+}
+
+fn decode_block_key(k: &[u8]) -> Result<(Code, Period)> {
+    crate::cells::decode_block_key(k).ok_or_else(|| LedgerError::Corrupt {
+        what: "cell block key",
+        detail: format!("{} bytes", k.len()),
+    })
 }

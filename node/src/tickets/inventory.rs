@@ -72,98 +72,32 @@ pub fn parse_inventory(issuer: Code, reader: impl Read) -> Result<Vec<Ticket>, I
     let mut bytes = Vec::new();
     let mut reader = reader;
     reader.read_to_end(&mut bytes)?;
-    let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
-    let mut rdr = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .flexible(false)
-        .from_reader(body);
-    let header = rdr
-        .byte_headers()
-        .map_err(|e| InventoryError::File(format!("line 1: {e}")))?
-        .clone();
-    if header.is_empty() || (header.len() == 1 && header[0].is_empty()) {
-        return Err(InventoryError::File(
-            "the file is empty: expected a header line".into(),
-        ));
-    }
-    let mut map = Vec::with_capacity(header.len());
-    let mut seen = [false; INVENTORY_COLUMNS.len()];
-    for raw in header.iter() {
-        let name = std::str::from_utf8(raw)
-            .map_err(|_| InventoryError::File("line 1: the header is not valid UTF-8".into()))?
-            .trim();
-        let Some(j) = INVENTORY_COLUMNS.iter().position(|c| *c == name) else {
-            return Err(InventoryError::File(format!(
-                "line 1: unknown column {name:?} (a tickets file has columns {})",
-                INVENTORY_COLUMNS.join(", ")
-            )));
-        };
-        if seen[j] {
-            return Err(InventoryError::File(format!(
-                "line 1: column {name:?} appears twice"
-            )));
-        }
-        seen[j] = true;
-        map.push(j);
-    }
-    if let Some(j) = (0..REQUIRED_COLUMNS).find(|&j| !seen[j]) {
-        return Err(InventoryError::File(format!(
-            "line 1: required column {:?} is missing",
-            INVENTORY_COLUMNS[j]
-        )));
-    }
+    let cols = crate::import::Columns::new(
+        &INVENTORY_COLUMNS[..REQUIRED_COLUMNS],
+        &INVENTORY_COLUMNS[REQUIRED_COLUMNS..],
+        "a tickets file".into(),
+    );
+    let mut rows = crate::import::CsvRows::new(bytes.as_slice(), bytes.as_slice(), &cols)
+        .map_err(InventoryError::File)?;
     let mut tickets = Vec::new();
     let mut errors = Vec::new();
     let mut first_line: BTreeMap<String, u64> = BTreeMap::new();
-    let mut rec = csv::ByteRecord::new();
-    loop {
-        match rdr.read_byte_record(&mut rec) {
-            Ok(false) => break,
-            Ok(true) => {}
-            Err(e) => {
-                let line = e.position().map_or(0, |p| p.line());
-                let reason = match e.kind() {
-                    csv::ErrorKind::UnequalLengths {
-                        expected_len, len, ..
-                    } => format!("{len} fields where the header has {expected_len}"),
-                    _ => e.to_string(),
-                };
+    while let Some(row) = rows.next_row(&cols) {
+        let row = match row {
+            Ok(row) => row,
+            Err(b) => {
                 errors.push(InventoryRowError {
-                    line,
-                    field: None,
-                    reason,
+                    line: b.line,
+                    field: b
+                        .field
+                        .and_then(|f| INVENTORY_COLUMNS.iter().find(|c| **c == f).copied()),
+                    reason: b.reason,
                 });
-                break;
+                continue;
             }
-        }
-        let line = rec.position().map_or(0, |p| p.line());
-        let mut values: [Option<String>; INVENTORY_COLUMNS.len()] = Default::default();
-        let mut utf8_ok = true;
-        for (i, raw) in rec.iter().enumerate() {
-            match std::str::from_utf8(raw) {
-                Ok(v) => {
-                    let v = v.trim();
-                    if !v.is_empty() {
-                        values[map[i]] = Some(v.to_string());
-                    }
-                }
-                Err(_) => {
-                    errors.push(InventoryRowError {
-                        line,
-                        field: Some(INVENTORY_COLUMNS[map[i]]),
-                        reason:
-                            "not valid UTF-8 (files must be UTF-8; re-export without GBK encoding)"
-                                .into(),
-                    });
-                    utf8_ok = false;
-                    break;
-                }
-            }
-        }
-        if !utf8_ok {
-            continue;
-        }
-        match parse_row(issuer, &values) {
+        };
+        let line = row.line;
+        match parse_row(issuer, &row.values) {
             Err(errs) => errors.extend(errs.into_iter().map(|e| InventoryRowError {
                 line,
                 field: Some(e.field),

@@ -751,28 +751,21 @@ pub fn import_files(
         files.push((k, p));
     }
     files.sort_by_key(|(k, _)| *k);
-    let mut reports: Vec<FileReport> = Vec::new();
-    // Reports of record files written but not yet durable.
-    let mut pending: Vec<FileReport> = Vec::new();
-    let mut stream: Option<StreamedWrite<'_>> = None;
+    let mut out = Written {
+        stream: None,
+        pending: Vec::new(),
+        reports: Vec::new(),
+        last: files.len().saturating_sub(1),
+    };
     let mut result = Ok(());
-    let last = files.len().saturating_sub(1);
     for (i, (k, p)) in files.into_iter().enumerate() {
         let step = match k {
             FileKind::Divisions => {
                 // Divisions sort first, but settle anything streamed before them anyway.
-                settle(
-                    &mut stream,
-                    &mut pending,
-                    &mut reports,
-                    last,
-                    progress,
-                    done,
-                )
-                .and_then(|()| {
+                out.settle(progress, done).and_then(|()| {
                     let r = import_divisions(ledger, p, progress)?;
                     done(&r);
-                    reports.push(r);
+                    out.reports.push(r);
                     Ok(())
                 })
             }
@@ -787,8 +780,8 @@ pub fn import_files(
                 })
             }
             FileKind::Records(rk) => {
-                let w = stream.get_or_insert_with(|| ledger.stream_write(today));
-                import_record_file(w, p, rk, i, progress).map(|r| pending.push(r))
+                let w = out.stream.get_or_insert_with(|| ledger.stream_write(today));
+                import_record_file(w, p, rk, i, progress).map(|r| out.pending.push(r))
             }
         };
         if let Err(e) = step {
@@ -796,51 +789,57 @@ pub fn import_files(
             break;
         }
     }
-    let settled = settle(
-        &mut stream,
-        &mut pending,
-        &mut reports,
-        last,
-        progress,
-        done,
-    );
+    let settled = out.settle(progress, done);
     crate::store::release_memory();
-    result.and(settled).map(|()| reports)
+    result.and(settled).map(|()| out.reports)
 }
 
-/// Write the cells of the streamed files and flush; then their reports are true and go to
-/// `done` and `reports`.
-fn settle(
-    stream: &mut Option<StreamedWrite<'_>>,
-    pending: &mut Vec<FileReport>,
-    reports: &mut Vec<FileReport>,
+/// What an import wrote so far.
+struct Written<'l> {
+    /// The streamed write of the record files, once one began.
+    stream: Option<StreamedWrite<'l>>,
+    /// Reports of record files written but not yet durable.
+    pending: Vec<FileReport>,
+    /// Reports of the files imported and durable.
+    reports: Vec<FileReport>,
+    /// The last file's position (for progress).
     last: usize,
-    progress: &mut dyn FnMut(ImportEvent),
-    done: &mut dyn FnMut(&FileReport),
-) -> Result<(), ImportError> {
-    let Some(w) = stream.take() else {
-        return Ok(());
-    };
-    let file = pending
-        .last()
-        .map_or_else(|| PathBuf::from("(import)"), |r| r.file.clone());
-    w.finish(&mut |d, t| {
-        progress(ImportEvent::Written {
-            file: &file,
-            progress: Progress {
-                list: last,
-                done: d,
-                total: t,
-            },
+}
+
+impl Written<'_> {
+    /// Write the cells of the streamed files and flush; then their reports are true and go
+    /// to `done` and `reports`.
+    fn settle(
+        &mut self,
+        progress: &mut dyn FnMut(ImportEvent),
+        done: &mut dyn FnMut(&FileReport),
+    ) -> Result<(), ImportError> {
+        let Some(w) = self.stream.take() else {
+            return Ok(());
+        };
+        let file = self
+            .pending
+            .last()
+            .map_or_else(|| PathBuf::from("(import)"), |r| r.file.clone());
+        let last = self.last;
+        w.finish(&mut |d, t| {
+            progress(ImportEvent::Written {
+                file: &file,
+                progress: Progress {
+                    list: last,
+                    done: d,
+                    total: t,
+                },
+            })
         })
-    })
-    .map_err(|source| ImportError::Ledger {
-        file: file.clone(),
-        source,
-    })?;
-    for r in pending.drain(..) {
-        done(&r);
-        reports.push(r);
+        .map_err(|source| ImportError::Ledger {
+            file: file.clone(),
+            source,
+        })?;
+        for r in self.pending.drain(..) {
+            done(&r);
+            self.reports.push(r);
+        }
+        Ok(())
     }
-    Ok(())
 }

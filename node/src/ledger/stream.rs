@@ -58,37 +58,31 @@ impl StreamedWrite<'_> {
     /// changes of one call must not depend on each other (distinct records); a file's rows
     /// only refer to records of earlier files, which are written before it is checked.
     pub fn check(&self, changes: &[Change]) -> Result<Vec<Refusal>> {
+        Ok(self.plan(changes, false)?.err().unwrap_or_default())
+    }
+
+    /// Plan `changes` against the store as it stands (`emit`: with their cell deltas).
+    fn plan<'c>(
+        &self,
+        changes: &'c [Change],
+        emit: bool,
+    ) -> Result<std::result::Result<Planned<'c>, Vec<Refusal>>> {
         let reg = self
             .ledger
             .registry
             .read()
             .unwrap_or_else(|p| p.into_inner());
-        match self
-            .ledger
-            .plan(&reg, &mut Overlay::default(), changes, self.today, false)?
-        {
-            Ok(_) => Ok(Vec::new()),
-            Err(r) => Ok(r),
-        }
+        self.ledger
+            .plan(&reg, &mut Overlay::default(), changes, self.today, emit)
     }
 
     /// Plan `changes` against the store and commit their records (not flushed: `finish`
     /// flushes); their cell deltas join the current file's. If any is refused nothing of them
     /// is written and the refusals are returned.
     pub fn write(&mut self, changes: &[Change]) -> Result<std::result::Result<(), Vec<Refusal>>> {
-        let planned = {
-            let reg = self
-                .ledger
-                .registry
-                .read()
-                .unwrap_or_else(|p| p.into_inner());
-            match self
-                .ledger
-                .plan(&reg, &mut Overlay::default(), changes, self.today, true)?
-            {
-                Ok(p) => p,
-                Err(r) => return Ok(Err(r)),
-            }
+        let planned = match self.plan(changes, true)? {
+            Ok(p) => p,
+            Err(r) => return Ok(Err(r)),
         };
         let Planned {
             steps,

@@ -41,7 +41,7 @@
 //! Self-checks: a node checks itself every `check_secs` (default 600 s), the first time at a
 //! random point of its first period (at least 10 s after its start), so by default the
 //! windows above end before it. `BENCH_CHECK_SECS=N` sets the nodes' period and makes both
-//! windows also wait until every node ran its first check (up to N + 60 s); 0 turns the
+//! windows also wait until every node ran its first check (up to N + 60 s + 3 s per node); 0 turns the
 //! checks off.
 //!
 //! Households per county: `BENCH_HOUSEHOLDS` (default 0 = realistic, ~65 000 on average; the

@@ -35,6 +35,7 @@ pub mod ledger;
 pub mod lineage;
 pub mod node;
 pub mod period;
+pub mod regions;
 pub mod report;
 pub mod rpc;
 pub mod security;

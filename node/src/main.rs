@@ -5,13 +5,14 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use bottomline::division::Code;
+use bottomline::division::{Code, Level};
 use bottomline::domain::RecordKind;
 use bottomline::gen::{GenOptions, GenScope};
 use bottomline::import::{FileKind, ImportEvent};
 use bottomline::ledger::{Change, Ledger};
-use bottomline::period::{today_in_china, Period};
-use bottomline::report::{render, Format};
+use bottomline::period::{today_in_china, Kind as PeriodKind, Period};
+use bottomline::regions;
+use bottomline::report::{render, render_region, Format};
 use bottomline::store::StoreOptions;
 use clap::{Parser, Subcommand};
 
@@ -81,9 +82,19 @@ enum Command {
         /// Division to report on (default: the node's own).
         #[arg(long)]
         division: Option<Code>,
-        /// 2026-W47, 2026-11, 2026-Q4, 2026-H2 or 2026.
+        /// 2026-W47, 2026-11, 2026-Q4, 2026-H2 or 2026 (with --trend, the year).
         #[arg(long)]
         period: Period,
+        /// Every child of the division, one line each (the region report).
+        #[arg(long, conflicts_with_all = ["level", "trend"])]
+        children: bool,
+        /// Every division at this level below the division (city, county; town and village at
+        /// a county node).
+        #[arg(long, conflicts_with = "trend")]
+        level: Option<Level>,
+        /// The division over every week or month of the year --period.
+        #[arg(long, value_parser = ["week", "month"])]
+        trend: Option<String>,
         /// Output format.
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
@@ -315,10 +326,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             auth,
             division,
             period,
+            children,
+            level,
+            trend,
             format,
         } => {
             let t = cli_auth::Target::resolve(Some(addr), None, &auth)?;
             let rt = tokio::runtime::Runtime::new()?;
+            if let Some(q) = region_query(division, period, children, level, trend.as_deref()) {
+                let (entries, names) = rt
+                    .block_on(bottomline::rpc::fetch_report(&t.addr, t.tls.as_ref(), &q))
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                print!("{}", render_region(&entries, &names, format));
+                return Ok(());
+            }
             let (ind, names) = rt
                 .block_on(bottomline::rpc::fetch_stats(
                     &t.addr,
@@ -334,11 +355,26 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             data,
             division,
             period,
+            children,
+            level,
+            trend,
             format,
             ..
         } => {
             let data = data.context("give --data DIR or --addr https://host:port")?;
             let ledger = Ledger::open(&data, &opts)?;
+            if let Some(q) = region_query(division, period, children, level, trend.as_deref()) {
+                let division = q.division.unwrap_or(ledger.division());
+                let periods = match (q.each, q.until) {
+                    (Some(kind), _) => regions::year_run(q.period, kind)?,
+                    (None, Some(until)) => regions::run(q.period, until)?,
+                    (None, None) => vec![q.period],
+                };
+                let members = regions::members(&ledger, division, q.scope)?;
+                let entries = regions::report(&ledger, &members, &periods)?;
+                print!("{}", render_region(&entries, &ledger.registry(), format));
+                return Ok(());
+            }
             let division = division.unwrap_or(ledger.division());
             if !ledger.division().contains(division) {
                 bail!(
@@ -535,5 +571,29 @@ fn serve(path: &std::path::Path) -> anyhow::Result<()> {
             bottomline::node::shutdown_signal(),
         )
         .await
+    })
+}
+
+/// The region report `stats` asks for, if any (`--children`, `--level`, `--trend`).
+fn region_query(
+    division: Option<Code>,
+    period: Period,
+    children: bool,
+    level: Option<Level>,
+    trend: Option<&str>,
+) -> Option<bottomline::rpc::ReportQuery> {
+    let (scope, each) = match (children, level, trend) {
+        (true, _, _) => (regions::Scope::Children, None),
+        (_, Some(l), _) => (regions::Scope::Level(l), None),
+        (_, _, Some("week")) => (regions::Scope::Only, Some(PeriodKind::Week)),
+        (_, _, Some(_)) => (regions::Scope::Only, Some(PeriodKind::Month)),
+        _ => return None,
+    };
+    Some(bottomline::rpc::ReportQuery {
+        division,
+        scope,
+        period,
+        until: None,
+        each,
     })
 }

@@ -106,6 +106,92 @@ pub fn render(ind: &Indicators, registry: &Registry, format: Format) -> String {
     }
 }
 
+/// The indicators a region table shows as columns (their `total` rows), in Chinese.
+const REGION_COLUMNS: [&str; 10] = [
+    "monitored_households",
+    "newly_identified",
+    "eliminated",
+    "elimination_rate",
+    "within_deadline_rate",
+    "signals",
+    "measures",
+    "measure_amount",
+    "tickets_open",
+    "tickets_overdue",
+];
+
+/// Render the entries of a region report (`stats --children`, `--level`, `--trend`): a table
+/// with one line per division and period and the headline indicators as columns (Chinese
+/// headings); JSON, an array of [`render`]'s objects; CSV, every indicator of every entry in
+/// long form (`division,name,period,indicator,dimension,value`).
+pub fn render_region(entries: &[Indicators], registry: &Registry, format: Format) -> String {
+    match format {
+        Format::Table => {
+            let mut header = vec!["代码", "名称", "期间"];
+            let labels: Vec<String> = REGION_COLUMNS
+                .iter()
+                .map(|c| {
+                    crate::stats::labels::indicator(c)
+                        .map_or_else(|| c.to_string(), |l| format!("{}({})", l.zh, l.unit_zh))
+                })
+                .collect();
+            header.extend(labels.iter().map(String::as_str));
+            let rows: Vec<Vec<String>> = entries
+                .iter()
+                .map(|e| {
+                    let mut r = vec![
+                        e.division.to_string(),
+                        registry.name(e.division),
+                        e.period.to_string(),
+                    ];
+                    for c in REGION_COLUMNS {
+                        r.push(match e.get(c, "total") {
+                            Some(Value::Ratio(Some(x))) => format!("{:.1}", x * 100.0),
+                            Some(Value::Average(Some(x))) => format!("{x:.2}"),
+                            Some(v) => value_text(v),
+                            None => String::new(),
+                        });
+                    }
+                    r
+                })
+                .collect();
+            table(&header, &rows)
+        }
+        Format::Json => {
+            let docs: Vec<serde_json::Value> = entries
+                .iter()
+                .filter_map(|e| serde_json::from_str(&render(e, registry, Format::Json)).ok())
+                .collect();
+            serde_json::to_string_pretty(&docs).unwrap_or_default() + "\n"
+        }
+        Format::Csv => {
+            let mut w = csv::Writer::from_writer(Vec::new());
+            let _ = w.write_record([
+                "division",
+                "name",
+                "period",
+                "indicator",
+                "dimension",
+                "value",
+            ]);
+            for e in entries {
+                for r in &e.rows {
+                    let _ = w.write_record([
+                        e.division.to_string(),
+                        registry.name(e.division),
+                        e.period.to_string(),
+                        r.indicator.clone(),
+                        r.dimension.clone(),
+                        value_text(r.value),
+                    ]);
+                }
+            }
+            // Writing to a Vec cannot fail.
+            String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
+        }
+    }
+}
+
 /// A Unix-ms time as a China local time with its age, e.g. `2026-12-02 09:01:02 (3 s ago)`.
 fn contact_text(ms: i64, now_ms: i64) -> String {
     if ms <= 0 {

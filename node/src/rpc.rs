@@ -24,7 +24,8 @@ use ticket_flow::{receive_tickets, send_tickets, Out};
 pub use uplink::{uplink, UplinkState};
 
 pub use client::{
-    fetch_stats, fetch_status, import_files, NodeStatus, RemoteImport, RemoteImported,
+    fetch_report, fetch_stats, fetch_status, import_files, NodeStatus, RemoteImport,
+    RemoteImported, ReportQuery,
 };
 
 use std::collections::HashMap;
@@ -664,41 +665,140 @@ impl pb::sync_server::Sync for SyncService {
             .await
             .map_err(|e| Status::internal(e.to_string()))?
             .map_err(to_status)?;
-        let indicators = ind
-            .rows
-            .iter()
-            .map(|r| {
-                let (value, ratio, is_ratio, unit, defined) = match r.value {
-                    Value::Count(n) => (n, 0.0, false, "count", true),
-                    Value::Fen(n) => (n, 0.0, false, "fen", true),
-                    Value::Ratio(x) => (0, x.unwrap_or(0.0), true, "ratio", x.is_some()),
-                    Value::Average(x) => (0, x.unwrap_or(0.0), true, "average", x.is_some()),
-                };
-                pb::Indicator {
-                    name: r.indicator.clone(),
-                    dimension: r.dimension.clone(),
-                    value,
-                    ratio,
-                    is_ratio,
-                    unit: unit.to_string(),
-                    defined,
-                }
-            })
-            .collect();
         let name = self
             .ledger
             .registry()
             .get(division)
             .map(|d| d.name.clone())
             .unwrap_or_default();
-        Ok(Response::new(pb::StatsReply {
-            division: division.to_string(),
-            name,
-            period: period.to_string(),
-            first_day: ind.first_day.to_string(),
-            last_day: ind.last_day.to_string(),
-            indicators,
-        }))
+        Ok(Response::new(stats_reply(&ind, name)))
+    }
+
+    async fn report(
+        &self,
+        request: Request<pb::ReportRequest>,
+    ) -> Result<Response<pb::ReportReply>, Status> {
+        use crate::regions::{self, ReportError, Scope};
+        let caller = self.caller(&request)?;
+        let req = request.into_inner();
+        let me = self.ledger.division();
+        let division = if req.division.is_empty() {
+            me
+        } else {
+            Code::parse(&req.division).map_err(Status::invalid_argument)?
+        };
+        if !me.contains(division) {
+            return Err(caller.deny(
+                &format!("read the report of {division}"),
+                &format!("{division} is outside this node's subtree ({me})"),
+            ));
+        }
+        caller.may_read(division, &format!("read the report of {division}"))?;
+        let scope =
+            match pb::ReportScope::try_from(req.scope) {
+                Ok(pb::ReportScope::Children) => Scope::Children,
+                Ok(pb::ReportScope::Division) => Scope::Only,
+                Ok(pb::ReportScope::Level) => Scope::Level(req.level.parse().map_err(|e| {
+                    Status::invalid_argument(format!("level {:?}: {e}", req.level))
+                })?),
+                Err(_) => {
+                    return Err(Status::invalid_argument(format!(
+                        "unknown report scope {}",
+                        req.scope
+                    )))
+                }
+            };
+        let invalid = |e: ReportError| match e {
+            ReportError::Invalid(m) => Status::invalid_argument(m),
+            ReportError::Ledger(e) => to_status(e),
+        };
+        let period = Period::parse(&req.period).map_err(Status::invalid_argument)?;
+        let periods =
+            match (req.each.as_str(), req.until.as_str()) {
+                ("", "") => vec![period],
+                ("", until) => {
+                    let until = Period::parse(until).map_err(Status::invalid_argument)?;
+                    regions::run(period, until).map_err(invalid)?
+                }
+                (each, "") => {
+                    let kind = match each {
+                        "week" => crate::period::Kind::Week,
+                        "month" => crate::period::Kind::Month,
+                        other => {
+                            return Err(Status::invalid_argument(format!(
+                                "each {other:?}: week or month"
+                            )))
+                        }
+                    };
+                    regions::year_run(period, kind).map_err(invalid)?
+                }
+                _ => return Err(Status::invalid_argument(
+                    "give either until (a run of periods) or each (the weeks or months of a year)",
+                )),
+            };
+        let ledger = self.ledger.clone();
+        let (members, entries) = tokio::task::spawn_blocking(move || {
+            let members = regions::members(&ledger, division, scope)?;
+            let entries = regions::report(&ledger, &members, &periods)?;
+            Ok::<_, ReportError>((members, entries))
+        })
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?
+        .map_err(invalid)?;
+        let per = entries.len() / members.len().max(1);
+        let rows: Vec<pb::StatsReply> = entries
+            .iter()
+            .enumerate()
+            .map(|(i, ind)| stats_reply(ind, members[i / per.max(1)].name.clone()))
+            .collect();
+        let labels = crate::stats::labels::INDICATORS
+            .iter()
+            .filter(|l| {
+                entries
+                    .first()
+                    .is_some_and(|e| e.rows.iter().any(|r| r.indicator == l.name))
+            })
+            .map(|l| pb::IndicatorLabel {
+                name: l.name.into(),
+                label_zh: l.zh.into(),
+                label_en: l.en.into(),
+                unit_zh: l.unit_zh.into(),
+            })
+            .collect();
+        Ok(Response::new(pb::ReportReply { rows, labels }))
+    }
+}
+
+/// One division's indicators for one period as the wire carries them.
+fn stats_reply(ind: &crate::stats::Indicators, name: String) -> pb::StatsReply {
+    let indicators = ind
+        .rows
+        .iter()
+        .map(|r| {
+            let (value, ratio, is_ratio, unit, defined) = match r.value {
+                Value::Count(n) => (n, 0.0, false, "count", true),
+                Value::Fen(n) => (n, 0.0, false, "fen", true),
+                Value::Ratio(x) => (0, x.unwrap_or(0.0), true, "ratio", x.is_some()),
+                Value::Average(x) => (0, x.unwrap_or(0.0), true, "average", x.is_some()),
+            };
+            pb::Indicator {
+                name: r.indicator.clone(),
+                dimension: r.dimension.clone(),
+                value,
+                ratio,
+                is_ratio,
+                unit: unit.to_string(),
+                defined,
+            }
+        })
+        .collect();
+    pb::StatsReply {
+        division: ind.division.to_string(),
+        name,
+        period: ind.period.to_string(),
+        first_day: ind.first_day.to_string(),
+        last_day: ind.last_day.to_string(),
+        indicators,
     }
 }
 

@@ -283,6 +283,8 @@ pub fn depends_on_household(record: &Record) -> bool {
     matches!(record, Record::Monitored(_))
 }
 
+pub mod labels;
+
 /// Something cells can be read from (a node's store, or an in-memory map in tests).
 pub trait CellSource {
     /// All non-zero cells of `division` in `period`.

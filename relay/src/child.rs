@@ -203,6 +203,15 @@ impl pb::sync_server::Sync for RelayService {
             "a relay holds no statistics; ask the parent",
         ))
     }
+
+    async fn report(
+        &self,
+        _request: Request<pb::ReportRequest>,
+    ) -> Result<Response<pb::ReportReply>, Status> {
+        Err(Status::unimplemented(
+            "a relay holds no statistics; ask the parent",
+        ))
+    }
 }
 
 /// Why what the relay holds of a child (its queued batches, the positions it told the child)

@@ -181,6 +181,68 @@ pub async fn fetch_stats(
         })
         .await?
         .into_inner();
+    let mut names = crate::division::Registry::new();
+    let ind = indicators_of(r, &mut names)?;
+    Ok((ind, names))
+}
+
+/// What a region report asks for (see [`crate::regions`]).
+#[derive(Clone, Debug)]
+pub struct ReportQuery {
+    /// The division (the node's own when `None`).
+    pub division: Option<Code>,
+    /// Which divisions.
+    pub scope: crate::regions::Scope,
+    /// The period, the first of a run, or the year of `each`.
+    pub period: Period,
+    /// The last period of a run.
+    pub until: Option<Period>,
+    /// Every week or month of the year `period`.
+    pub each: Option<crate::period::Kind>,
+}
+
+/// Ask the node at `addr` for a region report: the entries (divisions in code order, each
+/// with its periods) and the divisions' names.
+pub async fn fetch_report(
+    addr: &str,
+    tls: Option<&ClientTls>,
+    q: &ReportQuery,
+) -> Result<
+    (Vec<crate::stats::Indicators>, crate::division::Registry),
+    Box<dyn std::error::Error + Send + Sync>,
+> {
+    use crate::regions::Scope;
+    let mut client = query_client(addr, tls, Duration::from_secs(60)).await?;
+    let (scope, level) = match q.scope {
+        Scope::Children => (pb::ReportScope::Children, String::new()),
+        Scope::Level(l) => (pb::ReportScope::Level, l.as_str().to_string()),
+        Scope::Only => (pb::ReportScope::Division, String::new()),
+    };
+    let r = client
+        .report(pb::ReportRequest {
+            division: q.division.map(|d| d.to_string()).unwrap_or_default(),
+            scope: scope as i32,
+            level,
+            period: q.period.to_string(),
+            until: q.until.map(|p| p.to_string()).unwrap_or_default(),
+            each: q.each.map(|k| k.as_str().to_string()).unwrap_or_default(),
+        })
+        .await?
+        .into_inner();
+    let mut names = crate::division::Registry::new();
+    let entries = r
+        .rows
+        .into_iter()
+        .map(|row| indicators_of(row, &mut names))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((entries, names))
+}
+
+/// A `StatsReply` as indicators; the division's name goes into `names`.
+fn indicators_of(
+    r: pb::StatsReply,
+    names: &mut crate::division::Registry,
+) -> Result<crate::stats::Indicators, Box<dyn std::error::Error + Send + Sync>> {
     let day = |s: &str| -> Result<jiff::civil::Date, String> {
         s.parse()
             .map_err(|e| format!("bad date {s:?} in the reply: {e}"))
@@ -204,18 +266,14 @@ pub async fn fetch_stats(
         })
         .collect();
     let division = Code::parse(&r.division)?;
-    let mut names = crate::division::Registry::new();
-    name_into(&mut names, division, &r.name);
-    Ok((
-        crate::stats::Indicators {
-            division,
-            period: Period::parse(&r.period)?,
-            first_day: day(&r.first_day)?,
-            last_day: day(&r.last_day)?,
-            rows,
-        },
-        names,
-    ))
+    name_into(names, division, &r.name);
+    Ok(crate::stats::Indicators {
+        division,
+        period: Period::parse(&r.period)?,
+        first_day: day(&r.first_day)?,
+        last_day: day(&r.last_day)?,
+        rows,
+    })
 }
 
 /// One file imported into a running node (`bottomline import --addr`).

@@ -439,6 +439,13 @@ impl pb::sync_server::Sync for FakeParent {
     ) -> Result<Response<pb::StatsReply>, Status> {
         Err(Status::unimplemented("fake parent"))
     }
+
+    async fn report(
+        &self,
+        _request: Request<pb::ReportRequest>,
+    ) -> Result<Response<pb::ReportReply>, Status> {
+        Err(Status::unimplemented("fake parent"))
+    }
 }
 
 // ------------------------------------------------------------------------------------------

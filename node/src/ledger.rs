@@ -204,6 +204,8 @@ pub struct Ledger {
     certs: Mutex<std::collections::HashMap<crate::security::sign::Hash, Arc<Vec<u8>>>>,
     /// The store's identity, with the incarnation this process started (`lineage.rs`).
     identity: crate::lineage::StoreIdentity,
+    /// Indicators computed since the cells last became durable (`cells_read.rs`).
+    indicators_cache: Mutex<cells_read::IndicatorCache>,
 }
 
 /// Store key of a record: kind, then id.
@@ -394,6 +396,7 @@ impl Ledger {
             signing_key: Default::default(),
             certs: Default::default(),
             identity: Default::default(),
+            indicators_cache: Default::default(),
         };
         ledger.ticket_durable.store(
             ledger.stored_ticket_head()?,

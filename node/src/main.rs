@@ -372,7 +372,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 };
                 let members = regions::members(&ledger, division, q.scope)?;
                 let entries = regions::report(&ledger, &members, &periods)?;
-                print!("{}", render_region(&entries, &ledger.registry(), format));
+                print!(
+                    "{}",
+                    render_region(
+                        entries.iter().map(|e| e.as_ref()),
+                        &ledger.registry(),
+                        format
+                    )
+                );
                 return Ok(());
             }
             let division = division.unwrap_or(ledger.division());

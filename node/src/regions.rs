@@ -3,6 +3,8 @@
 //! run of periods of one kind, in one call. The gRPC `Report`, the CLI's `stats --children`
 //! and `stats --trend`, and the HTTP API all answer from here.
 
+use std::sync::Arc;
+
 use crate::division::{Code, Division, Level};
 use crate::ledger::{Ledger, LedgerError};
 use crate::period::{Kind, Period};
@@ -162,12 +164,12 @@ fn held_at_county(me: Code, division: Code) -> String {
 }
 
 /// The indicators of every member for every period: members in code order, each with its
-/// periods in order.
+/// periods in order (from the ledger's cache while the cells have not changed).
 pub fn report(
     ledger: &Ledger,
     members: &[Division],
     periods: &[Period],
-) -> Result<Vec<Indicators>, ReportError> {
+) -> Result<Vec<Arc<Indicators>>, ReportError> {
     if members.len().saturating_mul(periods.len()) > MAX_ENTRIES {
         return Err(ReportError::Invalid(format!(
             "{} divisions × {} periods is more than {MAX_ENTRIES} entries: ask for fewer",
@@ -178,7 +180,7 @@ pub fn report(
     let mut out = Vec::with_capacity(members.len() * periods.len());
     for d in members {
         for p in periods {
-            out.push(ledger.indicators(d.code, *p)?);
+            out.push(ledger.indicators_shared(d.code, *p)?);
         }
     }
     Ok(out)

@@ -124,7 +124,11 @@ const REGION_COLUMNS: [&str; 10] = [
 /// with one line per division and period and the headline indicators as columns (Chinese
 /// headings); JSON, an array of [`render`]'s objects; CSV, every indicator of every entry in
 /// long form (`division,name,period,indicator,dimension,value`).
-pub fn render_region(entries: &[Indicators], registry: &Registry, format: Format) -> String {
+pub fn render_region<'a>(
+    entries: impl IntoIterator<Item = &'a Indicators>,
+    registry: &Registry,
+    format: Format,
+) -> String {
     match format {
         Format::Table => {
             let mut header = vec!["代码", "名称", "期间"];
@@ -137,7 +141,7 @@ pub fn render_region(entries: &[Indicators], registry: &Registry, format: Format
                 .collect();
             header.extend(labels.iter().map(String::as_str));
             let rows: Vec<Vec<String>> = entries
-                .iter()
+                .into_iter()
                 .map(|e| {
                     let mut r = vec![
                         e.division.to_string(),
@@ -159,7 +163,7 @@ pub fn render_region(entries: &[Indicators], registry: &Registry, format: Format
         }
         Format::Json => {
             let docs: Vec<serde_json::Value> = entries
-                .iter()
+                .into_iter()
                 .filter_map(|e| serde_json::from_str(&render(e, registry, Format::Json)).ok())
                 .collect();
             serde_json::to_string_pretty(&docs).unwrap_or_default() + "\n"

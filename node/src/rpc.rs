@@ -661,7 +661,7 @@ impl pb::sync_server::Sync for SyncService {
         }
         let period = Period::parse(&req.period).map_err(Status::invalid_argument)?;
         let ledger = self.ledger.clone();
-        let ind = tokio::task::spawn_blocking(move || ledger.indicators(division, period))
+        let ind = tokio::task::spawn_blocking(move || ledger.indicators_shared(division, period))
             .await
             .map_err(|e| Status::internal(e.to_string()))?
             .map_err(to_status)?;
@@ -746,27 +746,110 @@ impl pb::sync_server::Sync for SyncService {
         .map_err(|e| Status::internal(e.to_string()))?
         .map_err(invalid)?;
         let per = entries.len() / members.len().max(1);
-        let rows: Vec<pb::StatsReply> = entries
-            .iter()
-            .enumerate()
-            .map(|(i, ind)| stats_reply(ind, members[i / per.max(1)].name.clone()))
-            .collect();
-        let labels = crate::stats::labels::INDICATORS
-            .iter()
-            .filter(|l| {
-                entries
-                    .first()
-                    .is_some_and(|e| e.rows.iter().any(|r| r.indicator == l.name))
-            })
-            .map(|l| pb::IndicatorLabel {
-                name: l.name.into(),
-                label_zh: l.zh.into(),
-                label_en: l.en.into(),
-                unit_zh: l.unit_zh.into(),
-            })
-            .collect();
-        Ok(Response::new(pb::ReportReply { rows, labels }))
+        Ok(Response::new(report_reply(&entries, |i| {
+            members[i / per.max(1)].name.clone()
+        })))
     }
+}
+
+/// A region report as the wire carries it: the columns (every indicator row any entry has,
+/// in report order) once, then a value per column for each entry.
+fn report_reply(
+    entries: &[std::sync::Arc<crate::stats::Indicators>],
+    name: impl Fn(usize) -> String,
+) -> pb::ReportReply {
+    use crate::stats::labels;
+    // The columns in the entries' own row order: a row one entry lacks (a department
+    // without signals there) goes right after the row before it in the entry that has it;
+    // then each run of department columns is put in number order, as every entry lists them.
+    let mut order: Vec<&crate::stats::Row> = Vec::new();
+    let mut at_of: HashMap<(&str, &str), usize> = HashMap::new();
+    for e in entries {
+        let mut at = 0;
+        for r in &e.rows {
+            let key = (r.indicator.as_str(), r.dimension.as_str());
+            match at_of.get(&key) {
+                Some(&p) => at = p + 1,
+                None => {
+                    order.insert(at, r);
+                    at += 1;
+                    // Rare (a department the entries before lacked): renumber.
+                    at_of = order
+                        .iter()
+                        .enumerate()
+                        .map(|(i, o)| ((o.indicator.as_str(), o.dimension.as_str()), i))
+                        .collect();
+                }
+            }
+        }
+    }
+    let department = |r: &crate::stats::Row| {
+        r.dimension
+            .strip_prefix("department=")
+            .and_then(|n| n.parse::<u32>().ok())
+    };
+    let mut i = 0;
+    while i < order.len() {
+        let mut j = i;
+        while j < order.len()
+            && department(order[j]).is_some()
+            && order[j].indicator == order[i].indicator
+        {
+            j += 1;
+        }
+        order[i..j].sort_by_key(|r| department(r));
+        i = j.max(i + 1);
+    }
+    let index: HashMap<(&str, &str), usize> = order
+        .iter()
+        .enumerate()
+        .map(|(i, r)| ((r.indicator.as_str(), r.dimension.as_str()), i))
+        .collect();
+    let columns: Vec<pb::ReportColumn> = order
+        .iter()
+        .map(|r| {
+            let label = labels::indicator(&r.indicator);
+            pb::ReportColumn {
+                indicator: r.indicator.clone(),
+                dimension: r.dimension.clone(),
+                unit: match r.value {
+                    Value::Count(_) => "count",
+                    Value::Fen(_) => "fen",
+                    Value::Ratio(_) => "ratio",
+                    Value::Average(_) => "average",
+                }
+                .into(),
+                indicator_zh: label.map_or_else(|| r.indicator.clone(), |l| l.zh.into()),
+                indicator_en: label.map_or_else(|| r.indicator.clone(), |l| l.en.into()),
+                dimension_zh: labels::dimension_zh(&r.dimension),
+                dimension_en: labels::dimension_en(&r.dimension),
+                unit_zh: label.map_or("", |l| l.unit_zh).into(),
+            }
+        })
+        .collect();
+    let rows = entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let mut values = vec![0.0; columns.len()];
+            for r in &e.rows {
+                let v = match r.value {
+                    Value::Count(n) | Value::Fen(n) => n as f64,
+                    Value::Ratio(x) | Value::Average(x) => x.unwrap_or(f64::NAN),
+                };
+                values[index[&(r.indicator.as_str(), r.dimension.as_str())]] = v;
+            }
+            pb::ReportRow {
+                division: e.division.to_string(),
+                name: name(i),
+                period: e.period.to_string(),
+                first_day: e.first_day.to_string(),
+                last_day: e.last_day.to_string(),
+                values,
+            }
+        })
+        .collect();
+    pb::ReportReply { columns, rows }
 }
 
 /// One division's indicators for one period as the wire carries them.

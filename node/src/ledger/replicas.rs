@@ -5,9 +5,11 @@
 use super::*;
 
 /// Most cells one step of the uplink's sweep returns (plus the rest of the block it is in): a
-/// cell is ~35 bytes on the wire, so a batch stays near 4 MiB, far below the gRPC message
-/// limit, however many cells its blocks hold.
-pub const MAX_SWEEP_CELLS: usize = 100_000;
+/// cell is ~35 bytes on the wire, so a batch stays near 1 MiB, far below the gRPC message
+/// limit, however many cells its blocks hold. A parent holds a batch per link while it waits
+/// to be applied (~5 MiB decoded at 100 000 cells: the province's peak when ten cities send
+/// everything at once, issue #16).
+pub const MAX_SWEEP_CELLS: usize = 25_000;
 
 impl Ledger {
     /// One step of a **sweep** over the change log (what the sync sender calls).

@@ -230,12 +230,50 @@ pub async fn fetch_report(
         .await?
         .into_inner();
     let mut names = crate::division::Registry::new();
-    let entries = r
-        .rows
-        .into_iter()
-        .map(|row| indicators_of(row, &mut names))
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut entries = Vec::with_capacity(r.rows.len());
+    for row in r.rows {
+        if row.values.len() != r.columns.len() {
+            return Err(format!(
+                "a report row of {} has {} values for {} columns",
+                row.division,
+                row.values.len(),
+                r.columns.len()
+            )
+            .into());
+        }
+        let division = Code::parse(&row.division)?;
+        name_into(&mut names, division, &row.name);
+        let rows = r
+            .columns
+            .iter()
+            .zip(&row.values)
+            // A division without signals from a department has no row for it.
+            .filter(|(c, v)| !(c.dimension.starts_with("department=") && **v == 0.0))
+            .map(|(c, &v)| crate::stats::Row {
+                indicator: c.indicator.clone(),
+                dimension: c.dimension.clone(),
+                value: match c.unit.as_str() {
+                    "fen" => Value::Fen(v as i64),
+                    "ratio" => Value::Ratio((!v.is_nan()).then_some(v)),
+                    "average" => Value::Average((!v.is_nan()).then_some(v)),
+                    _ => Value::Count(v as i64),
+                },
+            })
+            .collect();
+        entries.push(crate::stats::Indicators {
+            division,
+            period: Period::parse(&row.period)?,
+            first_day: day(&row.first_day)?,
+            last_day: day(&row.last_day)?,
+            rows,
+        });
+    }
     Ok((entries, names))
+}
+
+fn day(s: &str) -> Result<jiff::civil::Date, String> {
+    s.parse()
+        .map_err(|e| format!("bad date {s:?} in the reply: {e}"))
 }
 
 /// A `StatsReply` as indicators; the division's name goes into `names`.
@@ -243,10 +281,6 @@ fn indicators_of(
     r: pb::StatsReply,
     names: &mut crate::division::Registry,
 ) -> Result<crate::stats::Indicators, Box<dyn std::error::Error + Send + Sync>> {
-    let day = |s: &str| -> Result<jiff::civil::Date, String> {
-        s.parse()
-            .map_err(|e| format!("bad date {s:?} in the reply: {e}"))
-    };
     let rows = r
         .indicators
         .into_iter()

@@ -1,0 +1,331 @@
+//! The region report at a Shaanxi-size province (issue #17 point 1): one `Report` call against
+//! the 107-call `Stats` loop it replaces.
+//!
+//! Setup: one realistic county (610102, `bottomline gen`, ~86 000 households and a year of
+//! events) is generated and imported; its cells that travel up are the figures of each of the
+//! 107 counties of a Shaanxi-shaped tree (10 cities of 10 or 11 counties), each county's copy
+//! scaled by a factor of its own so that no two are alike. Every city's replica (its counties
+//! and its own sums) is applied at a province store with `Ledger::apply_replicas`, as the
+//! sync does, with a registry naming every division. Then a province node runs in this process
+//! on that store (plaintext: the figure is the node's work and one round trip, not a fresh
+//! handshake; the client's channel is opened once and warmed).
+//!
+//! Measured `BENCH_ROUNDS` times (default 200), p50 / p99 / max in ms:
+//! - **server**: `regions::members` + `regions::report` on the node's ledger (what the
+//!   `Report` handler does besides encoding): every county for a month, for the year; every
+//!   city for a month; a city's trend over the 53 weeks and the 12 months of 2026;
+//! - **end to end**: the same as gRPC `Report` calls, and the `Stats` loop for every county
+//!   (107 calls one after another, and 107 at once).
+//!
+//! Prints one JSON object on stdout and a summary on stderr; never fails on a target. Run with
+//! `cargo bench -p bottomline --bench region_report`; `BENCH_HOUSEHOLDS=N` for a smaller
+//! county (default: realistic).
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use bottomline::cells::Replica;
+use bottomline::division::{Code, Division, Level};
+use bottomline::gen::{GenOptions, GenScope};
+use bottomline::ledger::Ledger;
+use bottomline::period::{Kind, Period};
+use bottomline::regions::{self, Scope};
+use bottomline::store::StoreOptions;
+use bottomline_proto::v1 as pb;
+use serde_json::json;
+
+mod common;
+use common::{env_or, percentile, start_node, Res};
+
+/// The 107 counties of a Shaanxi-size tree: 10 cities of 10 or 11 counties.
+fn counties() -> Vec<Code> {
+    let mut out = Vec::new();
+    for city in 1..=10u32 {
+        let n = if city <= 7 { 11 } else { 10 };
+        for county in 1..=n {
+            out.push(Code::parse(&format!("61{city:02}{county:02}")).expect("county code"));
+        }
+    }
+    out.truncate(107);
+    out
+}
+
+fn ms(d: std::time::Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn summary(mut xs: Vec<f64>) -> serde_json::Value {
+    xs.sort_by(f64::total_cmp);
+    json!({
+        "p50_ms": (percentile(&xs, 0.5) * 1000.0).round() / 1000.0,
+        "p99_ms": (percentile(&xs, 0.99) * 1000.0).round() / 1000.0,
+        "max_ms": (xs.last().copied().unwrap_or(f64::NAN) * 1000.0).round() / 1000.0,
+    })
+}
+
+fn time<T>(rounds: usize, mut f: impl FnMut() -> T) -> Vec<f64> {
+    (0..rounds)
+        .map(|_| {
+            let t = Instant::now();
+            std::hint::black_box(f());
+            ms(t.elapsed())
+        })
+        .collect()
+}
+
+async fn time_async<F, Fut, T>(rounds: usize, mut f: F) -> Vec<f64>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    let mut out = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let t = Instant::now();
+        std::hint::black_box(f().await);
+        out.push(ms(t.elapsed()));
+    }
+    out
+}
+
+/// The province store: every county's figures (the template's, scaled) under its city.
+fn build_province(
+    dir: &std::path::Path,
+    template: &BTreeMap<bottomline::stats::CellKey, i64>,
+) -> Res<()> {
+    let prov = Ledger::open_or_init(
+        &dir.join("61"),
+        Some(Code::parse("61")?),
+        &StoreOptions::default(),
+    )?;
+    let mut divisions = vec![Division {
+        code: Code::parse("61")?,
+        name: "陕西省".into(),
+    }];
+    let mut by_city: BTreeMap<Code, Vec<Code>> = BTreeMap::new();
+    for c in counties() {
+        let city = c.parent().ok_or("a county has a city")?;
+        by_city.entry(city).or_default().push(c);
+    }
+    for (city, cs) in &by_city {
+        divisions.push(Division {
+            code: *city,
+            name: format!("{}市", &city.to_string()[2..]),
+        });
+        for c in cs {
+            divisions.push(Division {
+                code: *c,
+                name: format!("{}县", &c.to_string()[2..]),
+            });
+        }
+    }
+    prov.put_divisions(&divisions)?;
+    for (i, (city, cs)) in by_city.iter().enumerate() {
+        let mut cells: Vec<Replica> = Vec::new();
+        let mut sums: BTreeMap<bottomline::stats::CellKey, i64> = BTreeMap::new();
+        for (j, c) in cs.iter().enumerate() {
+            // 0.80 … 1.20: no two counties alike.
+            let scale = 80 + ((i * 11 + j) * 37 % 41) as i64;
+            for (k, v) in template {
+                let key = bottomline::stats::CellKey { division: *c, ..*k };
+                let value = v * scale / 100;
+                *sums
+                    .entry(bottomline::stats::CellKey {
+                        division: *city,
+                        ..*k
+                    })
+                    .or_insert(0) += value;
+                cells.push(Replica {
+                    key,
+                    value,
+                    version: 1,
+                });
+            }
+        }
+        cells.extend(sums.into_iter().map(|(key, value)| Replica {
+            key,
+            value,
+            version: 1,
+        }));
+        let n = cells.len() as u64;
+        for (b, chunk) in cells.chunks(4096).enumerate() {
+            let pos = ((b + 1) * 4096).min(n as usize) as u64;
+            prov.apply_replicas(*city, chunk, pos, pos)?;
+        }
+    }
+    Ok(())
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> Res<()> {
+    let rounds: usize = env_or("BENCH_ROUNDS", 200);
+    let households: u32 = env_or("BENCH_HOUSEHOLDS", 0);
+    let tmp = tempfile::tempdir()?;
+    let files = tmp.path().join("files");
+    eprintln!("region_report: generating and importing county 610102 …");
+    bottomline::gen::generate(
+        &GenOptions {
+            seed: 7,
+            out: files.clone(),
+            scope: GenScope::County("610102".into()),
+            end: jiff::civil::date(2026, 12, 4),
+            households_per_county: (households > 0).then_some(households),
+        },
+        &mut |_| {},
+    )?;
+    let county_dir = tmp.path().join("county");
+    let template = {
+        let county = Ledger::open_or_init(
+            &county_dir,
+            Some(Code::parse("610102")?),
+            &StoreOptions::default(),
+        )?;
+        let d = files.join("610102");
+        let paths: Vec<_> = std::iter::once("divisions".to_string())
+            .chain(["households", "monitored", "signals", "cases", "measures"].map(String::from))
+            .map(|f| d.join(format!("{f}.csv")))
+            .collect();
+        bottomline::import::import_files(
+            &county,
+            &paths,
+            None,
+            jiff::civil::date(2026, 12, 5),
+            &mut |_| {},
+            &mut |_| {},
+        )?;
+        county.upward_cells()?
+    };
+    eprintln!(
+        "  {} cells travel up from the county; building the province …",
+        template.len()
+    );
+    let nodes = tmp.path().join("nodes");
+    let t = Instant::now();
+    build_province(&nodes, &template)?;
+    eprintln!("  province built in {:.1} s", t.elapsed().as_secs_f64());
+
+    let province = start_node(&nodes, Code::parse("61")?, None, true).await?;
+    let ledger = province.handle.ledger.clone();
+    let p = |s: &str| Period::parse(s).expect("period");
+    let c61 = Code::parse("61")?;
+    let c6101 = Code::parse("6101")?;
+
+    // Server side.
+    let server = |division: Code, scope: Scope, periods: Vec<Period>| {
+        let ledger = ledger.clone();
+        move || {
+            let m = regions::members(&ledger, division, scope).expect("members");
+            regions::report(&ledger, &m, &periods)
+                .expect("report")
+                .len()
+        }
+    };
+    let counties_month = server(c61, Scope::Level(Level::County), vec![p("2026-11")]);
+    assert_eq!(counties_month(), 107);
+    let weeks = regions::year_run(p("2026"), Kind::Week)?;
+    let months = regions::year_run(p("2026"), Kind::Month)?;
+    let server_figs = json!({
+        "counties_month": summary(time(rounds, counties_month)),
+        "counties_year": summary(time(rounds, server(c61, Scope::Level(Level::County), vec![p("2026")]))),
+        "cities_month": summary(time(rounds, server(c61, Scope::Children, vec![p("2026-11")]))),
+        "trend_53_weeks": summary(time(rounds, server(c6101, Scope::Only, weeks))),
+        "trend_12_months": summary(time(rounds, server(c6101, Scope::Only, months))),
+    });
+
+    // End to end.
+    let url = province.url()?;
+    let channel = tonic::transport::Endpoint::from_shared(url.clone())?
+        .tcp_nodelay(true)
+        .connect()
+        .await?;
+    let client = pb::sync_client::SyncClient::new(channel);
+    let report = |scope: pb::ReportScope, division: &str, level: &str, period: &str, each: &str| {
+        let c = client.clone();
+        let req = pb::ReportRequest {
+            division: division.into(),
+            scope: scope as i32,
+            level: level.into(),
+            period: period.into(),
+            until: String::new(),
+            each: each.into(),
+        };
+        move || {
+            let mut c = c.clone();
+            let req = req.clone();
+            async move { c.report(req).await.expect("report").into_inner().rows.len() }
+        }
+    };
+    let mut warm = report(pb::ReportScope::Level, "", "county", "2026-11", "")();
+    assert_eq!(warm.await, 107);
+    warm = report(pb::ReportScope::Level, "", "county", "2026", "")();
+    warm.await;
+    let stats_one = |division: String, period: &'static str| {
+        let mut c = client.clone();
+        async move {
+            c.stats(pb::StatsRequest {
+                division,
+                period: period.into(),
+            })
+            .await
+            .expect("stats")
+            .into_inner()
+            .indicators
+            .len()
+        }
+    };
+    let codes: Vec<String> = counties().iter().map(ToString::to_string).collect();
+    let loop_seq = |period: &'static str| {
+        let codes = codes.clone();
+        move || {
+            let codes = codes.clone();
+            async move {
+                let mut n = 0;
+                for c in codes {
+                    n += stats_one(c, period).await;
+                }
+                n
+            }
+        }
+    };
+    let loop_par = |period: &'static str| {
+        let codes = codes.clone();
+        move || {
+            let calls: Vec<_> = codes.iter().map(|c| stats_one(c.clone(), period)).collect();
+            async move { futures_join_all(calls).await }
+        }
+    };
+    let e2e = json!({
+        "report_counties_month": summary(time_async(rounds, report(pb::ReportScope::Level, "", "county", "2026-11", "")).await),
+        "report_counties_year": summary(time_async(rounds, report(pb::ReportScope::Level, "", "county", "2026", "")).await),
+        "report_cities_month": summary(time_async(rounds, report(pb::ReportScope::Children, "", "", "2026-11", "")).await),
+        "report_trend_53_weeks": summary(time_async(rounds, report(pb::ReportScope::Division, "6101", "", "2026", "week")).await),
+        "report_trend_12_months": summary(time_async(rounds, report(pb::ReportScope::Division, "6101", "", "2026", "month")).await),
+        "stats_loop_107_sequential_month": summary(time_async(rounds / 10 + 1, loop_seq("2026-11")).await),
+        "stats_loop_107_parallel_month": summary(time_async(rounds / 10 + 1, loop_par("2026-11")).await),
+        "stats_loop_107_parallel_year": summary(time_async(rounds / 10 + 1, loop_par("2026")).await),
+    });
+    province.shutdown().await?;
+
+    let out = json!({
+        "benchmark": "region_report",
+        "rounds": rounds,
+        "county_template": {"code": "610102", "cells_up": template.len()},
+        "targets_ms": {"server_month": 2.0, "server_year": 6.0, "end_to_end_python": 10.0, "trend": 5.0},
+        "server": server_figs,
+        "end_to_end": e2e,
+    });
+    eprintln!("{}", serde_json::to_string_pretty(&out)?);
+    println!("{out}");
+    Ok(())
+}
+
+/// Await every future (the benchmark's own join, without another dependency).
+async fn futures_join_all<F: std::future::Future<Output = usize> + Send + 'static>(
+    calls: Vec<F>,
+) -> usize {
+    let handles: Vec<_> = calls.into_iter().map(tokio::spawn).collect();
+    let mut n = 0;
+    for h in handles {
+        n += h.await.expect("task");
+    }
+    n
+}

@@ -12,8 +12,10 @@
 //!
 //! Measured `BENCH_ROUNDS` times (default 200), p50 / p99 / max in ms:
 //! - **server**: `regions::members` + `regions::report` on the node's ledger (what the
-//!   `Report` handler does besides encoding): every county for a month, for the year; every
-//!   city for a month; a city's trend over the 53 weeks and the 12 months of 2026;
+//!   `Report` handler does besides encoding), warm (the indicators cached since the cells last
+//!   changed): every county for a month, for the year; every city for a month; a city's trend
+//!   over the 53 weeks and the 12 months of 2026; and **uncached** (every county's indicators
+//!   computed from the cells, what the first report after a change costs);
 //! - **end to end**: the same as gRPC `Report` calls, and the `Stats` loop for every county
 //!   (107 calls one after another, and 107 at once).
 //!
@@ -219,6 +221,26 @@ async fn main() -> Res<()> {
                 .len()
         }
     };
+    // Uncached: what the first report after a change costs (every indicator computed).
+    let uncached = |period: Period| {
+        let ledger = ledger.clone();
+        move || {
+            let m = regions::members(&ledger, c61, Scope::Level(Level::County)).expect("members");
+            m.iter()
+                .map(|d| {
+                    ledger
+                        .indicators(d.code, period)
+                        .expect("indicators")
+                        .rows
+                        .len()
+                })
+                .sum::<usize>()
+        }
+    };
+    let cold = json!({
+        "counties_month": summary(time(rounds / 4 + 1, uncached(p("2026-11")))),
+        "counties_year": summary(time(rounds / 4 + 1, uncached(p("2026")))),
+    });
     let counties_month = server(c61, Scope::Level(Level::County), vec![p("2026-11")]);
     assert_eq!(counties_month(), 107);
     let weeks = regions::year_run(p("2026"), Kind::Week)?;
@@ -311,6 +333,7 @@ async fn main() -> Res<()> {
         "county_template": {"code": "610102", "cells_up": template.len()},
         "targets_ms": {"server_month": 2.0, "server_year": 6.0, "end_to_end_python": 10.0, "trend": 5.0},
         "server": server_figs,
+        "server_uncached": cold,
         "end_to_end": e2e,
     });
     eprintln!("{}", serde_json::to_string_pretty(&out)?);

@@ -19,6 +19,10 @@
 //! - **end to end**: the same as gRPC `Report` calls, and the `Stats` loop for every county
 //!   (107 calls one after another, and 107 at once).
 //!
+//! - **end to end from Python**: the same through a client generated from `proto/` with
+//!   grpcio-tools (`benches/python/report_client.py`), when `python3` has `grpcio` and
+//!   `grpcio-tools` (`pip install grpcio grpcio-tools`); otherwise the JSON says why not.
+//!
 //! Prints one JSON object on stdout and a summary on stderr; never fails on a target. Run with
 //! `cargo bench -p bottomline --bench region_report`; `BENCH_HOUSEHOLDS=N` for a smaller
 //! county (default: realistic).
@@ -325,6 +329,7 @@ async fn main() -> Res<()> {
         "stats_loop_107_parallel_month": summary(time_async(rounds / 10 + 1, loop_par("2026-11")).await),
         "stats_loop_107_parallel_year": summary(time_async(rounds / 10 + 1, loop_par("2026")).await),
     });
+    let python = python_client(&url, tmp.path(), rounds).await;
     province.shutdown().await?;
 
     let out = json!({
@@ -335,10 +340,61 @@ async fn main() -> Res<()> {
         "server": server_figs,
         "server_uncached": cold,
         "end_to_end": e2e,
+        "end_to_end_python": python,
     });
     eprintln!("{}", serde_json::to_string_pretty(&out)?);
     println!("{out}");
     Ok(())
+}
+
+/// The Python client's figures (`benches/python/report_client.py`), or why there are none.
+async fn python_client(url: &str, tmp: &std::path::Path, rounds: usize) -> serde_json::Value {
+    let skipped = |why: String| {
+        eprintln!("  python client: skipped: {why}");
+        json!({ "skipped": why })
+    };
+    let stubs = tmp.join("python");
+    let proto = concat!(env!("CARGO_MANIFEST_DIR"), "/../proto/proto");
+    let gen = tokio::process::Command::new("python3")
+        .args(["-m", "grpc_tools.protoc", "-I", proto])
+        .arg(format!("--python_out={}", stubs.display()))
+        .arg(format!("--grpc_python_out={}", stubs.display()))
+        .arg("bottomline/v1/sync.proto")
+        .output();
+    if let Err(e) = std::fs::create_dir_all(&stubs) {
+        return skipped(e.to_string());
+    }
+    match gen.await {
+        Ok(o) if o.status.success() => {}
+        Ok(o) => {
+            return skipped(format!(
+                "generating the stubs failed (pip install grpcio grpcio-tools): {}",
+                String::from_utf8_lossy(&o.stderr).trim()
+            ))
+        }
+        Err(e) => return skipped(format!("no python3: {e}")),
+    }
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/benches/python/report_client.py"
+    );
+    let addr = url.trim_start_matches("http://");
+    let out = tokio::process::Command::new("python3")
+        .arg(script)
+        .arg(&stubs)
+        .arg(addr)
+        .arg(rounds.to_string())
+        .output()
+        .await;
+    match out {
+        Ok(o) if o.status.success() => serde_json::from_slice(&o.stdout)
+            .unwrap_or_else(|e| skipped(format!("the client printed no JSON: {e}"))),
+        Ok(o) => skipped(format!(
+            "the client failed: {}",
+            String::from_utf8_lossy(&o.stderr).trim()
+        )),
+        Err(e) => skipped(e.to_string()),
+    }
 }
 
 /// Await every future (the benchmark's own join, without another dependency).

@@ -23,8 +23,8 @@ pub struct Config {
     /// The parent's gRPC endpoint (`http://host:port`); none at the top of the tree.
     #[serde(default)]
     pub parent: Option<String>,
-    /// sled page cache in MiB. sled holds several times the setting: a realistic county's
-    /// import peaked at 90 MB RSS with 2 and at 134 MB with 8, at the same speed (2026-12-05).
+    /// sled page cache in MiB (sled as vendored keeps to it after a scan, see
+    /// `vendor/sled/PATCHES.md`): a realistic county imports at ~73 MB RSS with 2.
     /// A city or the province may want more for its many children (see `deploy/`).
     #[serde(default = "default_cache_mib")]
     pub cache_mib: u64,
@@ -52,6 +52,32 @@ pub struct Config {
     /// `status` and in the log. 0 turns the background check off.
     #[serde(default = "default_check_secs")]
     pub check_secs: f64,
+    /// `text` (the default: one readable line per event) or `json` (one JSON object per
+    /// event, for a log collector). `BOTTOMLINE_LOG_FORMAT` overrides it.
+    #[serde(default)]
+    pub log_format: LogFormat,
+}
+
+/// How a node writes its log (to stderr).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One readable line per event.
+    #[default]
+    Text,
+    /// One JSON object per event: `timestamp`, `level`, `target`, `fields` (with `message`).
+    Json,
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            _ => Err(format!("log format {s:?}: text or json")),
+        }
+    }
 }
 
 fn default_check_secs() -> f64 {

@@ -220,13 +220,30 @@ fn main() -> ExitCode {
         Command::Demo { .. } => "warn",
         _ => "info",
     };
-    tracing_subscriber::fmt()
+    // The log format: BOTTOMLINE_LOG_FORMAT, else a node's `log_format` (a config that does
+    // not load is reported by `serve` itself, in text).
+    let format = std::env::var("BOTTOMLINE_LOG_FORMAT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .or_else(|| match &cli.command {
+            Command::Serve { config } => bottomline::config::Config::load(config)
+                .ok()
+                .map(|c| c.log_format),
+            _ => None,
+        })
+        .unwrap_or_default();
+    let log = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
         )
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        bottomline::config::LogFormat::Json => log.json().init(),
+        bottomline::config::LogFormat::Text => log
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -33,6 +33,10 @@ pub struct Config {
     /// mTLS (mandatory): the provincial CA, the relay's own certificate (a relay identity,
     /// `bottomline pki issue --relay NAME`) and key, the revocation list.
     pub tls: TlsFiles,
+    /// `text` (the default) or `json`: one JSON object per log event.
+    /// `BOTTOMLINE_LOG_FORMAT` overrides it.
+    #[serde(default)]
+    pub log_format: bottomline::config::LogFormat,
 }
 
 fn default_connect_timeout_secs() -> f64 {

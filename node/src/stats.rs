@@ -336,34 +336,44 @@ fn cumulative(
     wanted: &[Stored],
 ) -> Result<BTreeMap<(Stored, u8), i64>, String> {
     let mut acc: BTreeMap<(Stored, u8), i64> = BTreeMap::new();
-    let last = period.last_day();
-    let (years, within) = if period.kind() == Kind::Week {
-        let iso = Period::containing(Kind::IsoYear, last);
-        (
-            (Period::containing(Kind::IsoYear, EARLIEST), iso),
-            (
-                Period::containing(Kind::Week, iso.first_day()),
-                period.next(),
-            ),
-        )
-    } else {
-        let y = Period::containing(Kind::Year, last);
-        (
-            (Period::containing(Kind::Year, EARLIEST), y),
-            (
-                Period::containing(Kind::Month, y.first_day()),
-                Period::containing(Kind::Month, last).next(),
-            ),
-        )
-    };
-    for (from, to) in [years, within] {
-        if from >= to {
-            continue;
-        }
-        for (k, v) in src.cells_between(division, from, to)? {
+    let mut add = |cells: Vec<(CellKey, i64)>| {
+        for (k, v) in cells {
             if wanted.contains(&k.indicator) {
                 *acc.entry((k.indicator, k.dim)).or_default() += v;
             }
+        }
+    };
+    let last = period.last_day();
+    if period.kind() == Kind::Week {
+        // Whole ISO years before, then the weeks of this ISO year up to this one.
+        let iso = Period::containing(Kind::IsoYear, last);
+        let first = Period::containing(Kind::IsoYear, EARLIEST);
+        if first < iso {
+            add(src.cells_between(division, first, iso)?);
+        }
+        let w1 = Period::containing(Kind::Week, iso.first_day());
+        add(src.cells_between(division, w1, period.next())?);
+        return Ok(acc);
+    }
+    // Whole years before, then this year up to the period's last day (a month's end) in the
+    // largest periods that fit: a year is its own block, November is H1 + Q3 + October +
+    // November (every record is counted in every kind of period containing its date).
+    let y = Period::containing(Kind::Year, last);
+    let first = Period::containing(Kind::Year, EARLIEST);
+    if first < y {
+        add(src.cells_between(division, first, y)?);
+    }
+    let mut cursor = y.first_day();
+    while cursor <= last {
+        let p = [Kind::Year, Kind::Half, Kind::Quarter, Kind::Month]
+            .into_iter()
+            .map(|k| Period::containing(k, cursor))
+            .find(|p| p.first_day() == cursor && p.last_day() <= last)
+            .ok_or_else(|| format!("no period from {cursor} ends by {last}"))?;
+        add(src.cells_of(division, p)?);
+        match p.last_day().tomorrow() {
+            Ok(next) => cursor = next,
+            Err(_) => break,
         }
     }
     Ok(acc)

@@ -24,22 +24,9 @@ use bottomline::tickets::{Severity, Ticket, TicketSource};
 use serde_json::json;
 
 mod common;
-use common::{env_or, percentile, start_node, Res};
+use common::{env_or, percentile, shaanxi_counties as counties, start_node, Res};
 
 const PER_INVENTORY: usize = 10_000;
-
-/// The 107 counties of a Shaanxi-size tree: 10 cities of 10 or 11 counties.
-fn counties() -> Vec<Code> {
-    let mut out = Vec::new();
-    for city in 1..=10u32 {
-        let n = if city <= 7 { 11 } else { 10 };
-        for county in 1..=n {
-            out.push(Code::parse(&format!("61{city:02}{county:02}")).expect("county code"));
-        }
-    }
-    out.truncate(107);
-    out
-}
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0

@@ -69,6 +69,34 @@ pub enum LogFormat {
     Json,
 }
 
+impl LogFormat {
+    /// `BOTTOMLINE_LOG_FORMAT` when set and valid, else `configured`, else text.
+    pub fn chosen(configured: Option<LogFormat>) -> LogFormat {
+        std::env::var("BOTTOMLINE_LOG_FORMAT")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .or(configured)
+            .unwrap_or_default()
+    }
+
+    /// Install the process's log subscriber: to stderr, filtered by `RUST_LOG` (else
+    /// `default_filter`), as JSON objects or as text (coloured only on a terminal).
+    pub fn init(self, default_filter: &str) {
+        let log = tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
+            )
+            .with_writer(std::io::stderr);
+        match self {
+            LogFormat::Json => log.json().init(),
+            LogFormat::Text => log
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                .init(),
+        }
+    }
+}
+
 impl std::str::FromStr for LogFormat {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {

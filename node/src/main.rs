@@ -220,30 +220,14 @@ fn main() -> ExitCode {
         Command::Demo { .. } => "warn",
         _ => "info",
     };
-    // The log format: BOTTOMLINE_LOG_FORMAT, else a node's `log_format` (a config that does
-    // not load is reported by `serve` itself, in text).
-    let format = std::env::var("BOTTOMLINE_LOG_FORMAT")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .or_else(|| match &cli.command {
-            Command::Serve { config } => bottomline::config::Config::load(config)
-                .ok()
-                .map(|c| c.log_format),
-            _ => None,
-        })
-        .unwrap_or_default();
-    let log = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
-        )
-        .with_writer(std::io::stderr);
-    match format {
-        bottomline::config::LogFormat::Json => log.json().init(),
-        bottomline::config::LogFormat::Text => log
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .init(),
-    }
+    // A node's `log_format` (a config that does not load is reported by `serve`, in text).
+    let configured = match &cli.command {
+        Command::Serve { config } => bottomline::config::Config::load(config)
+            .ok()
+            .map(|c| c.log_format),
+        _ => None,
+    };
+    bottomline::config::LogFormat::chosen(configured).init(default_filter);
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -382,11 +366,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let ledger = Ledger::open(&data, &opts)?;
             if let Some(q) = region_query(division, period, children, level, trend.as_deref()) {
                 let division = q.division.unwrap_or(ledger.division());
-                let periods = match (q.each, q.until) {
-                    (Some(kind), _) => regions::year_run(q.period, kind)?,
-                    (None, Some(until)) => regions::run(q.period, until)?,
-                    (None, None) => vec![q.period],
-                };
+                let periods = regions::periods(q.period, q.until, q.each)?;
                 let members = regions::members(&ledger, division, q.scope)?;
                 let entries = regions::report(&ledger, &members, &periods)?;
                 print!(

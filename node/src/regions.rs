@@ -67,6 +67,23 @@ pub fn run(from: Period, until: Period) -> Result<Vec<Period>, ReportError> {
     Ok(out)
 }
 
+/// The periods a report asks for: `period` alone, the run from it to `until`, or every week
+/// or month (`each`) of the year `period`.
+pub fn periods(
+    period: Period,
+    until: Option<Period>,
+    each: Option<Kind>,
+) -> Result<Vec<Period>, ReportError> {
+    match (until, each) {
+        (None, None) => Ok(vec![period]),
+        (Some(until), None) => run(period, until),
+        (None, Some(kind)) => year_run(period, kind),
+        (Some(_), Some(_)) => Err(ReportError::Invalid(
+            "give either until (a run of periods) or each (the weeks or months of a year)".into(),
+        )),
+    }
+}
+
 /// The weeks (ISO weeks of the ISO year, 52 or 53) or months of `year`, for a trend.
 pub fn year_run(year: Period, kind: Kind) -> Result<Vec<Period>, ReportError> {
     if year.kind() != Kind::Year {

@@ -32,29 +32,13 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // BOTTOMLINE_LOG_FORMAT, else the config's `log_format` (a config that does not load is
-    // reported by `run`, in text).
-    let format = std::env::var("BOTTOMLINE_LOG_FORMAT")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .or_else(|| match &cli.command {
-            Command::Serve { config } => bottomline_relay::config::Config::load(config)
-                .ok()
-                .map(|c| c.log_format),
-        })
-        .unwrap_or_default();
-    let log = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr);
-    match format {
-        bottomline::config::LogFormat::Json => log.json().init(),
-        bottomline::config::LogFormat::Text => log
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .init(),
-    }
+    // The config's `log_format` (a config that does not load is reported by `run`, in text).
+    let configured = match &cli.command {
+        Command::Serve { config } => bottomline_relay::config::Config::load(config)
+            .ok()
+            .map(|c| c.log_format),
+    };
+    bottomline::config::LogFormat::chosen(configured).init("info");
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -225,6 +225,19 @@ pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
+/// The 107 counties of a Shaanxi-size tree: 10 cities of 10 or 11 counties.
+pub fn shaanxi_counties() -> Vec<Code> {
+    let mut out = Vec::new();
+    for city in 1..=10u32 {
+        let n = if city <= 7 { 11 } else { 10 };
+        for county in 1..=n {
+            out.push(Code::parse(&format!("61{city:02}{county:02}")).expect("county code"));
+        }
+    }
+    out.truncate(107);
+    out
+}
+
 /// The `p` quantile of sorted values (NaN when empty).
 pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {

@@ -21,26 +21,19 @@ impl Ledger {
         self.cells_where(&|_, _| true)
     }
 
-    /// The stored non-zero cells of the blocks (division, period) `inside` takes.
+    /// The stored non-zero cells of the blocks (division, period) `inside` takes (only
+    /// those blocks are decoded).
     pub(super) fn cells_where(
         &self,
         inside: &dyn Fn(Code, Period) -> bool,
     ) -> Result<BTreeMap<CellKey, i64>> {
-        let mut out = BTreeMap::new();
-        for r in self.store.scan_prefix(TreeId::Cells, b"") {
-            let (k, v) = r?;
-            let (division, period) = decode_block_key(&k)?;
-            if !inside(division, period) {
-                continue;
-            }
-            let block = crate::cells::Block::decode(&v).map_err(|e| cells_err(e.into()))?;
-            out.extend(
-                crate::cells::cells_of_block(division, period, &block)
-                    .filter(|(_, e)| e.value != 0)
-                    .map(|(k, e)| (k, e.value)),
-            );
-        }
-        Ok(out)
+        let blocks = self.store.scan_prefix(TreeId::Cells, b"").filter(|r| {
+            // A key that does not decode is kept: `scan_cells` reports it.
+            r.as_ref().map_or(true, |(k, _)| {
+                crate::cells::decode_block_key(k).is_none_or(|(d, p)| inside(d, p))
+            })
+        });
+        Ok(self.scan_cells(blocks)?.into_iter().collect())
     }
 
     /// The non-zero cells that travel up to the parent ([`crate::cells::travels_up`]): what

@@ -222,4 +222,64 @@ async fn one_call_gives_every_child_every_county_and_a_years_trend() {
         .filter_map(|l| l.split(',').nth(2))
         .collect();
     assert_eq!(months.len(), 12, "{text}");
+
+    // The province's cache keeps what did not change: a county's change drops its own
+    // indicators (and its city's and the province's), never serves them stale, and keeps the
+    // other counties'.
+    let (changed, kept) = (&counties[0], &counties[1]);
+    let (c0, c1) = (
+        changed.handle.ledger.division(),
+        kept.handle.ledger.division(),
+    );
+    let signals =
+        std::fs::read_to_string(files.join(c0.to_string()).join("signals.csv")).expect("signals");
+    let first = signals.lines().nth(1).expect("a signal");
+    let id = first.split(',').next().expect("id").to_string();
+    let year = p(&first.rsplit(',').next().expect("date")[..4]);
+    let before_changed = prov.indicators_shared(c0, year).expect("stats");
+    let before_kept = prov.indicators_shared(c1, year).expect("stats");
+    let before_city = prov
+        .indicators_shared(c0.parent().expect("city"), year)
+        .expect("stats");
+    assert!(std::sync::Arc::ptr_eq(
+        &before_kept,
+        &prov.indicators_shared(c1, year).expect("stats")
+    ));
+    changed
+        .handle
+        .ledger
+        .apply(
+            &[bottomline::ledger::Change::Delete(
+                bottomline::domain::RecordKind::Signal,
+                id,
+            )],
+            date(2026, 11, 24),
+        )
+        .expect("a signal deleted");
+    let want = changed.handle.ledger.indicators(c0, year).expect("stats");
+    assert_ne!(
+        *before_changed, want,
+        "deleting a signal changes the county's year"
+    );
+    eventually("the province holds the change", || {
+        prov.indicators(c0, year).expect("stats") == want
+    })
+    .await;
+    assert_eq!(*prov.indicators_shared(c0, year).expect("stats"), want);
+    let city_now = prov
+        .indicators_shared(c0.parent().expect("city"), year)
+        .expect("stats");
+    assert_ne!(*city_now, *before_city, "the city's figures moved too");
+    assert_eq!(
+        *city_now,
+        prov.indicators(c0.parent().expect("city"), year)
+            .expect("stats")
+    );
+    assert!(
+        std::sync::Arc::ptr_eq(
+            &before_kept,
+            &prov.indicators_shared(c1, year).expect("stats")
+        ),
+        "the unchanged county's indicators stay cached"
+    );
 }

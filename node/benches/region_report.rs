@@ -16,8 +16,12 @@
 //!   changed): every county for a month, for the year; every city for a month; a city's trend
 //!   over the 53 weeks and the 12 months of 2026; and **uncached** (every county's indicators
 //!   computed from the cells, what the first report after a change costs);
-//! - **end to end**: the same as gRPC `Report` calls, and the `Stats` loop for every county
-//!   (107 calls one after another, and 107 at once).
+//! - **live**: every county for a month while the tree syncs — before each report one
+//!   county's replica changes (one cell, as a child's batch applies it), so the report computes
+//!   that county's (and its city's) indicators again and takes the other 106 from the cache;
+//! - **end to end**: the same as gRPC `Report` calls, the same as HTTP JSON (`/api/report`,
+//!   the body parsed), and the `Stats` loop for every county (107 calls one after another,
+//!   and 107 at once).
 //!
 //! - **end to end from Python**: the same through a client generated from `proto/` with
 //!   grpcio-tools (`benches/python/report_client.py`), when `python3` has `grpcio` and
@@ -41,7 +45,7 @@ use bottomline_proto::v1 as pb;
 use serde_json::json;
 
 mod common;
-use common::{env_or, percentile, shaanxi_counties as counties, start_node, Res};
+use common::{env_or, percentile, prepare_node, shaanxi_counties as counties, Res};
 
 fn ms(d: std::time::Duration) -> f64 {
     d.as_secs_f64() * 1000.0
@@ -81,10 +85,11 @@ where
 }
 
 /// The province store: every county's figures (the template's, scaled) under its city.
+/// Build the province store; returns each city's replica position.
 fn build_province(
     dir: &std::path::Path,
     template: &BTreeMap<bottomline::stats::CellKey, i64>,
-) -> Res<()> {
+) -> Res<BTreeMap<Code, u64>> {
     let prov = Ledger::open_or_init(
         &dir.join("61"),
         Some(Code::parse("61")?),
@@ -112,6 +117,7 @@ fn build_province(
         }
     }
     prov.put_divisions(&divisions)?;
+    let mut positions = BTreeMap::new();
     for (i, (city, cs)) in by_city.iter().enumerate() {
         let mut cells: Vec<Replica> = Vec::new();
         let mut sums: BTreeMap<bottomline::stats::CellKey, i64> = BTreeMap::new();
@@ -144,8 +150,9 @@ fn build_province(
             let pos = ((b + 1) * 4096).min(n as usize) as u64;
             prov.apply_replicas(*city, chunk, pos, pos)?;
         }
+        positions.insert(*city, n);
     }
-    Ok(())
+    Ok(positions)
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -193,10 +200,13 @@ async fn main() -> Res<()> {
     );
     let nodes = tmp.path().join("nodes");
     let t = Instant::now();
-    build_province(&nodes, &template)?;
+    let mut positions = build_province(&nodes, &template)?;
     eprintln!("  province built in {:.1} s", t.elapsed().as_secs_f64());
 
-    let province = start_node(&nodes, Code::parse("61")?, None, true).await?;
+    let province = prepare_node(&nodes, Code::parse("61")?, None, true, None)
+        .await?
+        .with_http()
+        .run();
     let ledger = province.handle.ledger.clone();
     let p = |s: &str| Period::parse(s).expect("period");
     let c61 = Code::parse("61")?;
@@ -232,6 +242,33 @@ async fn main() -> Res<()> {
         "counties_month": summary(time(rounds / 4 + 1, uncached(p("2026-11")))),
         "counties_year": summary(time(rounds / 4 + 1, uncached(p("2026")))),
     });
+    // Live: one county's replica changed before each report (untimed), as while the tree syncs.
+    let live = {
+        let all = counties();
+        let cell = *template.keys().next().ok_or("a template cell")?;
+        let mut xs = Vec::with_capacity(rounds);
+        let report = server(c61, Scope::Level(Level::County), vec![p("2026-11")]);
+        report();
+        for i in 0..rounds {
+            let county = all[i % all.len()];
+            let city = county.parent().ok_or("a county has a city")?;
+            let pos = positions.get_mut(&city).ok_or("a city's position")?;
+            *pos += 1;
+            let changed = Replica {
+                key: bottomline::stats::CellKey {
+                    division: county,
+                    ..cell
+                },
+                value: 1_000 + i as i64,
+                version: 2 + i as u64,
+            };
+            ledger.apply_replicas(city, &[changed], *pos, *pos)?;
+            let t = Instant::now();
+            assert_eq!(report(), 107);
+            xs.push(ms(t.elapsed()));
+        }
+        summary(xs)
+    };
     let counties_month = server(c61, Scope::Level(Level::County), vec![p("2026-11")]);
     assert_eq!(counties_month(), 107);
     let weeks = regions::year_run(p("2026"), Kind::Week)?;
@@ -242,6 +279,7 @@ async fn main() -> Res<()> {
         "cities_month": summary(time(rounds, server(c61, Scope::Children, vec![p("2026-11")]))),
         "trend_53_weeks": summary(time(rounds, server(c6101, Scope::Only, weeks))),
         "trend_12_months": summary(time(rounds, server(c6101, Scope::Only, months))),
+        "counties_month_one_county_changed": live,
     });
 
     // End to end.
@@ -316,6 +354,7 @@ async fn main() -> Res<()> {
         "stats_loop_107_parallel_month": summary(time_async(rounds / 10 + 1, loop_par("2026-11")).await),
         "stats_loop_107_parallel_year": summary(time_async(rounds / 10 + 1, loop_par("2026")).await),
     });
+    let http = http_json(&province, rounds).await?;
     let python = python_client(&url, tmp.path(), rounds).await;
     province.shutdown().await?;
 
@@ -327,6 +366,7 @@ async fn main() -> Res<()> {
         "server": server_figs,
         "server_uncached": cold,
         "end_to_end": e2e,
+        "end_to_end_http_json": http,
         "end_to_end_python": python,
     });
     eprintln!("{}", serde_json::to_string_pretty(&out)?);
@@ -335,6 +375,49 @@ async fn main() -> Res<()> {
 }
 
 /// The Python client's figures (`benches/python/report_client.py`), or why there are none.
+/// The report as HTTP JSON from the node's `/api/report` (loopback: anonymous reading), the
+/// body parsed, over one kept-alive connection.
+async fn http_json(province: &common::Running, rounds: usize) -> Res<serde_json::Value> {
+    use http_body_util::{BodyExt, Empty};
+    let deadline = Instant::now() + std::time::Duration::from_secs(30);
+    while province.handle.http_addr.get().is_none() {
+        if Instant::now() > deadline {
+            return Err("the province did not bind its HTTP listener".into());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let addr = *province.handle.http_addr.get().ok_or("bound")?;
+    let client: hyper_util::client::legacy::Client<_, Empty<hyper::body::Bytes>> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build_http();
+    let get = |path: &'static str| {
+        let client = client.clone();
+        move || {
+            let client = client.clone();
+            async move {
+                let res = client
+                    .get(format!("http://{addr}{path}").parse().expect("uri"))
+                    .await
+                    .expect("HTTP report");
+                assert_eq!(res.status(), 200);
+                let body = res.into_body().collect().await.expect("body").to_bytes();
+                let v: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+                v["rows"].as_array().map_or(0, Vec::len)
+            }
+        }
+    };
+    const MONTH: &str = "/api/report?scope=level&level=county&period=2026-11";
+    const YEAR: &str = "/api/report?scope=level&level=county&period=2026";
+    const TREND: &str = "/api/report?division=6101&scope=division&period=2026&each=week";
+    assert_eq!(get(MONTH)().await, 107);
+    assert_eq!(get(TREND)().await, 53);
+    Ok(json!({
+        "report_counties_month": summary(time_async(rounds, get(MONTH)).await),
+        "report_counties_year": summary(time_async(rounds, get(YEAR)).await),
+        "report_trend_53_weeks": summary(time_async(rounds, get(TREND)).await),
+    }))
+}
+
 async fn python_client(url: &str, tmp: &std::path::Path, rounds: usize) -> serde_json::Value {
     let skipped = |why: String| {
         eprintln!("  python client: skipped: {why}");

@@ -56,6 +56,34 @@ pub struct Config {
     /// event, for a log collector). `BOTTOMLINE_LOG_FORMAT` overrides it.
     #[serde(default)]
     pub log_format: LogFormat,
+    /// Where the dashboard, the HTTP API and `/metrics` listen (none: no HTTP). Keep it on
+    /// loopback (`127.0.0.1:8480`) unless people on other machines use it: an address others
+    /// can reach needs accounts (`bottomline user add`), and the node refuses to start
+    /// without any.
+    #[serde(default)]
+    pub http_listen: Option<SocketAddr>,
+    /// Reading the dashboard without logging in: allowed by default on a loopback listener
+    /// (anyone with a shell on this machine reads the store anyway), never on another one.
+    /// Acting on tickets always needs an operator's login.
+    #[serde(default)]
+    pub http_anonymous: Option<bool>,
+    /// The accounts file (default `DATA_DIR/accounts.toml`), kept by `bottomline user`.
+    #[serde(default)]
+    pub accounts: Option<PathBuf>,
+    /// A dashboard session ends after this many idle minutes …
+    #[serde(default = "default_session_idle_minutes")]
+    pub session_idle_minutes: u64,
+    /// … and at the latest this many hours after the login.
+    #[serde(default = "default_session_max_hours")]
+    pub session_max_hours: u64,
+}
+
+fn default_session_idle_minutes() -> u64 {
+    30
+}
+
+fn default_session_max_hours() -> u64 {
+    12
 }
 
 /// How a node writes its log (to stderr).
@@ -215,6 +243,13 @@ pub enum ConfigError {
 }
 
 impl Config {
+    /// The dashboard's accounts file: `accounts`, or `DATA_DIR/accounts.toml`.
+    pub fn accounts_path(&self) -> PathBuf {
+        self.accounts
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("accounts.toml"))
+    }
+
     /// Read and check a TOML file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         load_with(path, Config::parse)

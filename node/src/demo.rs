@@ -99,6 +99,9 @@ pub struct DemoOptions {
     pub today: Date,
     /// Parallel county imports.
     pub import_threads: usize,
+    /// Dashboard port of the province (on 127.0.0.1); the cities and counties take the
+    /// next ones. 0: any free ports.
+    pub http_port: u16,
 }
 
 /// A node of the running demo.
@@ -121,6 +124,13 @@ pub struct Demo {
     pub counties: Vec<Code>,
     /// The certificate files of the province operator the demo prints commands for.
     pub operator: TlsFiles,
+}
+
+impl DemoNode {
+    /// Where its dashboard listens.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.handle.http_addr.get().copied()
+    }
 }
 
 impl Demo {
@@ -258,6 +268,7 @@ fn toml_config(
     division: Code,
     data_dir: &Path,
     listen: Option<SocketAddr>,
+    http_listen: SocketAddr,
     parent: Option<&str>,
     cache_mib: u64,
     tls: &TlsFiles,
@@ -272,10 +283,30 @@ fn toml_config(
     if let Some(p) = parent {
         t.push_str(&format!("parent = \"{p}\"\n"));
     }
+    t.push_str(&format!("http_listen = \"{http_listen}\"\n"));
     t.push_str("\n[sync]\nreconnect_secs = 0.2\nheartbeat_secs = 2.0\nsilent_child_secs = 30\n");
     t.push('\n');
     t.push_str(&tls.to_toml_section());
     t
+}
+
+/// The demo's dashboard accounts at the province: (name, role, password). A demo only: a
+/// real node's accounts are added by `bottomline user add`, which asks for the password.
+pub const DEMO_ACCOUNTS: [(&str, Role, &str); 2] = [
+    ("demo.viewer", Role::Viewer, "viewer-demo-2026"),
+    ("demo.operator", Role::Operator, "operator-demo-2026"),
+];
+
+/// Add [`DEMO_ACCOUNTS`] to the province's accounts file (kept from an earlier run).
+fn demo_accounts(config: &Config) -> anyhow::Result<()> {
+    let path = config.accounts_path();
+    let have = crate::http::accounts::list(&path)?;
+    for (name, role, password) in DEMO_ACCOUNTS {
+        if !have.iter().any(|a| a.name == name) {
+            crate::http::accounts::add(&path, config.division, name, role, None, password)?;
+        }
+    }
+    Ok(())
 }
 
 /// The person the demo prints commands for: an operator of the province.
@@ -343,6 +374,7 @@ pub async fn start(opts: &DemoOptions, say: Say) -> anyhow::Result<Demo> {
     let mut nodes: Vec<DemoNode> = Vec::new();
     let mut addr_of: std::collections::HashMap<Code, String> = Default::default();
     let mut port = opts.port;
+    let mut http_port = opts.http_port;
     let levels = [vec![province], cities.clone(), counties.clone()];
     let mut identities: Vec<Identity> = levels
         .iter()
@@ -386,10 +418,25 @@ pub async fn start(opts: &DemoOptions, say: Say) -> anyhow::Result<Demo> {
                 _ => crate::store::DEFAULT_CACHE_MIB,
             };
             let data = opts.dir.join("nodes").join(code.to_string());
-            let text = toml_config(code, &data, listen, parent.as_deref(), cache, &files);
+            let http_listen: SocketAddr = ([127, 0, 0, 1], http_port).into();
+            if http_port != 0 {
+                http_port += 1;
+            }
+            let text = toml_config(
+                code,
+                &data,
+                listen,
+                http_listen,
+                parent.as_deref(),
+                cache,
+                &files,
+            );
             let path = configs.join(format!("{code}.toml"));
             std::fs::write(&path, &text)?;
             let config = Config::load(&path)?;
+            if depth == 0 {
+                demo_accounts(&config)?;
+            }
             let handle = node::open(&config)?;
             if let Some(l) = listen {
                 addr_of.insert(code, format!("https://{l}"));
@@ -589,6 +636,25 @@ pub async fn run(
         }
     );
     let pki = opts.dir.join("pki");
+    if let Some(h) = p.http_addr() {
+        println!("\nThe command center's dashboard (Chinese; English with the switch at the top):");
+        println!("  http://{h}/   (province {})", p.config.division);
+        if let Some(c) = city.and_then(|c| demo.node(c)).and_then(|n| n.http_addr()) {
+            println!("  http://{c}/   (a city)");
+        }
+        if let Some(c) = county
+            .and_then(|c| demo.node(c))
+            .and_then(|n| n.http_addr())
+        {
+            println!("  http://{c}/   (a county: its towns and villages)");
+        }
+        println!(
+            "  reading needs no login on this machine; to act on tickets log in at the province \
+             as {} / {} (a viewer: {} / {})",
+            DEMO_ACCOUNTS[1].0, DEMO_ACCOUNTS[1].2, DEMO_ACCOUNTS[0].0, DEMO_ACCOUNTS[0].2
+        );
+        println!("  http://{h}/metrics   (Prometheus)");
+    }
     let (ca, cert, key) = (&demo.operator.ca, &demo.operator.cert, &demo.operator.key);
     println!(
         "\nThe tree is running over mutual TLS (Ctrl-C stops it). Try, in another terminal, as \

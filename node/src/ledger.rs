@@ -32,12 +32,14 @@ use crate::store::{Bytes, Store, StoreError, StoreOptions, TreeId, WriteSet};
 mod cells_read;
 mod check;
 mod durable;
+mod metrics;
 mod replicas;
 mod restored;
 pub(crate) mod stream;
 mod ticket_log;
 mod write;
 pub use check::{CheckReport, Mismatch};
+pub use metrics::{CellsFrom, LedgerMetrics};
 pub use replicas::{KnownChild, MAX_SWEEP_CELLS};
 pub use restored::ChildLinked;
 pub use stream::StreamedWrite;
@@ -208,6 +210,8 @@ pub struct Ledger {
     identity: crate::lineage::StoreIdentity,
     /// Indicators computed since the cells last became durable (`cells_read.rs`).
     indicators_cache: Mutex<cells_read::IndicatorCache>,
+    /// Flush times and applied cells, for `/metrics` (`ledger/metrics.rs`).
+    metrics: LedgerMetrics,
 }
 
 /// Store key of a record: kind, then id.
@@ -399,6 +403,7 @@ impl Ledger {
             certs: Default::default(),
             identity: Default::default(),
             indicators_cache: Default::default(),
+            metrics: LedgerMetrics::default(),
         };
         ledger.ticket_durable.store(
             ledger.stored_ticket_head()?,
@@ -443,8 +448,9 @@ impl Ledger {
         );
         let groups = crate::cells::group(deltas.iter().map(|(k, d)| (*k, *d)));
         let n = self.write_cells(&groups, &mut |_| {})?;
-        self.store.flush()?;
+        self.flush_store()?;
         self.mark_durable(self.cell_seq()?);
+        self.metrics.cells_applied(CellsFrom::Local, n);
         Ok(n)
     }
 
@@ -464,6 +470,11 @@ impl Ledger {
     /// The node's division.
     pub fn division(&self) -> Code {
         self.division
+    }
+
+    /// What this ledger counts and times (flushes, applied cells) for `/metrics`.
+    pub fn metrics(&self) -> &LedgerMetrics {
+        &self.metrics
     }
 
     /// The underlying store (for the sync layer and diagnostics).
@@ -500,7 +511,7 @@ impl Ledger {
             }
         }
         self.store.commit(ws)?;
-        self.store.flush()?;
+        self.flush_store()?;
         let mut reg = self.registry.write().unwrap_or_else(|p| p.into_inner());
         let reg = Arc::make_mut(&mut reg);
         for d in divisions {

@@ -29,6 +29,7 @@ pub mod division;
 #[macro_use] // `vocabulary!`, reused by `tickets`
 pub mod domain;
 pub mod gen;
+pub mod http;
 pub mod import;
 pub mod inbox;
 pub mod ledger;

@@ -19,6 +19,7 @@ use clap::{Parser, Subcommand};
 mod cli_auth;
 mod cli_pki;
 mod cli_tickets;
+mod cli_user;
 
 #[derive(Parser)]
 #[command(
@@ -135,6 +136,9 @@ enum Command {
     Tickets(Box<cli_tickets::TicketsArgs>),
     /// Certificates: the provincial CA, node/operator/relay certificates, renewal and revocation (no openssl needed).
     Pki(cli_pki::PkiArgs),
+    /// People who log in to the dashboard: add, passwd, remove, list (only the accounts
+    /// file; works while the node runs).
+    User(cli_user::UserArgs),
     /// Check a node's statistics (the node stopped): at a county every cell against a
     /// recomputation from the records and tickets; at a city or the province every cell of its
     /// own division against the sum of its children's (reports the first differing cells).
@@ -169,6 +173,10 @@ enum Command {
         /// Counties imported at the same time.
         #[arg(long, default_value_t = 2)]
         import_threads: usize,
+        /// Dashboard port of the province on 127.0.0.1 (http://127.0.0.1:8480/); the cities
+        /// and counties take the next ones. 0 takes any free ports.
+        #[arg(long, default_value_t = 8480)]
+        http_port: u16,
     },
     /// Generate deterministic synthetic data in the interchange format.
     ///
@@ -443,6 +451,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Tickets(args) => cli_tickets::run(*args),
         Command::Pki(args) => cli_pki::run(args),
+        Command::User(args) => cli_user::run(args),
         Command::Check { data } => {
             let ledger = Ledger::open(&data, &opts)?;
             // The ticket cells the node wrote must equal its tickets' events, folded again.
@@ -475,8 +484,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             seed,
             port,
             import_threads,
+            http_port,
         } => {
             let rt = tokio::runtime::Runtime::new()?;
+            let shutdown = {
+                let _in_runtime = rt.enter();
+                bottomline::node::shutdown_signal()
+            };
             rt.block_on(bottomline::demo::run(
                 bottomline::demo::DemoOptions {
                     dir,
@@ -487,8 +501,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     port,
                     today: today_in_china(),
                     import_threads,
+                    http_port,
                 },
-                bottomline::node::shutdown_signal(),
+                shutdown,
             ))
         }
         Command::Gen {
@@ -556,6 +571,8 @@ fn serve(path: &std::path::Path) -> anyhow::Result<()> {
     let config = bottomline::config::Config::load(path)?;
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {
+        // Signals first: a SIGTERM while the store opens stops the node cleanly.
+        let shutdown = bottomline::node::shutdown_signal();
         let handle = bottomline::node::open(&config)?;
         let listener = match config.listen {
             Some(addr) => Some(
@@ -568,13 +585,7 @@ fn serve(path: &std::path::Path) -> anyhow::Result<()> {
         if let Some(l) = &listener {
             tracing::info!(addr = %l.local_addr()?, "listening");
         }
-        bottomline::node::run(
-            config,
-            handle,
-            listener,
-            bottomline::node::shutdown_signal(),
-        )
-        .await
+        bottomline::node::run(config, handle, listener, shutdown).await
     })
 }
 

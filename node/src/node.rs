@@ -24,6 +24,10 @@ pub struct NodeHandle {
     pub uplink: Arc<Mutex<UplinkState>>,
     /// The node's last check of itself.
     pub self_check: rpc::SelfCheckState,
+    /// The node's metrics (`/metrics`).
+    pub metrics: Arc<crate::http::metrics::NodeMetrics>,
+    /// Where the dashboard and HTTP API listen, once bound (`http_listen` may ask port 0).
+    pub http_addr: Arc<std::sync::OnceLock<std::net::SocketAddr>>,
 }
 
 /// Open the node's ledger (creating the data dir for its division if new).
@@ -33,11 +37,14 @@ pub fn open(config: &Config) -> anyhow::Result<NodeHandle> {
         Some(config.division),
         &config.store_options(),
     )?;
+    let metrics = crate::http::metrics::NodeMetrics::new(ledger.metrics());
     Ok(NodeHandle {
+        metrics,
         ledger: Arc::new(ledger),
         children: Default::default(),
         uplink: Default::default(),
         self_check: Default::default(),
+        http_addr: Default::default(),
     })
 }
 
@@ -77,6 +84,10 @@ pub async fn run(
             None
         }
     };
+    // The people of the dashboard (the file is read again when `bottomline user` changes it).
+    let accounts_path = config.accounts_path();
+    let accounts = crate::http::accounts::Accounts::open(&accounts_path, config.division)?;
+    let anonymous = crate::http::check_access(&config, &accounts)?;
     // A county's inbox (created with its done/ and rejected/ before anything starts).
     let inbox = match &config.inbox {
         Some(dir) => Some(crate::inbox::Inbox::open(dir).map_err(|e| {
@@ -110,9 +121,17 @@ pub async fn run(
             stop_rx.clone(),
         ))
     });
-    let server = listener.map(|listener| {
-        let (health_reporter, health_service) = tonic_health::server::health_reporter();
-        let svc = SyncService::new(
+    let metrics = handle.metrics.clone();
+    let http_listener = match config.http_listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|e| anyhow::anyhow!("http_listen {addr}: cannot listen there: {e}"))?,
+        ),
+        None => None,
+    };
+    let sync_svc = Arc::new(
+        SyncService::new(
             handle.ledger.clone(),
             handle.children.clone(),
             handle.uplink.clone(),
@@ -121,12 +140,44 @@ pub async fn run(
             tls.as_ref().map(|t| t.revoked()),
             seals.clone(),
         )
-        .with_self_check(handle.self_check.clone());
-        let tickets = rpc::tickets_api::TicketsService::new(
+        .with_self_check(handle.self_check.clone()),
+    );
+    let tickets_svc = Arc::new(
+        rpc::tickets_api::TicketsService::new(
             handle.ledger.clone(),
             tls.as_ref().map(|t| t.revoked()),
         )
-        .with_verifier(seals.verifier().cloned());
+        .with_verifier(seals.verifier().cloned()),
+    );
+    let http = match http_listener {
+        Some(listener) => {
+            let _ = handle.http_addr.set(listener.local_addr()?);
+            let state = Arc::new(crate::http::HttpState {
+                handle: handle.clone(),
+                sync: sync_svc.clone(),
+                tickets: tickets_svc.clone(),
+                accounts,
+                sessions: crate::http::sessions::Sessions::new(
+                    std::time::Duration::from_secs(config.session_idle_minutes * 60),
+                    std::time::Duration::from_secs(config.session_max_hours * 3600),
+                ),
+                limiter: crate::http::sessions::LoginLimiter::new(),
+                anonymous,
+                metrics: metrics.clone(),
+                silent_after: config.sync.silent_after(),
+                stalled_after: config.sync.stalled_after(),
+            });
+            Some(tokio::spawn(crate::http::serve(
+                listener,
+                state,
+                stop_rx.clone(),
+            )))
+        }
+        None => None,
+    };
+    let server = listener.map(|listener| {
+        let (health_reporter, health_service) = tonic_health::server::health_reporter();
+        let (svc, tickets) = (sync_svc, tickets_svc);
         let import = rpc::import_api::ImportService::new(
             handle.ledger.clone(),
             tls.as_ref().map(|t| t.revoked()),
@@ -147,16 +198,17 @@ pub async fn run(
                 .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
                 .build_v1alpha()?;
             tonic::transport::Server::builder()
+                .layer(metrics.grpc_layer())
                 .add_service(health_service)
                 .add_service(reflection)
                 .add_service(reflection_alpha)
                 .add_service(
-                    bottomline_proto::v1::sync_server::SyncServer::new(svc)
+                    bottomline_proto::v1::sync_server::SyncServer::from_arc(svc)
                         .max_decoding_message_size(rpc::MESSAGE_LIMIT)
                         .max_encoding_message_size(rpc::MESSAGE_LIMIT),
                 )
                 .add_service(
-                    bottomline_proto::v1::tickets_server::TicketsServer::new(tickets)
+                    bottomline_proto::v1::tickets_server::TicketsServer::from_arc(tickets)
                         .max_decoding_message_size(rpc::MESSAGE_LIMIT)
                         .max_encoding_message_size(rpc::MESSAGE_LIMIT),
                 )
@@ -202,6 +254,9 @@ pub async fn run(
     let _ = stop_tx.send(true);
     if let Some(s) = server {
         s.await??;
+    }
+    if let Some(h) = http {
+        h.await??;
     }
     tracing::info!("shutting down: uplink stopped");
     if let Some(u) = uplink {
@@ -377,24 +432,31 @@ async fn watch_silent_children(
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM (what `bottomline serve` and `bottomline-relay` stop
-/// on).
-pub async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// on). The handlers are installed when this is called (inside a Tokio runtime), not when the
+/// future is first polled: a process calls it first thing, so a SIGTERM that arrives while
+/// the node is still opening its store stops it cleanly instead of killing it.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
     {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
+        use tokio::signal::unix::{signal, SignalKind};
+        let term = signal(SignalKind::terminate());
+        let int = signal(SignalKind::interrupt());
+        async move {
+            match (term, int) {
+                (Ok(mut term), Ok(mut int)) => {
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = int.recv() => {}
+                    }
                 }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
         }
     }
     #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+    async move {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

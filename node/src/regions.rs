@@ -100,6 +100,16 @@ pub fn year_run(year: Period, kind: Kind) -> Result<Vec<Period>, ReportError> {
     run(first, last)
 }
 
+/// The deepest level whose figures node `me` holds: a county its villages, a parent its
+/// counties (towns' and villages' figures stay at their county).
+pub fn deepest(me: Code) -> Level {
+    if me.level() < Level::County {
+        Level::County
+    } else {
+        Level::Village
+    }
+}
+
 /// The divisions a report of `scope` under `division` covers, in code order. A parent holds
 /// its counties' totals but not their towns and villages (they stay at their county).
 pub fn members(
@@ -120,11 +130,7 @@ pub fn members(
             name: String::new(),
         })
     };
-    let deepest = if me.level() < Level::County {
-        Level::County
-    } else {
-        Level::Village
-    };
+    let deepest = deepest(me);
     let mut out: Vec<Division> = match scope {
         Scope::Only => vec![known(division)],
         Scope::Children => {

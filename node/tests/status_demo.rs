@@ -328,6 +328,7 @@ async fn demo_tree_converges_to_the_sum_of_its_counties() {
         port: 0,
         today: date(2026, 11, 24),
         import_threads: 2,
+        http_port: 0,
     };
     let demo = bottomline::demo::start(&opts, Arc::new(|_| {}))
         .await

@@ -55,8 +55,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
             rt.block_on(async move {
                 let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+                let shutdown = bottomline::node::shutdown_signal();
                 tokio::spawn(async move {
-                    bottomline::node::shutdown_signal().await;
+                    shutdown.await;
                     tracing::info!("shutting down");
                     let _ = stop_tx.send(true);
                 });

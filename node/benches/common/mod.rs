@@ -63,6 +63,13 @@ pub struct Prepared {
 }
 
 impl Prepared {
+    /// Serve the dashboard and HTTP API too, on a free loopback port (the bound address is
+    /// in `handle().http_addr` once running).
+    pub fn with_http(mut self) -> Prepared {
+        self.config.http_listen = Some(([127, 0, 0, 1], 0).into());
+        self
+    }
+
     /// Its shared state.
     pub fn handle(&self) -> &NodeHandle {
         &self.handle

@@ -232,6 +232,7 @@ impl Ledger {
         self.stage_child_position(child, (floor, pos), &mut ws);
         // Group commit: batches of several children committed meanwhile share one flush.
         self.commit_then_flush(w, ws)?;
+        self.metrics.cells_applied(CellsFrom::Child, changed);
         Ok(changed)
     }
 }

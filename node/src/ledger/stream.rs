@@ -155,11 +155,13 @@ impl StreamedWrite<'_> {
             std::process::abort();
         }
         let total = groups.len();
-        self.ledger
+        let cells = self
+            .ledger
             .write_cells(&groups, &mut |done| progress(done, total))?;
         drop(groups);
-        self.ledger.store.flush()?;
+        self.ledger.flush_store()?;
         self.ledger.mark_durable(self.ledger.cell_seq()?);
+        self.ledger.metrics.cells_applied(CellsFrom::Local, cells);
         Ok(())
     }
 }

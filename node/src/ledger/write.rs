@@ -99,6 +99,7 @@ impl Ledger {
         }
         let groups = crate::cells::group(summed.iter().copied());
         drop(summed);
+        let cells: u64 = groups.iter().map(|(_, ds)| ds.len() as u64).sum();
         let total = effective + groups.len();
         let mut done = 0;
         let last = planned.len() - 1;
@@ -130,8 +131,9 @@ impl Ledger {
                 done: total,
                 total,
             });
-            self.store.flush()?;
+            self.flush_store()?;
             self.mark_durable(seq);
+            self.metrics.cells_applied(CellsFrom::Local, cells);
             return Ok(());
         }
         // Records (the first batch sets the crash marker), then the cells (the last batch
@@ -198,8 +200,9 @@ impl Ledger {
                 Ok(())
             },
         )?;
-        self.store.flush()?;
+        self.flush_store()?;
         self.mark_durable(self.cell_seq()?);
+        self.metrics.cells_applied(CellsFrom::Local, cells);
         Ok(())
     }
 

@@ -27,16 +27,16 @@ const COMPARE_LINE = 'elimination_rate';
 const LABELS = {
   monitored_households: ['监测户数', 'monitored households', '户', 'count'],
   monitored_persons: ['监测人数', 'monitored persons', '人', 'count'],
-  newly_identified: ['新识别监测户数', 'newly identified households', '户', 'count'],
+  newly_identified: ['新识别纳入户数', 'newly identified households', '户', 'count'],
   eliminated: ['风险消除户数', 'households with risk eliminated', '户', 'count'],
   elimination_rate: ['风险消除率', 'risk elimination rate', '%', 'ratio'],
-  declarations_received: ['农户申报数', 'declarations received', '件', 'count'],
-  identified_within_15_days: ['15日内认定数', 'identified within 15 days', '件', 'count'],
+  declarations_received: ['申报受理数', 'declarations received', '件', 'count'],
+  identified_within_15_days: ['15日内识别认定数', 'identified within 15 days', '件', 'count'],
   within_deadline_rate: ['15日内认定率', 'identified within 15 days (rate)', '%', 'ratio'],
   measures_per_household: ['户均帮扶措施数', 'measures per household', '项/户', 'average'],
-  tickets_rectified: ['已整改工单数', 'tickets rectified', '件', 'count'],
-  tickets_overdue: ['逾期工单数', 'tickets overdue', '件', 'count'],
-  ticket_clearance_rate: ['工单清零率', 'ticket clearance rate', '%', 'ratio'],
+  tickets_rectified: ['已整改问题数', 'tickets rectified', '件', 'count'],
+  tickets_overdue: ['超期问题数', 'tickets overdue', '件', 'count'],
+  ticket_clearance_rate: ['清零率', 'ticket clearance rate', '%', 'ratio'],
 };
 const LEVELS = ['nation', 'province', 'city', 'county', 'town', 'village'];
 const KINDS = ['week', 'month', 'quarter', 'half', 'year'];

@@ -188,7 +188,7 @@ fn report_reply(
                 .into(),
                 indicator_zh: label.map_or_else(|| r.indicator.clone(), |l| l.zh.into()),
                 indicator_en: label.map_or_else(|| r.indicator.clone(), |l| l.en.into()),
-                dimension_zh: labels::dimension_zh(&r.dimension),
+                dimension_zh: labels::dimension_zh(&r.indicator, &r.dimension),
                 dimension_en: labels::dimension_en(&r.dimension),
                 unit_zh: label.map_or("", |l| l.unit_zh).into(),
             }

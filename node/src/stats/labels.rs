@@ -40,7 +40,7 @@ pub const INDICATORS: &[IndicatorLabel] = &[
     l("monitored_persons", "监测人数", "monitored persons", "人"),
     l(
         "newly_identified",
-        "新识别监测户数",
+        "新识别纳入户数",
         "newly identified households",
         "户",
     ),
@@ -58,7 +58,7 @@ pub const INDICATORS: &[IndicatorLabel] = &[
     ),
     l(
         "declarations_received",
-        "农户申报数",
+        "申报受理数",
         "declarations received",
         "件",
     ),
@@ -70,13 +70,13 @@ pub const INDICATORS: &[IndicatorLabel] = &[
     ),
     l(
         "declarations_rejected",
-        "不予纳入数",
+        "未纳入数",
         "declarations rejected",
         "件",
     ),
     l(
         "identified_within_15_days",
-        "15日内认定数",
+        "15日内识别认定数",
         "identified within 15 days",
         "件",
     ),
@@ -101,19 +101,19 @@ pub const INDICATORS: &[IndicatorLabel] = &[
         "measures per household",
         "项/户",
     ),
-    l("tickets_issued", "下发整改工单数", "tickets issued", "件"),
+    l("tickets_issued", "交办问题数", "tickets issued", "件"),
     l(
         "tickets_rectified",
-        "已整改工单数",
+        "已整改问题数",
         "tickets rectified",
         "件",
     ),
-    l("tickets_closed", "已销号工单数", "tickets closed", "件"),
-    l("tickets_open", "未销号工单数", "tickets open", "件"),
-    l("tickets_overdue", "逾期工单数", "tickets overdue", "件"),
+    l("tickets_closed", "已销号问题数", "tickets closed", "件"),
+    l("tickets_open", "未销号问题数", "tickets open", "件"),
+    l("tickets_overdue", "超期问题数", "tickets overdue", "件"),
     l(
         "ticket_clearance_rate",
-        "工单清零率",
+        "清零率",
         "ticket clearance rate",
         "%",
     ),
@@ -124,9 +124,11 @@ pub fn indicator(name: &str) -> Option<&'static IndicatorLabel> {
     INDICATORS.iter().find(|i| i.name == name)
 }
 
-/// A dimension in Chinese: `total` → 合计, `category=marginal` → 边缘易致贫户,
-/// `department=7` → 部门7; an unknown value is shown as it is.
-pub fn dimension_zh(dimension: &str) -> String {
+/// A dimension of `indicator` in Chinese, in the SPEC's words: `total` → 合计,
+/// `category=marginal` → 边缘易致贫户, `type=medical` → 医疗支出 for a signal and 医疗 for a
+/// measure, `department=7` → 部门7; an unknown value is shown as it is.
+pub fn dimension_zh(indicator: &str, dimension: &str) -> String {
+    let signal = indicator.starts_with("signal");
     if dimension == "total" {
         return "合计".into();
     }
@@ -141,21 +143,31 @@ pub fn dimension_zh(dimension: &str) -> String {
         ("source", "grid_check") => "网格员排查",
         ("source", "department") => "部门筛查预警",
         ("source", "data_comparison") => "数据比对",
-        ("type", "medical") => "医疗",
-        ("type", "accident") => "意外事故",
-        ("type", "labour") => "劳动力",
-        ("type", "disaster") => "自然灾害",
-        ("type", "education") => "教育",
-        ("type", "housing") => "住房",
-        ("type", "water") => "饮水",
-        ("type", "unemployment") => "失业",
-        ("type", "income_drop") => "收入骤减",
-        ("type", "industry") => "产业帮扶",
-        ("type", "employment") => "就业帮扶",
-        ("type", "social_assistance") => "社会救助",
-        ("type", "special_fund") => "专项资金",
-        ("type", "insurance") => "保险",
-        ("type", "other") => "其他",
+        // Signal types and measure types share the dimension `type`: the SPEC's names differ.
+        ("type", t) if signal => match t {
+            "medical" => "医疗支出",
+            "accident" => "意外事故",
+            "labour" => "劳动力变化",
+            "disaster" => "自然灾害",
+            "education" => "教育支出",
+            "housing" => "住房安全",
+            "water" => "饮水安全",
+            "unemployment" => "失业",
+            "income_drop" => "收入骤减",
+            _ => return dimension.into(),
+        },
+        ("type", t) => match t {
+            "industry" => "产业",
+            "employment" => "就业",
+            "medical" => "医疗",
+            "education" => "教育",
+            "housing" => "住房",
+            "social_assistance" => "社会救助",
+            "special_fund" => "专项资金",
+            "insurance" => "保险",
+            "other" => "其他",
+            _ => return dimension.into(),
+        },
         ("department", n) => return format!("部门{n}"),
         _ => return dimension.into(),
     };
@@ -193,10 +205,15 @@ mod tests {
 
     #[test]
     fn dimensions_read_in_chinese() {
-        assert_eq!(dimension_zh("total"), "合计");
-        assert_eq!(dimension_zh("category=marginal"), "边缘易致贫户");
-        assert_eq!(dimension_zh("department=7"), "部门7");
-        assert_eq!(dimension_zh("type=medical"), "医疗");
+        assert_eq!(dimension_zh("monitored_households", "total"), "合计");
+        assert_eq!(
+            dimension_zh("monitored_households", "category=marginal"),
+            "边缘易致贫户"
+        );
+        assert_eq!(dimension_zh("signals", "department=7"), "部门7");
+        assert_eq!(dimension_zh("measures", "type=medical"), "医疗");
+        assert_eq!(dimension_zh("signals", "type=medical"), "医疗支出");
+        assert_eq!(dimension_zh("signals", "type=labour"), "劳动力变化");
         assert_eq!(dimension_en("source=grid_check"), "grid check");
     }
 }

@@ -131,9 +131,18 @@ fn report_reply(
     // then each run of department columns is put in number order, as every entry lists them.
     let mut order: Vec<&crate::stats::Row> = Vec::new();
     let mut at_of: HashMap<(&str, &str), usize> = HashMap::new();
+    // Rows that follow the order already known (nearly all: every entry lists its rows the
+    // same way) are matched by position, without hashing; only the others are looked up.
+    let same = |a: &crate::stats::Row, b: &crate::stats::Row| {
+        a.indicator == b.indicator && a.dimension == b.dimension
+    };
     for e in entries {
         let mut at = 0;
         for r in &e.rows {
+            if order.get(at).is_some_and(|o| same(o, r)) {
+                at += 1;
+                continue;
+            }
             let key = (r.indicator.as_str(), r.dimension.as_str());
             match at_of.get(&key) {
                 Some(&p) => at = p + 1,
@@ -199,12 +208,19 @@ fn report_reply(
         .enumerate()
         .map(|(i, e)| {
             let mut values = vec![0.0; columns.len()];
+            let mut at = 0;
             for r in &e.rows {
                 let v = match r.value {
                     Value::Count(n) | Value::Fen(n) => n as f64,
                     Value::Ratio(x) | Value::Average(x) => x.unwrap_or(f64::NAN),
                 };
-                values[index[&(r.indicator.as_str(), r.dimension.as_str())]] = v;
+                let c = if order.get(at).is_some_and(|o| same(o, r)) {
+                    at
+                } else {
+                    index[&(r.indicator.as_str(), r.dimension.as_str())]
+                };
+                values[c] = v;
+                at = c + 1;
             }
             pb::ReportRow {
                 division: e.division.to_string(),

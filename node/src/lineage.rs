@@ -108,7 +108,7 @@ impl StoreIdentity {
 }
 
 /// What a parent recorded of a child's store.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct ChildStore {
     /// The child's store id.
     pub store_id: [u8; 16],
@@ -117,26 +117,70 @@ pub struct ChildStore {
     /// The generation of the child's cells here: a replica's version here is
     /// `generation << 40 | the child's version`, and a reset starts the next generation.
     pub generation: u64,
+    /// Incarnations of the same store this node took data from before `incarnation` (at most
+    /// [`MAX_LINEAGE`], oldest first): a Hello naming one of them as the child's running
+    /// incarnation is a stale one — replayed, or kept by a relay the child has since left —
+    /// since every process that opens a store (a restored copy too) starts a new one.
+    pub superseded: Vec<u64>,
 }
 
 /// Child versions stay below `1 << VERSION_BITS` (a change log of a trillion changes).
 pub const VERSION_BITS: u32 = 40;
 
 impl ChildStore {
-    /// The stored form (32 bytes).
+    /// The stored form (32 bytes, then 8 per superseded incarnation).
     pub fn encode(&self) -> Vec<u8> {
         let mut v = self.store_id.to_vec();
         v.extend_from_slice(&self.incarnation.to_be_bytes());
         v.extend_from_slice(&self.generation.to_be_bytes());
+        for i in &self.superseded {
+            v.extend_from_slice(&i.to_be_bytes());
+        }
         v
     }
 
-    /// Decode the stored form.
+    /// Decode the stored form (a record written before `superseded` existed has none).
     pub fn decode(v: &[u8]) -> Option<ChildStore> {
-        (v.len() == 32).then(|| ChildStore {
-            store_id: v[..16].try_into().unwrap_or_default(),
-            incarnation: u64::from_be_bytes(v[16..24].try_into().unwrap_or_default()),
-            generation: u64::from_be_bytes(v[24..32].try_into().unwrap_or_default()),
+        if v.len() < 32 || (v.len() - 32) % 8 != 0 {
+            return None;
+        }
+        Some(ChildStore {
+            store_id: v[..16].try_into().ok()?,
+            incarnation: u64::from_be_bytes(v[16..24].try_into().ok()?),
+            generation: u64::from_be_bytes(v[24..32].try_into().ok()?),
+            superseded: v[32..]
+                .chunks_exact(8)
+                .map(|c| u64::from_be_bytes(c.try_into().unwrap_or_default()))
+                .collect(),
+        })
+    }
+
+    /// The record after the child linked running `id`'s current incarnation: the incarnation
+    /// recorded until now joins `superseded` when it changes (the same store), or the list
+    /// starts over (another store).
+    pub fn next(&self, id: &StoreIdentity, generation: u64) -> Option<ChildStore> {
+        let current = id.current()?;
+        let mut superseded = if self.store_id == id.store_id {
+            self.superseded.clone()
+        } else {
+            Vec::new()
+        };
+        if self.store_id == id.store_id
+            && self.incarnation != current.id
+            && self.incarnation != 0
+            && !superseded.contains(&self.incarnation)
+        {
+            superseded.push(self.incarnation);
+            if superseded.len() > MAX_LINEAGE {
+                let drop = superseded.len() - MAX_LINEAGE;
+                superseded.drain(..drop);
+            }
+        }
+        Some(ChildStore {
+            store_id: id.store_id,
+            incarnation: current.id,
+            generation,
+            superseded,
         })
     }
 
@@ -157,6 +201,9 @@ pub enum Continuity {
     Continues,
     /// The child lost some of what the parent holds (why, in words).
     Diverged(String),
+    /// The Hello is not the child's running process: it names an incarnation this parent saw
+    /// superseded (why, in words). The link is refused and nothing held changes.
+    Stale(String),
 }
 
 /// Positions a parent acked of a child: the change log up to `cells` (the highest of the
@@ -179,6 +226,16 @@ pub fn continuity(known: Option<&ChildStore>, child: &StoreIdentity, acked: Acke
     let Some(known) = known else {
         return Continuity::Unknown;
     };
+    if let Some(current) = child.current() {
+        if known.store_id == child.store_id && known.superseded.contains(&current.id) {
+            return Continuity::Stale(format!(
+                "its Hello names incarnation {:016x} as running, which this node already saw \
+                 replaced by {:016x}: a replayed Hello, or one a relay kept after the child \
+                 left it; refused, and nothing held of the child changes",
+                current.id, known.incarnation
+            ));
+        }
+    }
     if known.store_id != child.store_id {
         return Continuity::Diverged(format!(
             "its store is another one (id {}): it was wiped or replaced",
@@ -255,7 +312,44 @@ mod tests {
             store_id: [7; 16],
             incarnation,
             generation: 1,
+            superseded: Vec::new(),
         }
+    }
+
+    #[test]
+    fn a_superseded_incarnation_is_stale_and_a_restored_copy_is_not() {
+        // The parent took data from incarnations 2, then 3 (a restart).
+        let at_2 = known(2);
+        let at_3 = at_2.next(&store(&[inc(1, 0, 0), inc(2, 100, 5), inc(3, 200, 9)]), 1);
+        let at_3 = at_3.expect("a running incarnation");
+        assert_eq!((at_3.incarnation, at_3.superseded.clone()), (3, vec![2]));
+        let acked = Acked {
+            cells: 250,
+            tickets: 9,
+        };
+        // A Hello of incarnation 2 again (a relay replaying what it kept): stale.
+        let old = store(&[inc(1, 0, 0), inc(2, 100, 5)]);
+        assert!(matches!(
+            continuity(Some(&at_3), &old, acked),
+            Continuity::Stale(_)
+        ));
+        // A copy restored from before incarnation 3 starts incarnation 4: diverged, not stale.
+        let restored = store(&[inc(1, 0, 0), inc(2, 100, 5), inc(4, 180, 7)]);
+        assert!(matches!(
+            continuity(Some(&at_3), &restored, acked),
+            Continuity::Diverged(_)
+        ));
+        // Another store starts the list over.
+        let other = StoreIdentity {
+            store_id: [8; 16],
+            lineage: vec![inc(9, 0, 0)],
+        };
+        let next = at_3.next(&other, 2).expect("running");
+        assert!(next.superseded.is_empty());
+        // Stored and read back, with and without the list (a record of an earlier version).
+        assert_eq!(ChildStore::decode(&at_3.encode()), Some(at_3.clone()));
+        assert_eq!(ChildStore::decode(&at_3.encode()[..32]), Some(known(3)));
+        assert_eq!(ChildStore::decode(&at_3.encode()[..36]), None);
     }
 
     #[test]
@@ -335,8 +429,9 @@ mod tests {
             store_id: [1; 16],
             incarnation: 42,
             generation: 3,
+            superseded: vec![40, 41],
         };
-        assert_eq!(ChildStore::decode(&k.encode()), Some(k));
+        assert_eq!(ChildStore::decode(&k.encode()), Some(k.clone()));
         assert_eq!(k.version(5), Some(3 << 40 | 5));
         assert_eq!(k.version(1 << 40), None);
     }

@@ -461,6 +461,9 @@ impl pb::sync_server::Sync for SyncService {
         let reset = match linked {
             crate::ledger::ChildLinked::Continues => String::new(),
             crate::ledger::ChildLinked::Replaced(why) => why,
+            crate::ledger::ChildLinked::Stale(why) => {
+                return Err(Status::failed_precondition(format!("{child}: {why}")));
+            }
         };
         let (acked, resume_pos) = self.ledger.child_resume(child).map_err(to_status)?;
         tracing::info!(%child, acked, resume_pos, head = hello.head, via_relay = via_relay.as_deref().unwrap_or("-"), "child connected");

@@ -310,3 +310,53 @@ async fn a_wiped_county_that_imports_everything_again_is_counted_once() {
     );
     t.stop().await;
 }
+
+/// A Hello naming an incarnation the parent already saw superseded — replayed, or kept by a
+/// relay the county has since left — is refused, and nothing the parent holds changes; a
+/// copy restored from a backup (a new incarnation) is still recognised and replaced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_hello_is_refused_and_changes_nothing() {
+    use bottomline::ledger::ChildLinked;
+    use bottomline::lineage::{Incarnation, StoreIdentity};
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let files = tmp.path().join("files");
+    common::generate_county(&files, A, 5, 200);
+    let t = tree(tmp.path()).await;
+    import(&t.a.handle.ledger, &common::county_files(&files, A));
+    eventually("the city holds the county", || levels_agree(&t)).await;
+    let city = t.city.handle.ledger.clone();
+    let held = subtree(&city, c(A));
+    assert!(!held.is_empty());
+    // The county's store as the city recorded it, then two more processes of it.
+    let now = t.a.handle.ledger.identity().clone();
+    let inc = |id: u64| Incarnation {
+        id,
+        cell_start: t.a.handle.ledger.cell_seq().expect("head"),
+        ticket_start: 0,
+    };
+    let mut later = now.clone();
+    later.start(inc(0x5eed_0001));
+    assert_eq!(
+        city.child_linked(c(A), Some(&later)).expect("linked"),
+        ChildLinked::Continues
+    );
+    // The county's earlier Hello again: refused, nothing changed.
+    match city.child_linked(c(A), Some(&now)).expect("linked") {
+        ChildLinked::Stale(why) => assert!(why.contains("already saw"), "{why}"),
+        other => panic!("a superseded incarnation was taken: {other:?}"),
+    }
+    assert_eq!(
+        subtree(&city, c(A)),
+        held,
+        "nothing held of the county changed"
+    );
+    // A copy restored from before the later process: a new incarnation, replaced as before.
+    let mut restored: StoreIdentity = now.clone();
+    restored.start(inc(0x5eed_0002));
+    restored.lineage.retain(|i| i.id != 0x5eed_0001);
+    assert!(matches!(
+        city.child_linked(c(A), Some(&restored)).expect("linked"),
+        ChildLinked::Replaced(_) | ChildLinked::Continues
+    ));
+    t.stop().await;
+}

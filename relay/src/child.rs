@@ -228,6 +228,7 @@ fn lost_history(lane: &Lane, old: &[u8], new: &pb::Hello) -> Option<String> {
         store_id: store_id.try_into().ok()?,
         incarnation,
         generation: 0,
+        superseded: Vec::new(),
     };
     let acked = Acked {
         cells: held.acked.max(held.resume_pos),
@@ -235,7 +236,7 @@ fn lost_history(lane: &Lane, old: &[u8], new: &pb::Hello) -> Option<String> {
     };
     match continuity(Some(&known), &identity, acked) {
         Continuity::Diverged(why) => Some(why),
-        Continuity::Unknown | Continuity::Continues => None,
+        Continuity::Unknown | Continuity::Continues | Continuity::Stale(_) => None,
     }
 }
 

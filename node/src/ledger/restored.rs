@@ -29,6 +29,9 @@ pub enum ChildLinked {
     Continues,
     /// What this node held of the child was replaced (why, in words).
     Replaced(String),
+    /// The Hello is a stale one (a superseded incarnation of the child's store): the link is
+    /// refused, nothing changed (why, in words).
+    Stale(String),
 }
 
 impl Ledger {
@@ -73,6 +76,7 @@ impl Ledger {
             store_id: [0; 16],
             incarnation: 0,
             generation: 1,
+            superseded: Vec::new(),
         }))
     }
 
@@ -94,14 +98,23 @@ impl Ledger {
             cells: floor.max(pos),
             tickets: self.ticket_up_acked(child)?,
         };
-        let mut record = ChildStore {
+        let mut record = match &known {
+            Some(k) => k.next(id, k.generation),
+            None => ChildStore::default().next(id, 1),
+        }
+        .unwrap_or(ChildStore {
             store_id: id.store_id,
             incarnation: current.id,
-            generation: known.map_or(1, |k| k.generation),
-        };
+            generation: 1,
+            superseded: Vec::new(),
+        });
         let why = match lineage::continuity(known.as_ref(), id, acked) {
+            Continuity::Stale(why) => {
+                tracing::warn!(%child, reason = %why, "stale Hello refused");
+                return Ok(ChildLinked::Stale(why));
+            }
             Continuity::Unknown | Continuity::Continues => {
-                if known != Some(record) {
+                if known.as_ref() != Some(&record) {
                     let mut ws = WriteSet::new();
                     ws.put(TreeId::Meta, child_store_key(child), record.encode());
                     self.store.commit(ws)?;

@@ -24,6 +24,7 @@
 
 pub mod cells;
 pub mod config;
+pub mod cycle;
 pub mod demo;
 pub mod division;
 #[macro_use] // `vocabulary!`, reused by `tickets`

@@ -141,7 +141,7 @@ impl ChildStore {
 
     /// Decode the stored form (a record written before `superseded` existed has none).
     pub fn decode(v: &[u8]) -> Option<ChildStore> {
-        if v.len() < 32 || (v.len() - 32) % 8 != 0 {
+        if v.len() < 32 || !(v.len() - 32).is_multiple_of(8) {
             return None;
         }
         Some(ChildStore {

@@ -18,6 +18,7 @@ use clap::{Parser, Subcommand};
 
 mod cli_auth;
 mod cli_pki;
+mod cli_report;
 mod cli_tickets;
 mod cli_user;
 
@@ -134,6 +135,14 @@ enum Command {
     /// Ticket keys are ISSUER/ID. The actor is the node's own division unless --actor says
     /// otherwise (a county node also acts for its towns and villages).
     Tickets(Box<cli_tickets::TicketsArgs>),
+    /// The work cycle's reports (周统计, 月度通报, 季度调度, 半年小结, 年度总结) as HTML, CSV
+    /// (UTF-8 with a BOM) or XLSX, from a data dir or a running node (--addr); the rules in
+    /// a TOML file (deploy/report-rules.toml).
+    Report(Box<cli_report::ReportArgs>),
+    /// The double continuous (双连续) of a year: each region's base score, its verdict in
+    /// every monthly notification and quarterly ranking, the consecutive pairs with the
+    /// notifications as evidence, and its total.
+    Assess(Box<cli_report::AssessArgs>),
     /// Certificates: the provincial CA, node/operator/relay certificates, renewal and revocation (no openssl needed).
     Pki(cli_pki::PkiArgs),
     /// People who log in to the dashboard: add, passwd, remove, list (only the accounts
@@ -450,6 +459,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Tickets(args) => cli_tickets::run(*args),
+        Command::Report(args) => cli_report::run_report(*args),
+        Command::Assess(args) => cli_report::run_assess(*args),
         Command::Pki(args) => cli_pki::run(args),
         Command::User(args) => cli_user::run(args),
         Command::Check { data } => {

@@ -270,3 +270,125 @@ fn proc_status_mib(field: &str) -> Option<f64> {
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib / 1024.0)
 }
+
+/// The cells that travel up from one realistic county (610102, `bottomline gen` with `seed`,
+/// events up to `end`, imported the next day), as the template of a Shaanxi-size province;
+/// `households` 0 means realistic (~86 000). Generated and imported under `dir`.
+pub fn county_template(
+    dir: &Path,
+    seed: u64,
+    households: u32,
+    end: Date,
+) -> Res<std::collections::BTreeMap<bottomline::stats::CellKey, i64>> {
+    let files = dir.join("files");
+    bottomline::gen::generate(
+        &bottomline::gen::GenOptions {
+            seed,
+            out: files.clone(),
+            scope: bottomline::gen::GenScope::County("610102".into()),
+            end,
+            households_per_county: (households > 0).then_some(households),
+        },
+        &mut |_| {},
+    )?;
+    let county = Ledger::open_or_init(
+        &dir.join("county"),
+        Some(Code::parse("610102")?),
+        &bottomline::store::StoreOptions::default(),
+    )?;
+    let paths: Vec<PathBuf> = bottomline::import::FILE_ORDER
+        .iter()
+        .map(|k| files.join("610102").join(format!("{k}.csv")))
+        .collect();
+    bottomline::import::import_files(
+        &county,
+        &paths,
+        None,
+        end.tomorrow()?,
+        &mut |_| {},
+        &mut |_| {},
+    )?;
+    Ok(county.upward_cells()?)
+}
+
+/// A Shaanxi-size province store at `dir/61`: the 107 counties of [`shaanxi_counties`] under
+/// their 10 cities, each county's figures the template's scaled by a factor of its own
+/// (0.80 … 1.20, so no two are alike) plus `extra(county, index)` cells of its own (e.g.
+/// tickets), each city's replica (its counties and its sums) applied as the sync applies it,
+/// with a registry naming every division. Returns each city's replica position.
+pub fn shaanxi_province(
+    dir: &Path,
+    template: &std::collections::BTreeMap<bottomline::stats::CellKey, i64>,
+    extra: &dyn Fn(Code, usize) -> Vec<(bottomline::stats::CellKey, i64)>,
+) -> Res<std::collections::BTreeMap<Code, u64>> {
+    use bottomline::cells::Replica;
+    use bottomline::division::Division;
+    use bottomline::stats::CellKey;
+    use std::collections::BTreeMap;
+    let prov = Ledger::open_or_init(
+        &dir.join("61"),
+        Some(Code::parse("61")?),
+        &bottomline::store::StoreOptions::default(),
+    )?;
+    let mut divisions = vec![Division {
+        code: Code::parse("61")?,
+        name: "陕西省".into(),
+    }];
+    let mut by_city: BTreeMap<Code, Vec<Code>> = BTreeMap::new();
+    for c in shaanxi_counties() {
+        let city = c.parent().ok_or("a county has a city")?;
+        by_city.entry(city).or_default().push(c);
+    }
+    for (city, cs) in &by_city {
+        divisions.push(Division {
+            code: *city,
+            name: format!("{}市", &city.to_string()[2..]),
+        });
+        for c in cs {
+            divisions.push(Division {
+                code: *c,
+                name: format!("{}县", &c.to_string()[2..]),
+            });
+        }
+    }
+    prov.put_divisions(&divisions)?;
+    let mut positions = BTreeMap::new();
+    let mut index = 0;
+    for (i, (city, cs)) in by_city.iter().enumerate() {
+        let mut own: BTreeMap<CellKey, i64> = BTreeMap::new();
+        let mut sums: BTreeMap<CellKey, i64> = BTreeMap::new();
+        for (j, c) in cs.iter().enumerate() {
+            let scale = 80 + ((i * 11 + j) * 37 % 41) as i64;
+            let cells = template
+                .iter()
+                .map(|(k, v)| (CellKey { division: *c, ..*k }, v * scale / 100))
+                .chain(extra(*c, index));
+            for (key, value) in cells {
+                *own.entry(key).or_insert(0) += value;
+                *sums
+                    .entry(CellKey {
+                        division: *city,
+                        ..key
+                    })
+                    .or_insert(0) += value;
+            }
+            index += 1;
+        }
+        let cells: Vec<Replica> = own
+            .into_iter()
+            .chain(sums)
+            .map(|(key, value)| Replica {
+                key,
+                value,
+                version: 1,
+            })
+            .collect();
+        let n = cells.len() as u64;
+        for (b, chunk) in cells.chunks(4096).enumerate() {
+            let pos = ((b + 1) * 4096).min(n as usize) as u64;
+            prov.apply_replicas(*city, chunk, pos, pos)?;
+        }
+        positions.insert(*city, n);
+    }
+    Ok(positions)
+}

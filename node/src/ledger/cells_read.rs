@@ -12,7 +12,7 @@ const MAX_CACHED_INDICATORS: usize = 1024;
 /// Log entries a catch-up reads at most before it drops the whole cache instead.
 const MAX_CATCH_UP: usize = 50_000;
 
-/// Indicators by (division, period), as of the durable change-log head `gen`.
+/// Indicators by (division, period), as of the committed change-log head `gen`.
 #[derive(Default)]
 pub(super) struct IndicatorCache {
     gen: u64,
@@ -95,7 +95,7 @@ impl Ledger {
 
     /// [`Ledger::indicators`], shared: from the cache while none of the division's blocks
     /// changed since they were computed. The cache knows what changed from the change log
-    /// itself: when the durable head moved from `gen` on, the divisions of every log entry
+    /// itself: when the committed head moved from `gen` on, the divisions of every log entry
     /// after `gen` are dropped from it (each block sits in the log once, at its latest change,
     /// so reading the log from `gen + 1` to its end finds every block changed since). A
     /// county's replica arriving at the province drops that county's, its city's and the
@@ -130,11 +130,13 @@ impl Ledger {
         Ok(ind)
     }
 
-    /// Bring the cache up to the durable head: drop the indicators of every division with a
+    /// Bring the cache up to the committed head: drop the indicators of every division with a
     /// block in the change log after the cache's generation (everything when that is more
     /// than [`MAX_CATCH_UP`] entries).
     fn cache_catch_up(&self, c: &mut IndicatorCache) -> Result<()> {
-        let head = self.durable_seq();
+        // The committed head, not the durable one: a change the store already shows (a
+        // commit whose flush is under way) must not be answered from the cache.
+        let head = self.cell_seq()?;
         if c.gen == head {
             return Ok(());
         }

@@ -31,16 +31,12 @@
 //! `cargo bench -p bottomline --bench region_report`; `BENCH_HOUSEHOLDS=N` for a smaller
 //! county (default: realistic).
 
-use std::collections::BTreeMap;
 use std::time::Instant;
 
 use bottomline::cells::Replica;
-use bottomline::division::{Code, Division, Level};
-use bottomline::gen::{GenOptions, GenScope};
-use bottomline::ledger::Ledger;
+use bottomline::division::{Code, Level};
 use bottomline::period::{Kind, Period};
 use bottomline::regions::{self, Scope};
-use bottomline::store::StoreOptions;
 use bottomline_proto::v1 as pb;
 use serde_json::json;
 
@@ -85,122 +81,21 @@ where
 }
 
 /// The province store: every county's figures (the template's, scaled) under its city.
-/// Build the province store; returns each city's replica position.
-fn build_province(
-    dir: &std::path::Path,
-    template: &BTreeMap<bottomline::stats::CellKey, i64>,
-) -> Res<BTreeMap<Code, u64>> {
-    let prov = Ledger::open_or_init(
-        &dir.join("61"),
-        Some(Code::parse("61")?),
-        &StoreOptions::default(),
-    )?;
-    let mut divisions = vec![Division {
-        code: Code::parse("61")?,
-        name: "陕西省".into(),
-    }];
-    let mut by_city: BTreeMap<Code, Vec<Code>> = BTreeMap::new();
-    for c in counties() {
-        let city = c.parent().ok_or("a county has a city")?;
-        by_city.entry(city).or_default().push(c);
-    }
-    for (city, cs) in &by_city {
-        divisions.push(Division {
-            code: *city,
-            name: format!("{}市", &city.to_string()[2..]),
-        });
-        for c in cs {
-            divisions.push(Division {
-                code: *c,
-                name: format!("{}县", &c.to_string()[2..]),
-            });
-        }
-    }
-    prov.put_divisions(&divisions)?;
-    let mut positions = BTreeMap::new();
-    for (i, (city, cs)) in by_city.iter().enumerate() {
-        let mut cells: Vec<Replica> = Vec::new();
-        let mut sums: BTreeMap<bottomline::stats::CellKey, i64> = BTreeMap::new();
-        for (j, c) in cs.iter().enumerate() {
-            // 0.80 … 1.20: no two counties alike.
-            let scale = 80 + ((i * 11 + j) * 37 % 41) as i64;
-            for (k, v) in template {
-                let key = bottomline::stats::CellKey { division: *c, ..*k };
-                let value = v * scale / 100;
-                *sums
-                    .entry(bottomline::stats::CellKey {
-                        division: *city,
-                        ..*k
-                    })
-                    .or_insert(0) += value;
-                cells.push(Replica {
-                    key,
-                    value,
-                    version: 1,
-                });
-            }
-        }
-        cells.extend(sums.into_iter().map(|(key, value)| Replica {
-            key,
-            value,
-            version: 1,
-        }));
-        let n = cells.len() as u64;
-        for (b, chunk) in cells.chunks(4096).enumerate() {
-            let pos = ((b + 1) * 4096).min(n as usize) as u64;
-            prov.apply_replicas(*city, chunk, pos, pos)?;
-        }
-        positions.insert(*city, n);
-    }
-    Ok(positions)
-}
-
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Res<()> {
     let rounds: usize = env_or("BENCH_ROUNDS", 200);
     let households: u32 = env_or("BENCH_HOUSEHOLDS", 0);
     let tmp = tempfile::tempdir()?;
-    let files = tmp.path().join("files");
     eprintln!("region_report: generating and importing county 610102 …");
-    bottomline::gen::generate(
-        &GenOptions {
-            seed: 7,
-            out: files.clone(),
-            scope: GenScope::County("610102".into()),
-            end: jiff::civil::date(2026, 12, 4),
-            households_per_county: (households > 0).then_some(households),
-        },
-        &mut |_| {},
-    )?;
-    let county_dir = tmp.path().join("county");
-    let template = {
-        let county = Ledger::open_or_init(
-            &county_dir,
-            Some(Code::parse("610102")?),
-            &StoreOptions::default(),
-        )?;
-        let d = files.join("610102");
-        let paths: Vec<_> = std::iter::once("divisions".to_string())
-            .chain(["households", "monitored", "signals", "cases", "measures"].map(String::from))
-            .map(|f| d.join(format!("{f}.csv")))
-            .collect();
-        bottomline::import::import_files(
-            &county,
-            &paths,
-            None,
-            jiff::civil::date(2026, 12, 5),
-            &mut |_| {},
-            &mut |_| {},
-        )?;
-        county.upward_cells()?
-    };
+    let template =
+        common::county_template(tmp.path(), 7, households, jiff::civil::date(2026, 12, 4))?;
     eprintln!(
         "  {} cells travel up from the county; building the province …",
         template.len()
     );
     let nodes = tmp.path().join("nodes");
     let t = Instant::now();
-    let mut positions = build_province(&nodes, &template)?;
+    let mut positions = common::shaanxi_province(&nodes, &template, &|_, _| Vec::new())?;
     eprintln!("  province built in {:.1} s", t.elapsed().as_secs_f64());
 
     let province = prepare_node(&nodes, Code::parse("61")?, None, true, None)

@@ -7,11 +7,13 @@
 //! `.ci/run` installs `chromium` and `chromium-driver` when they are missing; where they
 //! cannot be installed the test prints `SKIP` with the reason.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bottomline::demo::{DemoOptions, DEMO_ACCOUNTS};
 use fantoccini::{Client, ClientBuilder, Locator};
@@ -60,14 +62,12 @@ async fn start_driver(chromedriver: &PathBuf) -> Driver {
         child,
         url: format!("http://127.0.0.1:{port}"),
     };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "chromedriver did not listen");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    common::eventually_async("chromedriver listens", || async move {
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+    })
+    .await;
     driver
 }
 
@@ -91,7 +91,7 @@ async fn browser(driver: &Driver, chromium: &PathBuf) -> Client {
 
 /// Poll a JavaScript condition (an expression) until it is true.
 async fn until(c: &Client, what: &str, js: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + common::DEADLINE;
     loop {
         let v = c
             .execute(&format!("return !!({js});"), vec![])
@@ -108,7 +108,7 @@ async fn until(c: &Client, what: &str, js: &str) {
             shot(c, &format!("failed-{}", what.replace(' ', "-"))).await;
             panic!("waiting for {what}: `{js}` never held; page text: {body:?}");
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(common::POLL).await;
     }
 }
 
@@ -172,29 +172,24 @@ async fn dashboard_in_a_real_browser() {
     let demo = bottomline::demo::start(&opts, Arc::new(|_| {}))
         .await
         .expect("demo starts");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while demo.behind().expect("behind") > 0 {
-        assert!(Instant::now() < deadline, "the demo tree did not converge");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    common::eventually("the demo tree converges", || {
+        demo.behind().expect("behind") == 0
+    })
+    .await;
     // The demo's inventory: two tickets per county, the second past its deadline; the first
     // county rectifies its first, which the province may then verify.
     let keys = demo.issue_tickets(today).await.expect("tickets issued");
-    while demo.tickets_undelivered(&keys).expect("undelivered") > 0 {
-        assert!(Instant::now() < deadline, "tickets were not delivered");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    common::eventually("every ticket delivered", || {
+        demo.tickets_undelivered(&keys).expect("undelivered") == 0
+    })
+    .await;
     let rectified = keys[0].clone();
     demo.rectify_at_target(&rectified).await.expect("rectified");
-    while demo.province_ticket_state(&rectified).expect("state")
-        != Some(bottomline::tickets::State::Rectified)
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the rectification did not reach the province"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    common::eventually("the rectification reaches the province", || {
+        demo.province_ticket_state(&rectified).expect("state")
+            == Some(bottomline::tickets::State::Rectified)
+    })
+    .await;
     let province: SocketAddr = demo.province().http_addr().expect("province dashboard");
     let county = demo.counties[0];
     let city = county.parent().expect("a county has a city");

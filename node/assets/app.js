@@ -37,6 +37,7 @@ const LABELS = {
   tickets_rectified: ['已整改问题数', 'tickets rectified', '件', 'count'],
   tickets_overdue: ['超期问题数', 'tickets overdue', '件', 'count'],
   ticket_clearance_rate: ['清零率', 'ticket clearance rate', '%', 'ratio'],
+  spot_checks_done: ['抽查村数', 'spot checks done', '村', 'count'],
 };
 const LEVELS = ['nation', 'province', 'city', 'county', 'town', 'village'];
 const KINDS = ['week', 'month', 'quarter', 'half', 'year'];

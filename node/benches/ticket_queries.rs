@@ -74,6 +74,7 @@ async fn main() -> Res<()> {
                     household_code: None,
                     parent: None,
                     inventory: Some(name.clone()),
+                    spot_check: None,
                 }
             })
             .collect();

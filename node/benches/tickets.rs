@@ -98,6 +98,7 @@ fn round_tickets(
             household_code: None,
             parent: None,
             inventory: Some(format!("bench-{round}")),
+            spot_check: None,
         })
         .collect()
 }

@@ -61,6 +61,7 @@ pub fn demo_tickets(province: Code, counties: &[Code], today: Date) -> Vec<Ticke
                     household_code: None,
                     parent: None,
                     inventory: Some(DEMO_INVENTORY.into()),
+                    spot_check: None,
                 },
                 Ticket {
                     issuer: province,
@@ -74,6 +75,7 @@ pub fn demo_tickets(province: Code, counties: &[Code], today: Date) -> Vec<Ticke
                     household_code: None,
                     parent: None,
                     inventory: Some(DEMO_INVENTORY.into()),
+                    spot_check: None,
                 },
             ]
         })

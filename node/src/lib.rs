@@ -41,6 +41,7 @@ pub mod regions;
 pub mod report;
 pub mod rpc;
 pub mod security;
+pub mod spotcheck;
 pub mod stats;
 pub mod store;
 pub mod tickets;

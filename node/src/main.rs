@@ -19,6 +19,7 @@ use clap::{Parser, Subcommand};
 mod cli_auth;
 mod cli_pki;
 mod cli_report;
+mod cli_spotcheck;
 mod cli_tickets;
 mod cli_user;
 
@@ -135,6 +136,9 @@ enum Command {
     /// Ticket keys are ISSUER/ID. The actor is the node's own division unless --actor says
     /// otherwise (a county node also acts for its towns and villages).
     Tickets(Box<cli_tickets::TicketsArgs>),
+    /// Double-random spot checks (双随机) at a running node: draw a week (province), verify a
+    /// draw from its published seed (any node holding it), record a result (county).
+    Spotcheck(Box<cli_spotcheck::SpotCheckArgs>),
     /// The work cycle's reports (周统计, 月度通报, 季度调度, 半年小结, 年度总结) as HTML, CSV
     /// (UTF-8 with a BOM) or XLSX, from a data dir or a running node (--addr); the rules in
     /// a TOML file (deploy/report-rules.toml).
@@ -459,6 +463,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Tickets(args) => cli_tickets::run(*args),
+        Command::Spotcheck(args) => cli_spotcheck::run(*args),
         Command::Report(args) => cli_report::run_report(*args),
         Command::Assess(args) => cli_report::run_assess(*args),
         Command::Pki(args) => cli_pki::run(args),

@@ -182,6 +182,10 @@ pub async fn run(
             handle.ledger.clone(),
             tls.as_ref().map(|t| t.revoked()),
         );
+        let spot_checks = rpc::spotcheck_api::SpotChecksService::new(
+            handle.ledger.clone(),
+            tls.as_ref().map(|t| t.revoked()),
+        );
         let incoming = tls::incoming(listener, tls.clone());
         let mut stop = stop_rx.clone();
         tokio::spawn(async move {
@@ -214,6 +218,11 @@ pub async fn run(
                 )
                 .add_service(
                     bottomline_proto::v1::import_server::ImportServer::new(import)
+                        .max_decoding_message_size(rpc::MESSAGE_LIMIT)
+                        .max_encoding_message_size(rpc::MESSAGE_LIMIT),
+                )
+                .add_service(
+                    bottomline_proto::v1::spot_checks_server::SpotChecksServer::new(spot_checks)
                         .max_decoding_message_size(rpc::MESSAGE_LIMIT)
                         .max_encoding_message_size(rpc::MESSAGE_LIMIT),
                 )

@@ -14,6 +14,8 @@ pub mod auth;
 mod client;
 pub mod envelope;
 pub mod import_api;
+pub mod spotcheck_api;
+pub mod spotcheck_client;
 mod stats_api;
 mod ticket_flow;
 pub mod tickets_api;

@@ -64,11 +64,16 @@ pub enum Stored {
     TicketsClosed = 17,
     /// Overdue-stock deltas: +1 the day a ticket turns overdue, −1 the day it stops.
     TicketsOverdue = 18,
+    /// Spot checks done (双随机 results recorded), by the result's date, counted at the
+    /// village drawn (see `ledger::ticket_log`).
+    SpotChecksDone = 19,
+    /// Of those, the checks that found problems.
+    SpotCheckFindings = 20,
 }
 
 impl Stored {
     /// Every stored indicator.
-    pub const ALL: [Stored; 18] = [
+    pub const ALL: [Stored; 20] = [
         Stored::IdentifiedHouseholds,
         Stored::IdentifiedPersons,
         Stored::EliminatedHouseholds,
@@ -87,6 +92,8 @@ impl Stored {
         Stored::TicketsRectified,
         Stored::TicketsClosed,
         Stored::TicketsOverdue,
+        Stored::SpotChecksDone,
+        Stored::SpotCheckFindings,
     ];
 
     /// Inverse of `as u8`.
@@ -129,6 +136,8 @@ impl Stored {
             Stored::TicketsRectified => "tickets_rectified",
             Stored::TicketsClosed => "tickets_closed",
             Stored::TicketsOverdue => "tickets_overdue_delta",
+            Stored::SpotChecksDone => "spot_checks_done",
+            Stored::SpotCheckFindings => "spot_check_findings",
         }
     }
 }
@@ -631,6 +640,23 @@ pub fn indicators(
         total(),
         ratio(closed_to_date, issued_to_date),
     );
+
+    // Double-random spot checks whose result was recorded in the period (抽查村数).
+    let (done, findings) = (
+        flow(Stored::SpotChecksDone, 0),
+        flow(Stored::SpotCheckFindings, 0),
+    );
+    push(
+        "spot_checks_done",
+        "result=ok".to_string(),
+        Value::Count(done - findings),
+    );
+    push(
+        "spot_checks_done",
+        "result=findings".to_string(),
+        Value::Count(findings),
+    );
+    push("spot_checks_done", total(), Value::Count(done));
 
     Ok(Indicators {
         division,

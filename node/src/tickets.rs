@@ -82,6 +82,7 @@ use serde::{Deserialize, Serialize};
 use crate::division::{Code, Level};
 use crate::domain::{check_household_code, FieldError};
 use crate::period::EARLIEST;
+pub use crate::spotcheck::SpotCheckTask;
 
 /// Longest ticket id, in characters.
 pub const MAX_ID_CHARS: usize = 64;
@@ -244,6 +245,12 @@ pub struct Ticket {
     /// (≤ [`MAX_ID_CHARS`] characters, no control characters). Sub-tickets inherit it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inventory: Option<String>,
+    /// For a double-random spot check (双随机): the draw it comes from. Such a ticket is a
+    /// task, not a problem: its target is the village drawn, its source `spot_check`; the
+    /// target records the result ([`EventKind::Checked`]) and it counts in the
+    /// `spot_checks_done` indicator, not in the ticket figures (`crate::spotcheck`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spot_check: Option<Box<SpotCheckTask>>,
 }
 
 fn check_text(
@@ -356,6 +363,32 @@ impl Ticket {
                 ));
             }
         }
+        if let Some(sc) = &self.spot_check {
+            if let Err(reason) = sc.validate() {
+                errors.push(FieldError::new("spot_check", reason));
+            }
+            if self.source != TicketSource::SpotCheck {
+                errors.push(FieldError::new(
+                    "source",
+                    format!(
+                        "a spot-check task has source spot_check, not {}",
+                        self.source
+                    ),
+                ));
+            }
+            if self.target.level() != Level::Village {
+                errors.push(FieldError::new(
+                    "target",
+                    format!(
+                        "a spot-check task targets the village drawn, not {}",
+                        div(self.target)
+                    ),
+                ));
+            }
+            if self.parent.is_some() {
+                errors.push(FieldError::new("parent", "a spot-check task is not split"));
+            }
+        }
         if let Some(p) = &self.parent {
             if *p == self.key() {
                 errors.push(FieldError::new(
@@ -441,6 +474,14 @@ pub enum EventKind {
         /// The sub-tickets' keys (issued by the target, `parent` = this ticket).
         children: Vec<TicketKey>,
     },
+    /// The target of a spot-check task records the check's result: the task is then
+    /// rectified (done), awaiting the issuer's verification like any ticket.
+    Checked {
+        /// Problems were found (they become a ticket of their own, issued with this event).
+        findings: bool,
+        /// What was checked and found.
+        note: String,
+    },
 }
 
 impl EventKind {
@@ -457,6 +498,7 @@ impl EventKind {
             EventKind::Supervise { on: true } => ("flag supervision of", "supervised"),
             EventKind::Supervise { on: false } => ("lift supervision of", "unsupervised"),
             EventKind::Split { .. } => ("split", "split"),
+            EventKind::Checked { .. } => ("record the spot check of", "checked"),
         }
     }
 
@@ -472,6 +514,7 @@ impl EventKind {
             EventKind::Returned { .. } => "return",
             EventKind::Supervise { .. } => "supervise",
             EventKind::Split { .. } => "split",
+            EventKind::Checked { .. } => "check",
         }
     }
 }
@@ -647,6 +690,15 @@ pub struct HistoryEntry {
     pub outcome: EntryOutcome,
 }
 
+/// The recorded result of a spot check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpotResult {
+    /// The date it was recorded (China).
+    pub on: Date,
+    /// Problems were found.
+    pub findings: bool,
+}
+
 /// A state change on a China date (the state at the end of that day is the last one listed
 /// for it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -683,6 +735,9 @@ pub struct TicketState {
     pub rectified_on: Option<Date>,
     /// Close date.
     pub closed_on: Option<Date>,
+    /// A spot-check task's standing result (cleared by a return for rework).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spot_result: Option<SpotResult>,
     /// Every state change with its date, in order (the first is the issue).
     pub timeline: Vec<Transition>,
     /// Every event of the ticket in fold order, applied or ignored.
@@ -774,7 +829,7 @@ mod figures;
 mod fold;
 mod inventory;
 pub use check::check;
-pub use figures::{figures, stat_flows, stock_deltas, TicketFigures};
+pub use figures::{figures, spot_check_done, stat_flows, stock_deltas, TicketFigures};
 pub use fold::{fold, fold_all, next_lamport, resolve_splits};
 pub use inventory::{
     inventory_progress, parse_inventory, InventoryError, InventoryProgress, InventoryRowError,

@@ -196,6 +196,7 @@ async fn captured_county_traffic_holds_no_names_or_id_numbers() {
         household_code,
         parent: None,
         inventory: Some("2026-inspection".into()),
+        spot_check: None,
     };
     let keys = province
         .ledger()

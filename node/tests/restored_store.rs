@@ -162,6 +162,7 @@ fn ticket(id: &str) -> Ticket {
         household_code: None,
         parent: None,
         inventory: None,
+        spot_check: None,
     }
 }
 

@@ -1208,6 +1208,7 @@ async fn ticket_events_must_carry_their_creators_seal() {
             household_code: None,
             parent: None,
             inventory: None,
+            spot_check: None,
         }),
     };
     let batch = |events: Vec<pb::TicketEvent>, certs: Vec<Vec<u8>>, upto: u64| {

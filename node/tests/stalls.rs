@@ -161,6 +161,7 @@ async fn an_inventory_of_long_descriptions_travels_in_bounded_batches() {
             household_code: None,
             parent: None,
             inventory: Some("long".into()),
+            spot_check: None,
         })
         .collect();
     let keys = province
@@ -221,6 +222,7 @@ async fn a_failing_ticket_sender_ends_its_link_with_the_cause_and_is_redialled()
                 household_code: None,
                 parent: None,
                 inventory: None,
+                spot_check: None,
             }],
         )
         .expect("issue")

@@ -192,6 +192,7 @@ async fn status_shows_the_ticket_backlog_of_a_stopped_county() {
             household_code: None,
             parent: None,
             inventory: Some("status-test".into()),
+            spot_check: None,
         })
         .collect();
     let keys: Vec<TicketKey> = province.ledger().issue_tickets(p, tickets).expect("issue");

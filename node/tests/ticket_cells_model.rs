@@ -82,6 +82,7 @@ fn ticket(issuer: Code, id: &str, target: Code, deadline: Date) -> Ticket {
         household_code: None,
         parent: None,
         inventory: Some("2026-inspection".into()),
+        spot_check: None,
     }
 }
 
@@ -381,7 +382,20 @@ fn model_act(model: &Model, actor: Code, key: &TicketKey, act: &Act) -> Option<V
         Act::Accept => by_target && m.own == State::Delivered,
         Act::Start => by_target && !split && m.own == State::Accepted,
         Act::Rectify { note } => {
-            by_target && !split && m.own == State::Rectifying && !note.trim().is_empty()
+            by_target
+                && !split
+                && t.spot_check.is_none()
+                && m.own == State::Rectifying
+                && !note.trim().is_empty()
+        }
+        Act::Check { note, .. } => {
+            by_target
+                && t.spot_check.is_some()
+                && matches!(
+                    m.own,
+                    State::Delivered | State::Accepted | State::Rectifying
+                )
+                && !note.trim().is_empty()
         }
         Act::Verify => by_issuer && !split && m.own == State::Rectified,
         Act::Return { reason } => {
@@ -420,7 +434,7 @@ fn model_act(model: &Model, actor: Code, key: &TicketKey, act: &Act) -> Option<V
     match act {
         Act::Accept => n.own = State::Accepted,
         Act::Start => n.own = State::Rectifying,
-        Act::Rectify { .. } => n.own = State::Rectified,
+        Act::Rectify { .. } | Act::Check { .. } => n.own = State::Rectified,
         Act::Verify => n.own = State::Closed,
         Act::Return { .. } => n.own = State::Rectifying,
         Act::Supervise { on } => n.supervised_by = on.then_some(actor),

@@ -60,6 +60,7 @@ fn ticket(issuer: Code, id: &str, target: Code, parent: Option<TicketKey>) -> Ti
         household_code: None,
         parent,
         inventory: None,
+        spot_check: None,
     }
 }
 
@@ -258,6 +259,7 @@ impl Model {
             EventKind::Rectified { note } => {
                 a == target
                     && m.split.is_empty()
+                    && t.spot_check.is_none()
                     && s == State::Rectifying
                     && !note.trim().is_empty()
             }
@@ -278,9 +280,16 @@ impl Model {
                         _ => false,
                     }
             }
+            EventKind::Checked { note, .. } => {
+                a == target
+                    && t.spot_check.is_some()
+                    && matches!(s, State::Delivered | State::Accepted | State::Rectifying)
+                    && !note.trim().is_empty()
+            }
             EventKind::Split { children } => {
                 a == target
                     && m.split.is_empty()
+                    && t.spot_check.is_none()
                     && s == State::Accepted
                     && target.level() != Level::Village
                     && !children.is_empty()
@@ -294,7 +303,7 @@ impl Model {
             EventKind::Delivered { .. } => m.state = State::Delivered,
             EventKind::Accepted => m.state = State::Accepted,
             EventKind::Started | EventKind::Returned { .. } => m.state = State::Rectifying,
-            EventKind::Rectified { .. } => m.state = State::Rectified,
+            EventKind::Rectified { .. } | EventKind::Checked { .. } => m.state = State::Rectified,
             EventKind::Verified => m.state = State::Closed,
             EventKind::Supervise { on } => m.supervised_by = on.then_some(a),
             EventKind::Split { children } => {

@@ -42,6 +42,7 @@ fn ticket(issuer: &str, id: &str, target: &str, deadline_days: i64) -> Ticket {
         household_code: None,
         parent: None,
         inventory: Some("2026-inspection".into()),
+        spot_check: None,
     }
 }
 

@@ -136,6 +136,7 @@ fn ticket_for(id: &str, county: &str) -> Ticket {
         household_code: None,
         parent: None,
         inventory: None,
+        spot_check: None,
     }
 }
 

@@ -70,6 +70,7 @@ impl Default for Rules {
                 "tickets_open",
                 "tickets_overdue",
                 "ticket_clearance_rate",
+                "spot_checks_done",
             ]
             .into_iter()
             .map(|s| IndicatorRef::parse(s).expect("a default column is an indicator"))

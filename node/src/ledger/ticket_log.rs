@@ -141,6 +141,15 @@ pub enum Act {
         /// Direct children of the target.
         into: Vec<Code>,
     },
+    /// The target of a spot-check task records the check's result; with findings, the
+    /// ticket for them is issued in the same commit (`finding`: issued by a division this
+    /// node serves, source `spot_check`).
+    Check {
+        /// What was checked and found.
+        note: String,
+        /// The ticket for the problems found; `None`: no findings.
+        finding: Option<Box<Ticket>>,
+    },
 }
 
 impl Act {
@@ -155,6 +164,7 @@ impl Act {
             Act::Supervise { on: true } => "supervise",
             Act::Supervise { on: false } => "unsupervise",
             Act::Split { .. } => "split",
+            Act::Check { .. } => "check",
         }
     }
 }
@@ -245,6 +255,12 @@ fn contributions(s: &TicketState, as_of: Date) -> Contrib {
     for (stock, d, n) in tk::stock_deltas(s) {
         if stock == TicketStock::Overdue {
             add(Stored::TicketsOverdue, d, n);
+        }
+    }
+    if let Some(r) = tk::spot_check_done(s) {
+        add(Stored::SpotChecksDone, r.on, 1);
+        if r.findings {
+            add(Stored::SpotCheckFindings, r.on, 1);
         }
     }
     c.retain(|_, v| *v != 0);
@@ -475,6 +491,10 @@ impl Ledger {
                     reason: reason.clone(),
                 },
                 Act::Supervise { on } => EventKind::Supervise { on: *on },
+                Act::Check { note, finding } => EventKind::Checked {
+                    findings: finding.is_some(),
+                    note: note.clone(),
+                },
                 Act::Split { into } => EventKind::Split {
                     children: into
                         .iter()
@@ -520,6 +540,32 @@ impl Ledger {
                     }
                     group.push(self.new_event(&mut b, t.key(), actor, now, EventKind::Issued(t)));
                 }
+            }
+            if let Act::Check {
+                finding: Some(t), ..
+            } = act
+            {
+                if keys.len() != 1 {
+                    return Err(LedgerError::TicketRefused(
+                        "a spot check's findings are recorded for one task at a time".into(),
+                    ));
+                }
+                self.check_actor(t.issuer)?;
+                if t.source != tk::TicketSource::SpotCheck || t.spot_check.is_some() {
+                    return Err(LedgerError::TicketRefused(format!(
+                        "ticket {}: a spot check's findings are a ticket with source spot_check",
+                        t.key()
+                    )));
+                }
+                t.validate().map_err(|errors| tk::TicketError::Invalid {
+                    key: t.key(),
+                    errors,
+                })?;
+                if self.route(&b, &t.key())?.is_some() {
+                    return Err(tk::TicketError::AlreadyIssued { key: t.key() }.into());
+                }
+                let t = (**t).clone();
+                group.push(self.new_event(&mut b, t.key(), t.issuer, now, EventKind::Issued(t)));
             }
             let split = own.is_split() || matches!(act, Act::Split { .. });
             after.push((key.clone(), split, held, group[0].clone()));

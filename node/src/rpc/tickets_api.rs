@@ -182,6 +182,7 @@ fn spec_to_ticket(i: usize, s: &pb::TicketSpec, issuer: Code) -> Result<Ticket, 
         household_code: opt(&s.household_code),
         parent: None,
         inventory: opt(&s.inventory),
+        spot_check: None,
     };
     if let Err(errs) = t.validate() {
         let stand_in = |field: &str| {
@@ -202,7 +203,7 @@ fn spec_to_ticket(i: usize, s: &pb::TicketSpec, issuer: Code) -> Result<Ticket, 
 
 /// The gRPC status of a ledger error; `actor_served`: whether the node may act for the actor
 /// at all (a refusal otherwise is about who acts).
-fn ledger_status(e: LedgerError, actor_served: bool) -> Status {
+pub(crate) fn ledger_status(e: LedgerError, actor_served: bool) -> Status {
     let msg = e.to_string();
     match e {
         LedgerError::Ticket(t) => match *t {
@@ -231,7 +232,7 @@ fn ledger_status(e: LedgerError, actor_served: bool) -> Status {
 }
 
 /// Run a ledger call on the blocking pool (ticket writes flush to disk).
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, Status> + Send + 'static,
 ) -> Result<T, Status> {
     tokio::task::spawn_blocking(f)
@@ -259,6 +260,10 @@ fn action_detail(kind: &EventKind) -> (&'static str, String) {
         EventKind::Returned { reason } => ("return", reason.clone()),
         EventKind::Supervise { on: true } => ("supervise", "on".into()),
         EventKind::Supervise { on: false } => ("unsupervise", "off".into()),
+        EventKind::Checked { findings, note } => (
+            "check",
+            format!("{}: {note}", if *findings { "findings" } else { "ok" }),
+        ),
         EventKind::Split { children } => (
             "split",
             children

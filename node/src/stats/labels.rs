@@ -117,6 +117,7 @@ pub const INDICATORS: &[IndicatorLabel] = &[
         "ticket clearance rate",
         "%",
     ),
+    l("spot_checks_done", "抽查村数", "spot checks done", "村"),
 ];
 
 /// The label of indicator `name`.
@@ -169,6 +170,8 @@ pub fn dimension_zh(indicator: &str, dimension: &str) -> String {
             _ => return dimension.into(),
         },
         ("department", n) => return format!("部门{n}"),
+        ("result", "ok") => "未发现问题",
+        ("result", "findings") => "发现问题",
         _ => return dimension.into(),
     };
     named.into()

@@ -93,7 +93,10 @@ pub(super) fn text(s: &TicketState, what: &str, v: &str) -> Result<(), TicketErr
 /// - `Supervise { on }`: by a division on the path from the issuer (inclusive) to the target
 ///   (exclusive), not on a closed ticket; flagging needs it unflagged, lifting needs it flagged
 ///   and an actor at or above the division that flagged it;
-/// - `Split { children }`: by the target, from `accepted`, once; the target must have child
+/// - `Checked { findings, note }`: only on a spot-check task (whose plain `Rectified` is
+///   refused), by the target, from `delivered`, `accepted` or `rectifying`, a non-empty note;
+///   the task becomes `rectified` with its result;
+/// - `Split { children }`: by the target, not a spot-check task, from `accepted`, once; the target must have child
 ///   divisions (not a village); 1..=[`MAX_SPLIT_CHILDREN`] distinct keys, each issued by the
 ///   target and not the ticket itself.
 pub fn check(state: Option<&TicketState>, event: &Event) -> Result<(), TicketError> {
@@ -178,6 +181,14 @@ pub fn check(state: Option<&TicketState>, event: &Event) -> Result<(), TicketErr
         EventKind::Rectified { note } => {
             target_only(s, event, verb)?;
             not_split(s, done)?;
+            if s.ticket.spot_check.is_some() {
+                return Err(TicketError::NotAllowed {
+                    key: s.key(),
+                    actor: event.actor,
+                    action: verb,
+                    rule: "it is a spot-check task: its target records the check's result (spotcheck record)".into(),
+                });
+            }
             in_state(s, State::Rectifying, done)?;
             text(s, "rectification note", note)
         }
@@ -236,8 +247,37 @@ pub fn check(state: Option<&TicketState>, event: &Event) -> Result<(), TicketErr
                 _ => Ok(()),
             }
         }
+        EventKind::Checked { note, .. } => {
+            target_only(s, event, verb)?;
+            if s.ticket.spot_check.is_none() {
+                return Err(TicketError::NotAllowed {
+                    key: s.key(),
+                    actor: event.actor,
+                    action: verb,
+                    rule: "it is not a spot-check task".into(),
+                });
+            }
+            if !matches!(
+                s.state,
+                State::Delivered | State::Accepted | State::Rectifying
+            ) {
+                return Err(TicketError::WrongState {
+                    key: s.key(),
+                    state: s.state,
+                    expected: State::Rectifying,
+                    done,
+                });
+            }
+            text(s, "spot-check note", note)
+        }
         EventKind::Split { children } => {
             target_only(s, event, verb)?;
+            if s.ticket.spot_check.is_some() {
+                return Err(TicketError::BadSplit {
+                    key: s.key(),
+                    reason: "it is a spot-check task".into(),
+                });
+            }
             if s.is_split() {
                 return Err(TicketError::BadSplit {
                     key: s.key(),

@@ -60,6 +60,11 @@ pub fn encode_body(e: &Event) -> Vec<u8> {
             parent_issuer: t.parent.as_ref().map(|p| p.issuer.to_string()),
             parent_id: t.parent.as_ref().map(|p| p.id.clone()),
             inventory: t.inventory.clone(),
+            spot_check: t.spot_check.as_ref().map(|c| pb::SpotCheckDraw {
+                week: c.week.clone(),
+                scope: c.scope.as_str().to_string(),
+                seed: c.seed.clone(),
+            }),
         }),
         EventKind::Delivered { at } => PbKind::DeliveredAt(at.to_string()),
         EventKind::Accepted => PbKind::Accepted(pb::Empty {}),
@@ -71,6 +76,10 @@ pub fn encode_body(e: &Event) -> Vec<u8> {
         EventKind::Split { children } => PbKind::Split(pb::SplitInto {
             issuers: children.iter().map(|k| k.issuer.to_string()).collect(),
             ids: children.iter().map(|k| k.id.clone()).collect(),
+        }),
+        EventKind::Checked { findings, note } => PbKind::Checked(pb::SpotCheckResult {
+            findings: *findings,
+            note: note.clone(),
         }),
     };
     pb::TicketEventBody {
@@ -109,6 +118,15 @@ pub fn decode_body(body: &[u8]) -> Result<Event, String> {
                 household_code: t.household_code,
                 parent,
                 inventory: t.inventory,
+                spot_check: match t.spot_check {
+                    None => None,
+                    Some(c) => Some(Box::new(crate::spotcheck::SpotCheckTask {
+                        week: c.week,
+                        scope: crate::spotcheck::Scope::parse(&c.scope)
+                            .map_err(|e| format!("field spot_check.scope: {e}"))?,
+                        seed: c.seed,
+                    })),
+                },
             })
         }
         PbKind::DeliveredAt(at) => EventKind::Delivered {
@@ -132,6 +150,10 @@ pub fn decode_body(body: &[u8]) -> Result<Event, String> {
                 .collect::<Result<_, String>>()?;
             EventKind::Split { children }
         }
+        PbKind::Checked(c) => EventKind::Checked {
+            findings: c.findings,
+            note: c.note,
+        },
     };
     Ok(Event {
         id: EventId {
@@ -243,6 +265,7 @@ mod tests {
             household_code: Some("610102001001H0001".into()),
             parent: Some(TicketKey::new(Code::parse("6101").unwrap(), "P")),
             inventory: None,
+            spot_check: None,
         };
         let kinds = [
             EventKind::Issued(t),

@@ -7,7 +7,13 @@ use super::*;
 /// The flows a ticket contributes, as `(flow, date, +1)`: issued on the issue date, rectified
 /// on `rectified_on`, closed on `closed_on`. Recompute after every fold and apply the
 /// difference: a return for rework withdraws the rectified flow.
+///
+/// A spot-check task contributes no ticket flows (it is a task, not a problem): see
+/// [`spot_check_done`].
 pub fn stat_flows(s: &TicketState) -> Vec<(TicketFlow, Date, i64)> {
+    if s.ticket.spot_check.is_some() {
+        return Vec::new();
+    }
     let mut v = vec![(TicketFlow::Issued, s.issued_on, 1)];
     if let Some(d) = s.rectified_on {
         v.push((TicketFlow::Rectified, d, 1));
@@ -24,6 +30,9 @@ pub fn stat_flows(s: &TicketState) -> Vec<(TicketFlow, Date, i64)> {
 /// rectified or closed. The overdue +1 may lie in the future; it is part of the ticket's
 /// deterministic contribution.
 pub fn stock_deltas(s: &TicketState) -> Vec<(TicketStock, Date, i64)> {
+    if s.ticket.spot_check.is_some() {
+        return Vec::new();
+    }
     let mut v = vec![(TicketStock::Open, s.issued_on, 1)];
     if let Some(d) = s.closed_on {
         v.push((TicketStock::Open, d, -1));
@@ -43,6 +52,12 @@ pub fn stock_deltas(s: &TicketState) -> Vec<(TicketStock, Date, i64)> {
         }
     }
     v
+}
+
+/// A spot-check task's contribution to `spot_checks_done`: the date its standing result was
+/// recorded and whether there were findings (`None` for other tickets and unchecked tasks).
+pub fn spot_check_done(s: &TicketState) -> Option<SpotResult> {
+    s.ticket.spot_check.as_ref().and(s.spot_result)
 }
 
 /// Ticket figures of a set of tickets for a period `[first, last]`.

@@ -31,6 +31,7 @@ pub(super) fn apply(s: &mut TicketState, e: &Event) {
             s.return_reason = Some(reason.clone());
             s.returns += 1;
             s.rectified_on = None;
+            s.spot_result = None;
             s.enter(on, State::Rectifying);
         }
         EventKind::Supervise { on: flag } => {
@@ -39,6 +40,15 @@ pub(super) fn apply(s: &mut TicketState, e: &Event) {
         EventKind::Split { children } => {
             s.split = children.clone();
             s.enter(on, State::Rectifying);
+        }
+        EventKind::Checked { findings, note } => {
+            s.note = Some(note.clone());
+            s.rectified_on = Some(on);
+            s.spot_result = Some(SpotResult {
+                on,
+                findings: *findings,
+            });
+            s.enter(on, State::Rectified);
         }
     }
     s.own_transitions = s.timeline.len();
@@ -107,6 +117,7 @@ pub(super) fn fold_ordered(evs: &[&Event]) -> Option<TicketState> {
                     delivered_on: None,
                     rectified_on: None,
                     closed_on: None,
+                    spot_result: None,
                     timeline: vec![Transition {
                         on,
                         state: State::Issued,

@@ -194,6 +194,7 @@ fn parse_row(issuer: Code, v: &[Option<String>]) -> Result<Ticket, Vec<FieldErro
         household_code,
         parent: None,
         inventory: None,
+        spot_check: None,
     };
     t.validate()?;
     Ok(t)

@@ -227,6 +227,23 @@ impl Ledger {
         }
     }
 
+    /// The summaries of the tickets held here issued by `issuer` whose id starts with
+    /// `id_prefix`, in key order (one prefix scan of the index).
+    pub fn ticket_summaries_by_id(
+        &self,
+        issuer: Code,
+        id_prefix: &str,
+    ) -> Result<Vec<TicketState>> {
+        let mut prefix = vec![SUMMARY];
+        prefix.extend_from_slice(&issuer.key());
+        prefix.extend_from_slice(id_prefix.as_bytes());
+        let mut out = Vec::new();
+        for r in self.store.scan_prefix(TreeId::TicketIndex, &prefix) {
+            out.push(decode_summary(&r?.1)?);
+        }
+        Ok(out)
+    }
+
     /// One ticket's summary from the index (`None` when it is not held here).
     pub fn ticket_summary(&self, key: &TicketKey) -> Result<Option<TicketState>> {
         self.store

@@ -20,6 +20,7 @@ fn ticket(issuer: &str, id: &str, target: &str) -> Ticket {
         household_code: None,
         parent: None,
         inventory: None,
+        spot_check: None,
     }
 }
 

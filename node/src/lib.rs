@@ -35,6 +35,7 @@ pub mod import;
 pub mod inbox;
 pub mod ledger;
 pub mod lineage;
+pub mod link;
 pub mod node;
 pub mod period;
 pub mod regions;

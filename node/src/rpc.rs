@@ -391,6 +391,35 @@ pub fn identity_to_pb(id: &crate::lineage::StoreIdentity) -> pb::StoreIdentity {
 }
 
 /// A store identity from the wire (`None` when absent or malformed: nothing is checked).
+/// A `Welcome` on the wire (`returns_upto` stays at the parent: it steers its sender down).
+pub fn welcome_to_pb(w: &crate::link::Welcome) -> pb::Welcome {
+    pb::Welcome {
+        division: w.division.to_string(),
+        acked: w.acked,
+        down_acked: w.down_acked,
+        resume_pos: w.resume_pos,
+        ticket_acked: w.ticket_acked,
+        origin_seq: w.origin_seq,
+        ticket_clock: w.ticket_clock,
+        reset: w.reset.clone(),
+    }
+}
+
+/// A `Welcome` from the wire; the error names a bad division.
+pub fn welcome_from_pb(w: pb::Welcome) -> Result<crate::link::Welcome, String> {
+    Ok(crate::link::Welcome {
+        division: Code::parse(&w.division)?,
+        acked: w.acked,
+        resume_pos: w.resume_pos.max(w.acked),
+        ticket_acked: w.ticket_acked,
+        down_acked: w.down_acked,
+        origin_seq: w.origin_seq,
+        ticket_clock: w.ticket_clock,
+        reset: w.reset,
+        returns_upto: 0,
+    })
+}
+
 pub fn identity_from_pb(id: Option<&pb::StoreIdentity>) -> Option<crate::lineage::StoreIdentity> {
     let id = id?;
     Some(crate::lineage::StoreIdentity {
@@ -456,18 +485,18 @@ impl pb::sync_server::Sync for SyncService {
         // holds of it is replaced before anything else happens on the link.
         let identity = identity_from_pb(hello.identity.as_ref());
         let l = self.ledger.clone();
-        let linked = tokio::task::spawn_blocking(move || l.child_linked(child, identity.as_ref()))
-            .await
-            .map_err(|e| Status::internal(e.to_string()))?
-            .map_err(to_status)?;
-        let reset = match linked {
-            crate::ledger::ChildLinked::Continues => String::new(),
-            crate::ledger::ChildLinked::Replaced(why) => why,
-            crate::ledger::ChildLinked::Stale(why) => {
+        let opened =
+            tokio::task::spawn_blocking(move || crate::link::open(&l, child, identity.as_ref()))
+                .await
+                .map_err(|e| Status::internal(e.to_string()))?
+                .map_err(to_status)?;
+        let welcome = match opened {
+            crate::link::Opened::Welcome(w) => w,
+            crate::link::Opened::Stale(why) => {
                 return Err(Status::failed_precondition(format!("{child}: {why}")));
             }
         };
-        let (acked, resume_pos) = self.ledger.child_resume(child).map_err(to_status)?;
+        let (acked, resume_pos) = (welcome.acked, welcome.resume_pos);
         tracing::info!(%child, acked, resume_pos, head = hello.head, via_relay = via_relay.as_deref().unwrap_or("-"), "child connected");
         {
             let mut c = self.children.lock().unwrap_or_else(|p| p.into_inner());
@@ -483,23 +512,8 @@ impl pb::sync_server::Sync for SyncService {
             st.progress_at.get_or_insert_with(SystemTime::now);
         }
         let (tx, rx) = mpsc::channel(16);
-        let (ticket_acked, down_acked) = (
-            self.ledger.ticket_up_acked(child).map_err(to_status)?,
-            self.ledger.ticket_down_acked(child).map_err(to_status)?,
-        );
-        let (origin_seq, ticket_clock) =
-            self.ledger.ticket_counters_for(child).map_err(to_status)?;
-        let returns_upto = self.ledger.ticket_return_upto(child).map_err(to_status)?;
-        let welcome = pb::Welcome {
-            division: me.to_string(),
-            acked,
-            down_acked,
-            resume_pos,
-            ticket_acked,
-            origin_seq,
-            ticket_clock,
-            reset,
-        };
+        let (down_acked, returns_upto) = (welcome.down_acked, welcome.returns_upto);
+        let welcome = welcome_to_pb(&welcome);
         tx.send(Ok(envelope(me, 0, Payload::Welcome(welcome))))
             .await
             .map_err(|_| Status::cancelled("link closed"))?;
@@ -529,7 +543,7 @@ impl pb::sync_server::Sync for SyncService {
         ));
         tokio::spawn(async move {
             let result = tokio::select! {
-                r = serve_link(Link { ledger: &ledger, children: &children, child, signer, seals: &seals, applied: (acked, resume_pos) }, &mut inbound, &tx, &down_tx, &mut stop) => {
+                r = serve_link(Link { ledger: &ledger, children: &children, signer, seals: &seals, cells: crate::link::CellReceiver::new(child, (acked, resume_pos)) }, &mut inbound, &tx, &down_tx, &mut stop) => {
                     r.map_err(|e| caller.audited(&format!("deliver on the link of {child}"), e))
                 }
                 () = until_revoked(revoked) => Err(caller.deny(
@@ -695,13 +709,12 @@ async fn until_revoked(revoked: Option<(watch::Receiver<Revoked>, Vec<String>)>)
 struct Link<'a> {
     ledger: &'a Arc<Ledger>,
     children: &'a Children,
-    child: Code,
     /// The child's certificate, from its signed Hello (`None` on an insecure node): every
     /// envelope it sends is checked against it.
     signer: Option<Arc<crate::security::sign::Signer>>,
     seals: &'a Arc<Seals>,
-    /// The child's (floor, pos) this node held when the link opened (sent in `Welcome`).
-    applied: (u64, u64),
+    /// Applies the child's cell batches (from the (floor, pos) sent in `Welcome`).
+    cells: crate::link::CellReceiver,
 }
 
 /// Apply the child's batches in order, acking each after it is durable.
@@ -715,13 +728,12 @@ async fn serve_link(
     let Link {
         ledger,
         children,
-        child,
         signer,
         seals,
-        mut applied,
+        mut cells,
     } = link;
     let me = ledger.division();
-    // `applied`: the (floor, pos) applied last on this link; a batch at or below it is a replay.
+    let child = cells.child();
     loop {
         // Stop between messages only: a batch being applied is finished (and acked) first.
         let next = tokio::select! {
@@ -738,33 +750,34 @@ async fn serve_link(
         match env.payload {
             Some(Payload::Cells(batch)) => {
                 let (upto, pos) = (batch.floor, env.seq);
-                if upto <= applied.0 && pos <= applied.1 {
-                    // Applying it changes nothing (every cell keeps its higher version).
-                    tracing::warn!(target: "audit", %child, floor = upto, pos,
-                        applied_floor = applied.0, applied_pos = applied.1,
-                        "replayed envelope: a cell batch already applied; nothing changes");
-                }
-                let applied_pos_before = applied.1;
-                applied = (applied.0.max(upto), applied.1.max(pos));
-                let cells = batch
+                let replicas = batch
                     .cells
                     .iter()
                     .map(cell_from_pb)
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(Status::invalid_argument)?;
                 let l = ledger.clone();
-                tokio::task::spawn_blocking(move || l.apply_replicas(child, &cells, upto, pos))
-                    .await
-                    .map_err(|e| Status::internal(e.to_string()))?
-                    .map_err(|e| {
-                        tracing::warn!(%child, cause = %e, "refused a batch");
-                        to_status(e)
-                    })?;
+                let (c, received) = tokio::task::spawn_blocking(move || {
+                    let r = cells.apply(&l, &replicas, upto, pos);
+                    (cells, r)
+                })
+                .await
+                .map_err(|e| Status::internal(e.to_string()))?;
+                cells = c;
+                let received = received.map_err(|e| {
+                    tracing::warn!(%child, cause = %e, "refused a batch");
+                    to_status(e)
+                })?;
+                if received.replay {
+                    // Applying it changed nothing (every cell keeps its higher version).
+                    tracing::warn!(target: "audit", %child, floor = upto, pos,
+                        "replayed envelope: a cell batch already applied; nothing changes");
+                }
                 {
                     let mut c = children.lock().unwrap_or_else(|p| p.into_inner());
                     let st = c.entry(child).or_default();
                     st.last_contact = Some(SystemTime::now());
-                    if upto > st.acked || pos > applied_pos_before {
+                    if received.progressed {
                         st.progress_at = Some(SystemTime::now());
                     }
                     st.acked = st.acked.max(upto);
@@ -829,9 +842,6 @@ async fn serve_link(
 
 /// What this software calls itself on the wire.
 pub const SOFTWARE: &str = concat!("bottomline ", env!("CARGO_PKG_VERSION"));
-
-/// Batches in flight before the sender waits for an ack.
-const WINDOW: u64 = 8;
 
 /// The largest gRPC message a node sends or accepts, set explicitly on every server and
 /// client (tonic's default is 4 MiB for decoding). Batches stay far below it

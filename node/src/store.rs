@@ -177,6 +177,11 @@ pub const DEFAULT_CACHE_MIB: u64 = 2;
 pub struct StoreOptions {
     /// sled page-cache size in bytes. sled defaults to 1 GiB; ours is [`DEFAULT_CACHE_MIB`].
     pub cache_bytes: u64,
+    /// sled's background flush period (500 ms). The ledger flushes every write itself before
+    /// it returns; the background flusher only bounds what a crash of sled's own bookkeeping
+    /// loses. `None`: no flusher thread, so a closed store's file lock is released at once
+    /// (the simulation reopens stores it "crashed" hundreds of times per run).
+    pub background_flush_ms: Option<u64>,
 }
 
 impl Default for StoreOptions {
@@ -188,6 +193,7 @@ impl Default for StoreOptions {
                 .unwrap_or(DEFAULT_CACHE_MIB)
                 * 1024
                 * 1024,
+            background_flush_ms: Some(500),
         }
     }
 }
@@ -271,7 +277,7 @@ impl Store {
             let r = sled::Config::new()
                 .path(dir)
                 .cache_capacity(opts.cache_bytes)
-                .flush_every_ms(Some(500))
+                .flush_every_ms(opts.background_flush_ms)
                 .open();
             match &r {
                 Err(sled::Error::Io(io))

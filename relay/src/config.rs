@@ -94,6 +94,7 @@ impl Config {
     pub fn store_options(&self) -> StoreOptions {
         StoreOptions {
             cache_bytes: self.cache_mib * 1024 * 1024,
+            ..Default::default()
         }
     }
 }

@@ -111,7 +111,7 @@ async fn run_uplink(
     let mut client = pb::sync_client::SyncClient::new(channel)
         .max_decoding_message_size(MESSAGE_LIMIT)
         .max_encoding_message_size(MESSAGE_LIMIT);
-    let (tx, rx) = mpsc::channel::<pb::Envelope>(WINDOW as usize);
+    let (tx, rx) = mpsc::channel::<pb::Envelope>(crate::link::WINDOW);
     let identity = Some(super::identity_to_pb(ledger.identity()));
     let incarnation = ledger.identity().current().map_or(0, |i| i.id);
     let hello = pb::Hello {
@@ -143,32 +143,31 @@ async fn run_uplink(
         .await
         .map_err(|_| stalled())??;
     let welcome = match first.and_then(|e| e.payload) {
-        Some(Payload::Welcome(w)) => w,
+        Some(Payload::Welcome(w)) => super::welcome_from_pb(w)
+            .map_err(|e| format!("the parent's Welcome names no division: {e}"))?,
         _ => return Err("the parent did not answer Hello with Welcome".into()),
     };
-    // Sweep state: `floor` = everything changed at or before it is delivered; `pos` = read up to.
-    // A sweep interrupted by a crash or a cut continues where the parent's durable copy ends.
-    let (mut floor, mut pos) = (welcome.acked, welcome.resume_pos.max(welcome.acked));
     let (acked_tx, mut acked_rx) = watch::channel(welcome.acked);
-    let parent_div = Code::parse(&welcome.division)
-        .map_err(|e| format!("the parent's Welcome names no division: {e}"))?;
-    if me.parent() != Some(parent_div) {
-        return Err(format!("{parent} is division {parent_div}, not the parent of {me}").into());
-    }
+    let parent_div = welcome.division;
     if !welcome.reset.is_empty() {
         tracing::warn!(%parent, reason = %welcome.reset,
             "the parent replaced what it held of this node's store; everything is sent again");
     }
     // Never reuse an event id or go back in Lamport time (a store restored from an older
     // backup), before the ticket sender or anyone else creates an event.
-    let (l, seq, clock) = (ledger.clone(), welcome.origin_seq, welcome.ticket_clock);
-    if tokio::task::spawn_blocking(move || l.raise_ticket_counters(seq, clock)).await?? {
-        tracing::info!(
-            origin_seq = seq,
-            clock,
+    let (l, w) = (ledger.clone(), welcome.clone());
+    match tokio::task::spawn_blocking(move || crate::link::welcomed(&l, &w)).await?? {
+        Err(why) => return Err(format!("{parent}: {why}").into()),
+        Ok(true) => tracing::info!(
+            origin_seq = welcome.origin_seq,
+            clock = welcome.ticket_clock,
             "event counter moved past what the parent holds"
-        );
+        ),
+        Ok(false) => {}
     }
+    // Sweep state (invariant 12): a sweep interrupted by a crash or a cut continues where the
+    // parent's durable copy ends.
+    let mut cells = crate::link::CellSender::new(welcome.acked, welcome.resume_pos);
     // Ticket events for the parent flow up from where the parent's durable copy ends.
     let (up_acked_tx, up_acked_rx) = watch::channel(welcome.ticket_acked);
     let ticket_cursor = up_acked_tx.subscribe();
@@ -189,7 +188,7 @@ async fn run_uplink(
         s.last_error = None;
         s.links += 1;
     }
-    tracing::info!(%parent, floor, resume_from = pos, "linked to parent");
+    tracing::info!(%parent, floor = cells.floor(), resume_from = cells.pos(), "linked to parent");
     let st = state.clone();
     let (l, ack_out, sl) = (ledger.clone(), tx.clone(), seals.clone());
     let reader = tokio::spawn(async move {
@@ -218,7 +217,6 @@ async fn run_uplink(
         }
         Ok::<(), Status>(())
     });
-    let mut sent_batches: std::collections::VecDeque<u64> = Default::default();
     // Memory given back since the last batch sent.
     let mut trimmed = false;
     // Send the first heartbeat (with the backlog) right away.
@@ -239,6 +237,7 @@ async fn run_uplink(
         if last_heartbeat.is_none_or(|t| t.elapsed() >= cfg.heartbeat()) {
             let l = ledger.clone();
             let cursor = *ticket_cursor.borrow();
+            let floor = cells.floor();
             let (head, backlog, ticket_backlog) = tokio::task::spawn_blocking(move || {
                 Ok::<_, LedgerError>((
                     l.durable_seq(),
@@ -265,37 +264,30 @@ async fn run_uplink(
             tx.send(seals.envelope(me, 0, Payload::Hello(hb))).await?;
             last_heartbeat = Some(tokio::time::Instant::now());
         }
-        let acked = *acked_rx.borrow();
-        while sent_batches.front().is_some_and(|s| *s <= acked) {
-            sent_batches.pop_front();
-        }
+        cells.on_ack(*acked_rx.borrow());
         let changed = ledger.changed();
         tokio::pin!(changed);
         changed.as_mut().enable();
-        if (sent_batches.len() as u64) < WINDOW {
-            let l = ledger.clone();
-            let limit = cfg.batch_blocks;
-            let step = tokio::task::spawn_blocking(move || {
-                l.sweep_capped(floor, pos, limit, crate::ledger::MAX_SWEEP_CELLS)
-            })
-            .await??;
-            let new_floor = if step.complete { step.pos } else { floor };
-            if step.pos > pos || new_floor > floor {
-                let batch = pb::CellBatch {
-                    cells: step.cells.iter().map(|(k, v)| cell_to_pb(k, v)).collect(),
-                    floor: new_floor,
-                    incarnation,
-                };
-                tx.send(seals.envelope(me, step.pos, Payload::Cells(batch)))
-                    .await?;
-                sent_batches.push_back(step.pos);
-                pos = step.pos;
-                floor = new_floor;
-                trimmed = false;
-                continue;
-            }
+        let (l, limit) = (ledger.clone(), cfg.batch_blocks);
+        let (c, batch) = tokio::task::spawn_blocking(move || {
+            let r = cells.next(&l, limit);
+            (cells, r)
+        })
+        .await?;
+        cells = c;
+        if let Some(batch) = batch? {
+            let pos = batch.pos;
+            let batch = pb::CellBatch {
+                cells: batch.cells.iter().map(|(k, v)| cell_to_pb(k, v)).collect(),
+                floor: batch.floor,
+                incarnation,
+            };
+            tx.send(seals.envelope(me, pos, Payload::Cells(batch)))
+                .await?;
+            trimmed = false;
+            continue;
         }
-        if !trimmed && sent_batches.is_empty() {
+        if !trimmed && cells.drained() {
             // Everything delivered and acked: give back what sending it took (glibc keeps
             // freed memory; a county's first sync otherwise stays in its RSS for good).
             trimmed = true;

@@ -35,6 +35,7 @@ use std::sync::mpsc;
 use rand::Rng;
 
 mod county;
+pub mod department;
 mod names;
 mod sample;
 mod sink;

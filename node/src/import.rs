@@ -25,6 +25,7 @@ use crate::division::{Code, Division, Level};
 use crate::domain::{FieldError, Record, RecordKind};
 use crate::ledger::stream::CHUNK;
 use crate::ledger::{Applied, Change, Ledger, LedgerError, Progress, StreamedWrite};
+use crate::warning::DeptKind;
 
 /// The interchange files of a county, in dependency (import) order, without extension.
 pub const FILE_ORDER: [&str; 6] = [
@@ -46,6 +47,8 @@ pub enum FileKind {
     Divisions,
     /// One of the county record files.
     Records(RecordKind),
+    /// A department file (`warning.rs`): after the record files, whose households it names.
+    Department(DeptKind),
 }
 
 impl FileKind {
@@ -64,6 +67,10 @@ impl FileKind {
             "signals" => FileKind::Records(RecordKind::Signal),
             "cases" => FileKind::Records(RecordKind::Case),
             "measures" => FileKind::Records(RecordKind::Measure),
+            "medical" => FileKind::Department(DeptKind::Medical),
+            "accidents" => FileKind::Department(DeptKind::Accident),
+            "labour" => FileKind::Department(DeptKind::Labour),
+            "incomes" => FileKind::Department(DeptKind::Income),
             _ => return None,
         })
     }
@@ -117,6 +124,32 @@ impl FileKind {
                 ),
                 RecordKind::Measure => (&["id", "household_code", "type", "date", "amount"], &[]),
             },
+            FileKind::Department(k) => match k {
+                DeptKind::Medical => (
+                    &[
+                        "id",
+                        "household_code",
+                        "date",
+                        "total",
+                        "reimbursed",
+                        "out_of_pocket",
+                    ],
+                    &[],
+                ),
+                DeptKind::Accident => (
+                    &[
+                        "id",
+                        "household_code",
+                        "date",
+                        "kind",
+                        "loss",
+                        "compensation",
+                    ],
+                    &[],
+                ),
+                DeptKind::Labour => (&["id", "household_code", "date", "change", "persons"], &[]),
+                DeptKind::Income => (&["id", "household_code", "date", "income"], &[]),
+            },
         }
     }
 }
@@ -130,6 +163,7 @@ impl fmt::Display for FileKind {
             FileKind::Records(RecordKind::Signal) => "signals",
             FileKind::Records(RecordKind::Case) => "cases",
             FileKind::Records(RecordKind::Measure) => "measures",
+            FileKind::Department(k) => k.as_str(),
         })
     }
 }
@@ -286,11 +320,15 @@ pub enum ImportEvent<'a> {
     },
 }
 
-mod fields;
-mod rows;
+// Public only for the fuzz targets (node/fuzz), which drive the table reader and the row
+// parsers on bytes; not an API.
+#[doc(hidden)]
+pub mod fields;
+#[doc(hidden)]
+pub mod rows;
 
 pub use fields::parse_date;
-use fields::{parse_division, parse_record, Fields};
+use fields::{parse_dept, parse_division, parse_record, Fields};
 pub(crate) use rows::{Columns, CsvRows, Row};
 
 use rows::{BadRow, FileRows};
@@ -459,6 +497,63 @@ fn import_divisions(
         rows: n,
         applied,
     })
+}
+
+/// Import a department file: every row parsed and its household checked, then all stored in
+/// one durable commit (or none, with every bad row named).
+fn import_dept_file(
+    ledger: &Ledger,
+    path: &Path,
+    kind: DeptKind,
+    progress: &mut dyn FnMut(ImportEvent),
+) -> Result<FileReport, ImportError> {
+    let (cols, rows) = read_all(path, FileKind::Department(kind), progress)?;
+    let mut parsed = Vec::with_capacity(rows.len());
+    let mut lines = Vec::with_capacity(rows.len());
+    let mut errors = Vec::new();
+    let mut seen: HashMap<String, u64> = HashMap::new();
+    for row in &rows {
+        match parse_dept(kind, &Fields { row, cols: &cols }) {
+            Ok(d) => {
+                if let Some(first) = seen.insert(d.id.clone(), row.line) {
+                    errors.push(RowError {
+                        line: row.line,
+                        field: Some("id".into()),
+                        reason: format!("{} appears twice (also line {first})", d.id),
+                    });
+                }
+                lines.push(row.line);
+                parsed.push(d);
+            }
+            Err(e) => errors.push(field_err(row.line, e)),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(rows_error(path, errors));
+    }
+    let n = parsed.len() as u64;
+    match ledger.put_dept_rows(&parsed) {
+        Ok(_) => Ok(FileReport {
+            file: path.to_owned(),
+            kind: FileKind::Department(kind),
+            rows: n,
+            applied: Applied {
+                inserted: n,
+                ..Applied::default()
+            },
+        }),
+        Err(LedgerError::Refused(refusals)) => Err(rows_error(
+            path,
+            refusals
+                .into_iter()
+                .map(|r| field_err(lines.get(r.index).copied().unwrap_or(0), r.error))
+                .collect(),
+        )),
+        Err(source) => Err(ImportError::Ledger {
+            file: path.to_owned(),
+            source,
+        }),
+    }
 }
 
 /// The bad rows of a file: all counted, the first [`MAX_LISTED_ERRORS`] by line kept (a file
@@ -782,6 +877,25 @@ pub fn import_files(
             FileKind::Records(rk) => {
                 let w = out.stream.get_or_insert_with(|| ledger.stream_write(today));
                 import_record_file(w, p, rk, i, progress).map(|r| out.pending.push(r))
+            }
+            FileKind::Department(_) if ledger.division().level() < Level::County => {
+                Err(ImportError::File {
+                    file: p.clone(),
+                    reason: format!(
+                        "this node serves {}, above county level: department data is imported \
+                         at the county that holds the households",
+                        ledger.division()
+                    ),
+                })
+            }
+            FileKind::Department(dk) => {
+                // The households it names may be in record files of this same import.
+                out.settle(progress, done).and_then(|()| {
+                    let r = import_dept_file(ledger, p, dk, progress)?;
+                    done(&r);
+                    out.reports.push(r);
+                    Ok(())
+                })
             }
         };
         if let Err(e) = step {

@@ -38,6 +38,7 @@ mod restored;
 mod spot_checks;
 pub(crate) mod stream;
 mod ticket_log;
+mod workflow;
 mod write;
 pub use check::{CheckReport, Mismatch};
 pub use metrics::{CellsFrom, LedgerMetrics};
@@ -46,6 +47,7 @@ pub use restored::ChildLinked;
 pub use spot_checks::{inventory_name, Draw, FindingSpec, Recorded, Verification};
 pub use stream::StreamedWrite;
 pub use ticket_log::{sub_id, Act, LogEntry, Logged, MAX_BACKLOG_SCAN, MAX_SCAN};
+pub use workflow::{CaseDue, CaseStep, Decision, NewCase, WarnOutcome, DUE_DAYS};
 use write::{failpoint, stage_record};
 
 /// Records (or cell blocks) per atomic commit (sled is fastest and leanest at about 1 000;
@@ -97,6 +99,10 @@ pub enum LedgerError {
     /// A ticket request this node refuses (who may act here, what a peer may deliver).
     #[error("{0}")]
     TicketRefused(String),
+    /// A workflow action this node refuses (department data, a case, an elimination); the
+    /// message says why.
+    #[error("{0}")]
+    Workflow(String),
     /// A replicated value this node refuses (its version out of range).
     #[error("refused, nothing written: {0}")]
     BadReplica(String),

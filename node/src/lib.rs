@@ -46,3 +46,4 @@ pub mod spotcheck;
 pub mod stats;
 pub mod store;
 pub mod tickets;
+pub mod warning;

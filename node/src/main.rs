@@ -22,6 +22,7 @@ mod cli_report;
 mod cli_spotcheck;
 mod cli_tickets;
 mod cli_user;
+mod cli_workflow;
 
 #[derive(Parser)]
 #[command(
@@ -139,6 +140,14 @@ enum Command {
     /// Double-random spot checks (双随机) at a running node: draw a week (province), verify a
     /// draw from its published seed (any node holding it), record a result (county).
     Spotcheck(Box<cli_spotcheck::SpotCheckArgs>),
+    /// Department warnings at a running county node: the rules (deploy/warning-rules.toml)
+    /// over the department data it holds make risk signals; --dry-run shows what would change.
+    Warn(Box<cli_workflow::WarnArgs>),
+    /// Identification cases at a running county node: open, advance through village review,
+    /// town check and county approval, decide (include or reject), list the due and overdue.
+    Case(Box<cli_workflow::CaseArgs>),
+    /// Monitoring objects at a running county node: record a risk as eliminated.
+    Monitored(Box<cli_workflow::MonitoredArgs>),
     /// The work cycle's reports (周统计, 月度通报, 季度调度, 半年小结, 年度总结) as HTML, CSV
     /// (UTF-8 with a BOM) or XLSX, from a data dir or a running node (--addr); the rules in
     /// a TOML file (deploy/report-rules.toml).
@@ -219,12 +228,16 @@ enum Command {
         /// Last day of the data (default: today in China).
         #[arg(long)]
         end: Option<jiff::civil::Date>,
+        /// Also write each county's department files (medical, accidents, labour, incomes)
+        /// for the year ending at --end.
+        #[arg(long)]
+        department: bool,
     },
 }
 
 fn parse_kind(s: &str) -> Result<FileKind, String> {
     FileKind::parse(s).ok_or_else(|| {
-        format!("unknown kind {s:?}: divisions, households, monitored, signals, cases or measures")
+        format!("unknown kind {s:?}: divisions, households, monitored, signals, cases, measures, medical, accidents, labour or incomes")
     })
 }
 
@@ -464,6 +477,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Tickets(args) => cli_tickets::run(*args),
         Command::Spotcheck(args) => cli_spotcheck::run(*args),
+        Command::Warn(args) => cli_workflow::run_warn(*args),
+        Command::Case(args) => cli_workflow::run_case(*args),
+        Command::Monitored(args) => cli_workflow::run_monitored(*args),
         Command::Report(args) => cli_report::run_report(*args),
         Command::Assess(args) => cli_report::run_assess(*args),
         Command::Pki(args) => cli_pki::run(args),
@@ -531,6 +547,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             counties,
             households,
             end,
+            department,
         } => {
             let end = end.unwrap_or_else(today_in_china);
             let scope = match county {
@@ -578,6 +595,25 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 summary.cases,
                 summary.measures
             );
+            if department {
+                let mut total = bottomline::gen::department::DeptSummary::default();
+                for c in &summary.counties {
+                    let d = bottomline::gen::department::department_files(&out.join(c), seed, end)
+                        .with_context(|| format!("department files of {c}"))?;
+                    total.medical += d.medical;
+                    total.accidents += d.accidents;
+                    total.labour += d.labour;
+                    total.incomes += d.incomes;
+                }
+                println!(
+                    "department files: {} medical settlements, {} accidents, {} labour-force changes, {} income checks ({} rows)",
+                    total.medical,
+                    total.accidents,
+                    total.labour,
+                    total.incomes,
+                    total.total()
+                );
+            }
             Ok(())
         }
     }

@@ -186,6 +186,10 @@ pub async fn run(
             handle.ledger.clone(),
             tls.as_ref().map(|t| t.revoked()),
         );
+        let workflow = rpc::workflow_api::WorkflowService::new(
+            handle.ledger.clone(),
+            tls.as_ref().map(|t| t.revoked()),
+        );
         let incoming = tls::incoming(listener, tls.clone());
         let mut stop = stop_rx.clone();
         tokio::spawn(async move {
@@ -223,6 +227,11 @@ pub async fn run(
                 )
                 .add_service(
                     bottomline_proto::v1::spot_checks_server::SpotChecksServer::new(spot_checks)
+                        .max_decoding_message_size(rpc::MESSAGE_LIMIT)
+                        .max_encoding_message_size(rpc::MESSAGE_LIMIT),
+                )
+                .add_service(
+                    bottomline_proto::v1::workflow_server::WorkflowServer::new(workflow)
                         .max_decoding_message_size(rpc::MESSAGE_LIMIT)
                         .max_encoding_message_size(rpc::MESSAGE_LIMIT),
                 )

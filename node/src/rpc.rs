@@ -21,6 +21,8 @@ mod ticket_flow;
 pub mod tickets_api;
 pub mod tickets_client;
 mod uplink;
+pub mod workflow_api;
+pub mod workflow_client;
 
 pub use ticket_flow::MAX_TICKET_BATCH_BYTES;
 use ticket_flow::{receive_tickets, send_tickets, Out};

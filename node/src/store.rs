@@ -100,11 +100,14 @@ pub enum TreeId {
     /// The ticket index: each ticket's folded state without its history, and the tickets
     /// by deadline and by inventory (`ledger/ticket_log/index.rs`).
     TicketIndex,
+    /// The county's own workflow (`ledger/workflow.rs`): department rows by kind and id, and
+    /// each identification case's steps.
+    Workflow,
 }
 
 impl TreeId {
     /// Every tree, in the order of their index.
-    pub const ALL: [TreeId; 13] = [
+    pub const ALL: [TreeId; 14] = [
         TreeId::Meta,
         TreeId::Divisions,
         TreeId::Records,
@@ -118,6 +121,7 @@ impl TreeId {
         TreeId::Certs,
         TreeId::Custody,
         TreeId::TicketIndex,
+        TreeId::Workflow,
     ];
 
     /// The key prefix of the tree; part of the on-disk format, never reuse a value.
@@ -136,6 +140,7 @@ impl TreeId {
             TreeId::Certs => 11,
             TreeId::Custody => 12,
             TreeId::TicketIndex => 13,
+            TreeId::Workflow => 14,
         }
     }
 

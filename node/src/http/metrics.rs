@@ -31,7 +31,8 @@
 //! behind), `child_connected`, `child_silent`, `child_stalled`; the node's own link
 //! `uplink_connected`, `uplink_backlog_blocks`, `uplink_ticket_backlog_events`,
 //! `uplink_links_established` (only on a node with a parent); `tickets{state}` (tickets held
-//! here by state, sub-tickets included), `tickets_overdue`, `store_size_bytes`,
+//! here by state, sub-tickets included), `tickets_overdue`, `cases_due` and `cases_overdue`
+//! (a county's pending identification cases at day 10 and past day 15), `store_size_bytes`,
 //! `change_log_head`, `ticket_log_head`, `self_check_ok` and
 //! `self_check_timestamp_seconds` (after the first self-check), `node_info{division}` (1).
 //!
@@ -331,6 +332,9 @@ pub struct NodeView {
     pub tickets: Vec<(State, u64)>,
     /// Tickets held here that are overdue today (China time).
     pub tickets_overdue: u64,
+    /// A county's pending identification cases at day 10 or later, and past the 15-day
+    /// deadline (today, China time); (0, 0) above county level.
+    pub cases_due: (u64, u64),
     /// Bytes the store occupies on disk.
     pub store_bytes: u64,
     /// The head of the cell change log.
@@ -359,7 +363,17 @@ impl NodeView {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        let (tickets, tickets_overdue) = ticket_counts(ledger, crate::period::today_in_china())?;
+        let today = crate::period::today_in_china();
+        let (tickets, tickets_overdue) = ticket_counts(ledger, today)?;
+        let cases_due = if ledger.division().level() == crate::division::Level::County {
+            let pending = ledger.cases_pending(today)?;
+            (
+                pending.iter().filter(|c| c.due).count() as u64,
+                pending.iter().filter(|c| c.overdue).count() as u64,
+            )
+        } else {
+            (0, 0)
+        };
         let self_check = handle
             .self_check
             .lock()
@@ -373,6 +387,7 @@ impl NodeView {
             uplink: uplink.parent.is_some().then_some(uplink),
             tickets,
             tickets_overdue,
+            cases_due,
             store_bytes: ledger.store().size_on_disk(),
             change_log_head: ledger.cell_seq()?,
             ticket_log_head: ledger.ticket_head(),
@@ -504,6 +519,18 @@ impl NodeView {
             "tickets_overdue",
             "Tickets held here past their deadline and not rectified (today, China time)",
             sat(self.tickets_overdue),
+        );
+        gauge(
+            &mut reg,
+            "cases_due",
+            "Pending identification cases at day 10 or later since discovery (a county; today, China time)",
+            sat(self.cases_due.0),
+        );
+        gauge(
+            &mut reg,
+            "cases_overdue",
+            "Pending identification cases past the 15-day deadline (a county; today, China time)",
+            sat(self.cases_due.1),
         );
         let size = Gauge::<i64, AtomicI64>::default();
         size.set(sat(self.store_bytes));

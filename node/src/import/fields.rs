@@ -10,9 +10,10 @@ use crate::domain::{
     Case, Category, Cents, FieldError, Household, Measure, MeasureType, Monitored, Outcome, Record,
     RecordKind, Signal, SignalSource, SignalType, Stage,
 };
+use crate::warning::{AccidentKind, DeptData, DeptKind, DeptRow, LabourChange};
 
 /// Field accessors that produce errors naming the field.
-pub(crate) struct Fields<'a> {
+pub struct Fields<'a> {
     pub row: &'a Row,
     pub cols: &'a Columns,
 }
@@ -76,7 +77,7 @@ pub fn parse_date(v: &str) -> Result<Date, String> {
         .map_err(|_| format!("{v} is not a calendar date"))
 }
 
-pub(crate) fn parse_record(kind: RecordKind, f: &Fields) -> Result<Record, FieldError> {
+pub fn parse_record(kind: RecordKind, f: &Fields) -> Result<Record, FieldError> {
     Ok(match kind {
         RecordKind::Household => Record::Household(Household {
             household_code: f.text("household_code")?,
@@ -132,7 +133,41 @@ pub(crate) fn parse_record(kind: RecordKind, f: &Fields) -> Result<Record, Field
     })
 }
 
-pub(crate) fn parse_division(f: &Fields) -> Result<Division, FieldError> {
+/// A department row (`warning.rs` names the files and their columns).
+pub fn parse_dept(kind: DeptKind, f: &Fields) -> Result<DeptRow, FieldError> {
+    let what = match kind {
+        DeptKind::Medical => DeptData::Medical {
+            total: f.parse("total", Cents::parse)?,
+            reimbursed: f.parse("reimbursed", Cents::parse)?,
+            out_of_pocket: f.parse("out_of_pocket", Cents::parse)?,
+        },
+        DeptKind::Accident => DeptData::Accident {
+            kind: f.parse("kind", AccidentKind::parse)?,
+            loss: f.parse("loss", Cents::parse)?,
+            compensation: f.parse("compensation", Cents::parse)?,
+        },
+        DeptKind::Labour => DeptData::Labour {
+            change: f.parse("change", LabourChange::parse)?,
+            persons: f.parse("persons", |v| {
+                v.parse::<u32>()
+                    .map_err(|_| format!("{v:?} is not a whole number of members"))
+            })?,
+        },
+        DeptKind::Income => DeptData::Income {
+            income: f.parse("income", Cents::parse)?,
+        },
+    };
+    let row = DeptRow {
+        id: f.text("id")?,
+        household_code: f.text("household_code")?,
+        date: f.date("date")?,
+        what,
+    };
+    row.validate()?;
+    Ok(row)
+}
+
+pub fn parse_division(f: &Fields) -> Result<Division, FieldError> {
     let code = f.parse("code", Code::parse)?;
     let name = f.text("name")?;
     let level: Level = f.parse("level", |v| v.parse())?;

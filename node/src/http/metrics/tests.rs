@@ -60,6 +60,7 @@ fn view() -> NodeView {
             .map(|s| (*s, u64::from(s.code()) * 10))
             .collect(),
         tickets_overdue: 17,
+        cases_due: (4, 1),
         store_bytes: 123_456,
         change_log_head: 987,
         ticket_log_head: 65,
@@ -106,6 +107,8 @@ fn render_shows_the_view() {
         (r#"bottomline_tickets{state="issued"}"#, 10.0),
         (r#"bottomline_tickets{state="closed"}"#, 60.0),
         ("bottomline_tickets_overdue", 17.0),
+        ("bottomline_cases_due", 4.0),
+        ("bottomline_cases_overdue", 1.0),
         ("bottomline_store_size_bytes", 123_456.0),
         ("bottomline_change_log_head", 987.0),
         ("bottomline_ticket_log_head", 65.0),

@@ -70,6 +70,10 @@ pub struct ChildState {
     pub ticket_backlog: u64,
     /// A link is open now.
     pub connected: bool,
+    /// Links opened so far (each link's number): a link that ends clears `connected` only if
+    /// no newer link of the child opened meanwhile (a restarted child's new link can be up
+    /// before its old, half-open one is noticed gone).
+    pub links: u64,
     /// The relay the open (or last) link passes through, by its certificate name.
     pub via_relay: Option<String>,
     /// When the child's delivered position (cells or ticket events) last moved here, or when
@@ -499,6 +503,7 @@ impl pb::sync_server::Sync for SyncService {
             }
         };
         let (acked, resume_pos) = (welcome.acked, welcome.resume_pos);
+        let link_no;
         tracing::info!(%child, acked, resume_pos, head = hello.head, via_relay = via_relay.as_deref().unwrap_or("-"), "child connected");
         {
             let mut c = self.children.lock().unwrap_or_else(|p| p.into_inner());
@@ -509,6 +514,8 @@ impl pb::sync_server::Sync for SyncService {
             st.backlog = hello.backlog;
             st.ticket_backlog = hello.ticket_backlog;
             st.connected = true;
+            st.links += 1;
+            link_no = st.links;
             st.via_relay = via_relay;
             // Counted from the first contact: reconnecting does not reset a stall.
             st.progress_at.get_or_insert_with(SystemTime::now);
@@ -570,7 +577,10 @@ impl pb::sync_server::Sync for SyncService {
                 let _ = tx.send(Err(e.clone())).await;
             }
             let mut c = children.lock().unwrap_or_else(|p| p.into_inner());
-            c.entry(child).or_default().connected = false;
+            let st = c.entry(child).or_default();
+            if st.links == link_no {
+                st.connected = false;
+            }
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }

@@ -163,3 +163,44 @@ impl Drop for Proc {
         }
     }
 }
+
+/// Spawn `cmd` (a `bottomline serve`, possibly behind a wrapper that execs it) with its log
+/// captured like [`Proc::serve`].
+fn spawn_logged(name: &str, mut cmd: Command) -> Proc {
+    let mut child = cmd
+        .env("NO_COLOR", "1")
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn bottomline serve");
+    let stderr = child.stderr.take().expect("piped stderr");
+    let log: Arc<Mutex<Vec<String>>> = Default::default();
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            sink.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(strip_ansi(&line));
+        }
+    });
+    Proc {
+        name: name.to_string(),
+        child,
+        log,
+    }
+}
+
+impl Proc {
+    /// [`Proc::serve`] inside the network namespace `netns`: `ip netns exec` enters it and
+    /// execs the node in place, so the pid is the node's own and [`Proc::kill9`] and
+    /// [`Proc::terminate`] reach the node itself.
+    pub fn serve_in_netns(name: &str, config: &Path, netns: &str) -> Proc {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", netns, BIN, "serve", "--config"])
+            .arg(config);
+        spawn_logged(name, cmd)
+    }
+}

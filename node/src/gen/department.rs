@@ -137,13 +137,14 @@ pub fn department_files(county_dir: &Path, seed: u64, end: Date) -> Result<DeptS
     for r in &households {
         let Record::Household(h) = r else { continue };
         let code = h.household_code.as_str();
-        // Settlements: 0–6, ~2.9 a year on average; most small, a few large.
+        // Settlements: 0–6, ~2.9 a year on average; most small (200–8 000 yuan), 4 % large
+        // (20 000–80 000 yuan: a hospital stay).
         let n = [0u32, 1, 1, 2, 2, 3, 3, 4, 4, 5, 6, 4][rng.random_range(0..12)];
         for _ in 0..n {
             let total: i64 = if rng.random_range(0..100) < 4 {
                 rng.random_range(2_000_000..8_000_000)
             } else {
-                rng.random_range(20_000..1_500_000)
+                rng.random_range(20_000..800_000)
             };
             let reimbursed = total * rng.random_range(45..=85) / 100;
             let oop = total - reimbursed;
@@ -188,7 +189,7 @@ pub fn department_files(county_dir: &Path, seed: u64, end: Date) -> Result<DeptS
             labour.row(&[&id, code, &day(&mut rng), change, persons])?;
         }
         if rng.random_range(0..100) < 30 {
-            let found = h.income.0 * rng.random_range(50..=130) / 100;
+            let found = h.income.0 * rng.random_range(60..=130) / 100;
             let id = format!("I{county}{:07}", incomes.n + 1);
             incomes.row(&[&id, code, &day(&mut rng), &yuan(found.max(0))])?;
         }

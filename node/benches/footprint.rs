@@ -62,18 +62,15 @@
 //! BENCH_PARTS=tree BENCH_DATA=/tmp/footprint-data cargo bench -p bottomline --bench footprint
 //! ```
 
-use std::path::{Path, PathBuf};
-use std::time::Duration;
-
 use bottomline::division::Code;
-use bottomline::security::pki::Pki;
-use bottomline::security::tls::{ClientTls, TlsFiles};
 use bottomline::security::{Identity, Role};
-use serde_json::{json, Value};
+use serde_json::json;
 
 mod common;
 use common::Res;
 
+#[path = "footprint/context.rs"]
+mod context;
 #[path = "footprint/county.rs"]
 mod county;
 #[path = "footprint/data.rs"]
@@ -85,199 +82,8 @@ mod tree;
 #[path = "footprint/watch.rs"]
 mod watch;
 
-/// sled's page cache (MiB) of a level's node (`province`, `city`, `county`): its
-/// `cache_mib` in the deployment sample `deploy/<level>.toml`, else the default.
-pub fn cache_mib(level: &str) -> u64 {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../deploy")
-        .join(format!("{level}.toml"));
-    std::fs::read_to_string(&path)
-        .ok()
-        .and_then(|t| t.parse::<toml::Table>().ok())
-        .and_then(|t| t.get("cache_mib")?.as_integer())
-        .and_then(|n| u64::try_from(n).ok())
-        .unwrap_or(bottomline::store::DEFAULT_CACHE_MIB)
-}
-
-/// What the run does, from the environment.
-pub struct Settings {
-    /// Households per county; `None` = realistic.
-    pub households: Option<u32>,
-    pub counties: u32,
-    pub cities: u32,
-    pub import: bool,
-    pub serve: bool,
-    pub tree: bool,
-    /// Where generated sets are kept (`BENCH_DATA`), else the temp dir.
-    pub data: Option<PathBuf>,
-    pub import_jobs: usize,
-    pub settle: Duration,
-    pub poll: Duration,
-    pub sample: Duration,
-    pub check_secs: Option<f64>,
-    pub deadline: Duration,
-    pub keep: bool,
-}
-
-fn env_num<T: std::str::FromStr>(name: &str) -> Option<T> {
-    std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
-}
-
-impl Settings {
-    fn from_env() -> Res<Settings> {
-        let parts = std::env::var("BENCH_PARTS").unwrap_or_else(|_| "import,serve,tree".into());
-        let parts: Vec<&str> = parts.split(',').map(str::trim).collect();
-        if let Some(p) = parts
-            .iter()
-            .find(|p| !["import", "serve", "tree"].contains(p))
-        {
-            return Err(format!("BENCH_PARTS: unknown part {p:?} (import, serve, tree)").into());
-        }
-        let counties = env_num("BENCH_COUNTIES").unwrap_or(107u32).max(1);
-        Ok(Settings {
-            households: env_num("BENCH_HOUSEHOLDS").filter(|h: &u32| *h > 0),
-            counties,
-            cities: counties.min(10),
-            import: parts.contains(&"import"),
-            serve: parts.contains(&"serve"),
-            tree: parts.contains(&"tree"),
-            data: std::env::var_os("BENCH_DATA").map(PathBuf::from),
-            import_jobs: env_num("BENCH_IMPORT_JOBS").unwrap_or(2usize).max(1),
-            settle: Duration::from_secs_f64(env_num("BENCH_SETTLE_S").unwrap_or(10.0)),
-            poll: Duration::from_millis(env_num("BENCH_POLL_MS").unwrap_or(500u64).max(10)),
-            sample: Duration::from_millis(env_num("BENCH_SAMPLE_MS").unwrap_or(200u64).max(10)),
-            check_secs: env_num("BENCH_CHECK_SECS"),
-            deadline: Duration::from_secs_f64(env_num("BENCH_DEADLINE_S").unwrap_or(1800.0)),
-            keep: std::env::var("BENCH_KEEP").is_ok_and(|v| v == "1"),
-        })
-    }
-
-    /// How a generated set's directory names its household count.
-    fn households_tag(&self) -> String {
-        self.households
-            .map_or_else(|| "realistic".into(), |h| h.to_string())
-    }
-}
-
-/// What every part uses.
-pub struct Ctx {
-    pub s: Settings,
-    pub bin: PathBuf,
-    /// The run's temp dir: stores, configs, node logs.
-    pub tmp: PathBuf,
-    /// CLI runs' stdout and stderr.
-    pub logs: PathBuf,
-    /// Where generated sets are.
-    pub data: PathBuf,
-    pki: Pki,
-    pub client_tls: ClientTls,
-}
-
-impl Ctx {
-    /// The certificate files of the node of `code`.
-    pub fn node_tls(&mut self, code: Code) -> Res<TlsFiles> {
-        Ok(self.pki.files_for(&Identity::Node { division: code })?)
-    }
-}
-
-/// The headline figures, each with its target (a maximum) when the issue gives one.
-#[derive(Default)]
-pub struct Figures(Vec<(String, Option<f64>, Option<f64>, &'static str)>);
-
-impl Figures {
-    pub fn add(&mut self, name: &str, value: Option<f64>, target: Option<f64>, unit: &'static str) {
-        let value = value.map(|v| (v * 100.0).round() / 100.0);
-        self.0.push((name.to_string(), value, target, unit));
-    }
-
-    fn json(&self) -> Value {
-        let mut m = serde_json::Map::new();
-        for (name, value, target, unit) in &self.0 {
-            let met = match (value, target) {
-                (Some(v), Some(t)) => json!(v <= t),
-                _ => Value::Null,
-            };
-            m.insert(
-                name.clone(),
-                json!({"value": value, "target_max": target, "met": met, "unit": unit}),
-            );
-        }
-        Value::Object(m)
-    }
-
-    fn print(&self) {
-        eprintln!("\nfootprint figures:");
-        for (name, value, target, unit) in &self.0 {
-            let v = value.map_or_else(|| "—".to_string(), |v| format!("{v:.1}"));
-            let t = match (value, target) {
-                (Some(v), Some(t)) => {
-                    format!("[≤ {t}] {}", if v <= t { "met" } else { "MISSED" })
-                }
-                (None, Some(t)) => format!("[≤ {t}] not measured"),
-                _ => String::new(),
-            };
-            eprintln!("  {name:<46} {v:>9} {unit:<6} {t}");
-        }
-    }
-}
-
-/// The commit the benchmark was built from and the files changed since (`git`, if there).
-fn code_state() -> Value {
-    let git = |args: &[&str]| -> Option<String> {
-        let out = std::process::Command::new("git")
-            .arg("-C")
-            .arg(env!("CARGO_MANIFEST_DIR"))
-            .args(args)
-            .output()
-            .ok()?;
-        out.status
-            .success()
-            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
-    };
-    let changed =
-        git(&["status", "--porcelain", "--untracked-files=no"]).map(|s| s.lines().count());
-    json!({"commit": git(&["rev-parse", "--short", "HEAD"]), "files_changed": changed})
-}
-
-/// Load average and memory of the machine (`/proc`), for the report's head.
-fn machine() -> Value {
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let mem = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    let total = mem
-        .lines()
-        .find(|l| l.starts_with("MemTotal:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse::<u64>().ok())
-        .map(|kib| kib / 1024);
-    json!({
-        "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
-        "mem_total_mib": total,
-        "loadavg": load.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
-    })
-}
-
-/// Memory figures as JSON, in MiB.
-pub fn mem_json(m: Option<procs::Mem>) -> Value {
-    let r = |kib: u64| round1(procs::mib(kib));
-    match m {
-        Some(m) => json!({
-            "vm_rss_mib": r(m.rss),
-            "vm_hwm_mib": r(m.hwm),
-            "rss_anon_mib": r(m.anon),
-            "rss_file_mib": r(m.file),
-        }),
-        None => Value::Null,
-    }
-}
-
-/// `v` rounded to 0.1.
-pub fn round1(v: f64) -> f64 {
-    (v * 10.0).round() / 10.0
-}
-
-fn dir_of(p: &Path) -> String {
-    p.display().to_string()
-}
+pub use context::{cache_mib, mem_json, round1, Ctx, Figures, Settings};
+use context::{code_state, dir_of, machine};
 
 // Runs on this (the main) thread, not on a worker: the child processes are spawned from it
 // and are told to stop when it ends (see `procs`).
@@ -286,17 +92,19 @@ async fn main() -> Res<()> {
     let s = Settings::from_env()?;
     let bin = procs::binary()?;
     let tmp = tempfile::Builder::new().prefix("footprint-").tempdir()?;
-    let logs = tmp.path().join("logs");
-    std::fs::create_dir_all(&logs)?;
-    let data = s.data.clone().unwrap_or_else(|| tmp.path().join("gen"));
-    std::fs::create_dir_all(&data)?;
-    let mut pki = Pki::open_or_init(&tmp.path().join("pki"), "Bottomline footprint benchmark")?;
-    let op = pki.files_for(&Identity::Operator {
+    let operator = Identity::Operator {
         name: "bench.viewer".into(),
         division: Code::parse("61")?,
         role: Role::Viewer,
-    })?;
-    let client_tls = ClientTls::load(&op)?;
+    };
+    let mut cx = Ctx::open(
+        s,
+        bin,
+        tmp.path(),
+        "Bottomline footprint benchmark",
+        &operator,
+    )?;
+    let s = &cx.s;
     let parts: Vec<&str> = [
         s.import.then_some("import"),
         s.serve.then_some("serve"),
@@ -307,7 +115,7 @@ async fn main() -> Res<()> {
     .collect();
     let mut report = json!({
         "benchmark": "footprint",
-        "binary": dir_of(&bin),
+        "binary": dir_of(&cx.bin),
         "code": code_state(),
         "date": bottomline::period::today_in_china().to_string(),
         "machine_at_start": machine(),
@@ -316,7 +124,7 @@ async fn main() -> Res<()> {
             "counties": s.counties,
             "cities": s.cities,
             "parts": parts,
-            "data": dir_of(&data),
+            "data": dir_of(&cx.data),
             "import_jobs": s.import_jobs,
             "settle_s": s.settle.as_secs_f64(),
             "status_poll_ms": s.poll.as_millis() as u64,
@@ -333,15 +141,6 @@ async fn main() -> Res<()> {
         tmp.path().display()
     );
     let keep = s.keep;
-    let mut cx = Ctx {
-        s,
-        bin,
-        tmp: tmp.path().to_path_buf(),
-        logs,
-        data,
-        pki,
-        client_tls,
-    };
     let mut figs = Figures::default();
     let mut imported = None;
     if cx.s.import {

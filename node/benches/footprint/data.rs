@@ -179,34 +179,49 @@ impl DayFiles {
 /// signals and assistance measures (new ids, dated `day`, copied from spread-out rows of the
 /// year) and 0.1 % of its households with a corrected income.
 pub fn next_day(county: &Path, out: &Path, day: Date) -> Res<DayFiles> {
-    std::fs::create_dir_all(out)?;
-    let mut n = DayFiles::default();
-    for (file, count) in [
-        ("signals.csv", &mut n.signals),
-        ("measures.csv", &mut n.measures),
-    ] {
+    let mut n = next_days(county, &[(out.to_path_buf(), day)])?;
+    Ok(n.pop().unwrap_or_default())
+}
+
+/// [`next_day`] for several days, the county's files read once: the `k`-th of `days` written
+/// into its directory, dated its day, with rows picked `k` rows further on than the first
+/// day's (so each day corrects other households), and ids made new by the day.
+pub fn next_days(county: &Path, days: &[(PathBuf, Date)]) -> Res<Vec<DayFiles>> {
+    let mut out: Vec<DayFiles> = days.iter().map(|_| DayFiles::default()).collect();
+    for (dir, _) in days {
+        std::fs::create_dir_all(dir)?;
+    }
+    for file in ["signals.csv", "measures.csv"] {
         let rows = read_csv(&county.join(file))?;
         let want = rows.1.len().div_ceil(365).max(1);
         let (id, date) = (col(&rows.0, "id")?, col(&rows.0, "date")?);
-        let picked = spread(&rows.1, want).map(|r| {
-            let mut r = r.clone();
-            r[id] = format!("{}-{day}", r[id]);
-            r[date] = day.to_string();
-            r
-        });
-        *count = write_csv(&out.join(file), &rows.0, picked)?;
+        for (k, (dir, day)) in days.iter().enumerate() {
+            let picked = spread(&rows.1, want, k).map(|r| {
+                let mut r = r.clone();
+                r[id] = format!("{}-{day}", r[id]);
+                r[date] = day.to_string();
+                r
+            });
+            let n = write_csv(&dir.join(file), &rows.0, picked)?;
+            match file {
+                "signals.csv" => out[k].signals = n,
+                _ => out[k].measures = n,
+            }
+        }
     }
     let rows = read_csv(&county.join("households.csv"))?;
     let income = col(&rows.0, "income")?;
     let want = rows.1.len().div_ceil(1000).max(1);
-    let picked = spread(&rows.1, want).map(|r| {
-        let mut r = r.clone();
-        let v: f64 = r[income].parse().unwrap_or(0.0);
-        r[income] = format!("{:.2}", v * 1.05 + 1.0);
-        r
-    });
-    n.household_corrections = write_csv(&out.join("households.csv"), &rows.0, picked)?;
-    Ok(n)
+    for (k, (dir, _)) in days.iter().enumerate() {
+        let picked = spread(&rows.1, want, k).map(|r| {
+            let mut r = r.clone();
+            let v: f64 = r[income].parse().unwrap_or(0.0);
+            r[income] = format!("{:.2}", v * 1.05 + 1.0);
+            r
+        });
+        out[k].household_corrections = write_csv(&dir.join("households.csv"), &rows.0, picked)?;
+    }
+    Ok(out)
 }
 
 type Table = (Vec<String>, Vec<Vec<String>>);
@@ -227,10 +242,10 @@ fn col(head: &[String], name: &str) -> Res<usize> {
         .ok_or_else(|| format!("no column {name}").into())
 }
 
-/// `want` rows spread evenly over `rows`.
-fn spread(rows: &[Vec<String>], want: usize) -> impl Iterator<Item = &Vec<String>> {
+/// `want` rows spread evenly over `rows`, from the `offset`-th on (modulo the step).
+fn spread(rows: &[Vec<String>], want: usize, offset: usize) -> impl Iterator<Item = &Vec<String>> {
     let step = (rows.len() / want.max(1)).max(1);
-    rows.iter().step_by(step).take(want)
+    rows.iter().skip(offset % step).step_by(step).take(want)
 }
 
 fn write_csv(path: &Path, head: &[String], rows: impl Iterator<Item = Vec<String>>) -> Res<usize> {

@@ -295,6 +295,9 @@ pub struct NodeSpec<'a> {
     pub inbox: Option<&'a Path>,
     /// `check_secs`, when the benchmark overrides the node's default.
     pub check_secs: Option<f64>,
+    /// The dashboard, HTTP API and `/metrics` on a free loopback port (`http_listen`;
+    /// the address is in the node's log, [`http_addr`]).
+    pub http: bool,
     pub tls: &'a TlsFiles,
 }
 
@@ -318,6 +321,9 @@ impl NodeSpec<'_> {
         if let Some(c) = self.check_secs {
             toml.push_str(&format!("check_secs = {c:?}\n"));
         }
+        if self.http {
+            toml.push_str("http_listen = \"127.0.0.1:0\"\n");
+        }
         toml.push_str(&self.tls.to_toml_section());
         toml
     }
@@ -337,6 +343,18 @@ pub fn log_problems(n: &NodeProc) -> LogProblems {
         first_error: errors.into_iter().next(),
         first_warning: warnings.into_iter().next(),
     }
+}
+
+/// Where node `n`'s HTTP listener is (`host:port`), once its log said so (`dashboard and
+/// HTTP API on http://ADDR/`).
+#[allow(dead_code)] // the soak benchmark's
+pub fn http_addr(n: &NodeProc) -> Option<String> {
+    let text = std::fs::read_to_string(n.log()).ok()?;
+    let marker = "HTTP API on http://";
+    text.lines().map(strip_ansi).find_map(|l| {
+        let rest = &l[l.find(marker)? + marker.len()..];
+        Some(rest[..rest.find('/')?].to_string())
+    })
 }
 
 /// What a node's log says went wrong.

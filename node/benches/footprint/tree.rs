@@ -1,6 +1,7 @@
 //! Part 3 of the footprint benchmark: the Shaanxi-shaped tree as processes, its counties
 //! imported offline first (see the benchmark's doc).
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -11,7 +12,7 @@ use crate::common::{percentile, Res};
 use crate::county::{import_registries, wait_checks, SERVING_TARGET_MIB};
 use crate::data;
 use crate::procs::{mem_of, mib, pss_of, Finished, Job, Mem, NodeSpec, Sampler, Tick, Tree};
-use crate::watch;
+use crate::watch::{self, SyncClient};
 use crate::{cache_mib, mem_json, round1, Ctx, Figures};
 
 const HOLDS_ALL_TARGET_S: f64 = 60.0;
@@ -47,8 +48,23 @@ pub fn store_dir(dir: &Path, code: Code) -> PathBuf {
     dir.join(code.to_string())
 }
 
-/// Part 3; see the benchmark's doc.
-pub async fn run(cx: &mut Ctx, figs: &mut Figures) -> Res<Value> {
+/// The tree's data, ready to start: generated (or reused), every county imported into its
+/// store under `dir`, the province's and the cities' registries too.
+pub struct Prepared {
+    pub province: Code,
+    pub set: data::GenSet,
+    pub cities: Vec<Code>,
+    pub counties: Vec<Code>,
+    /// The province, then the cities.
+    pub parents: Vec<Code>,
+    /// Where the stores, configs and logs of the nodes are.
+    pub dir: PathBuf,
+    pub imports: Imports,
+}
+
+/// Generate (or reuse) the province's set and import it into the stores of the tree, in
+/// `cx.tmp/tree`.
+pub async fn prepare(cx: &Ctx) -> Res<Prepared> {
     let province = Code::parse("61")?;
     let set = province_set(cx).await?;
     let counties = data::counties_in(&set.dir)?;
@@ -60,36 +76,99 @@ pub async fn run(cx: &mut Ctx, figs: &mut Figures) -> Res<Value> {
     let imports = import_counties(cx, &set.dir, &counties, &dir).await?;
     let parents: Vec<Code> = std::iter::once(province).chain(cities.clone()).collect();
     import_registries(cx, &set.dir, &dir, &parents).await?;
+    Ok(Prepared {
+        province,
+        set,
+        cities,
+        counties,
+        parents,
+        dir,
+        imports,
+    })
+}
 
+/// The tree running: linked, and (unless it missed the deadline) the province holding
+/// every county's figures.
+pub struct Started {
+    pub tree: Tree,
+    /// A `Sync` client per node.
+    pub clients: HashMap<Code, SyncClient>,
+    /// When the province was spawned.
+    pub t0: Instant,
+    /// Seconds from `t0` until every node listened.
+    pub listening_s: f64,
+    pub linked: watch::Linked,
+    pub held: watch::Held,
+}
+
+/// Start the prepared tree (each node sampled by `sampler`), wait until every link is up
+/// and then until the province holds everything (`cx.s.deadline`).
+pub async fn start(
+    cx: &mut Ctx,
+    p: &Prepared,
+    extras: Extras<'_>,
+    sampler: &Sampler,
+) -> Res<Started> {
     eprintln!(
         "part tree: starting {} node processes …",
-        parents.len() + counties.len()
+        p.parents.len() + p.counties.len()
     );
-    let sampler = Sampler::start(cx.s.sample);
     let t0 = Instant::now();
-    let mut tree = start_tree(cx, &dir, &parents, &counties, None, &sampler).await?;
-    let listening = t0.elapsed().as_secs_f64();
+    let mut tree = start_tree_with(cx, &p.dir, &p.parents, &p.counties, extras, sampler).await?;
+    let listening_s = t0.elapsed().as_secs_f64();
     let since = |t: &Instant| t.duration_since(t0).as_secs_f64();
     let clients = watch::connect(&tree, &cx.client_tls).await?;
     let deadline = t0 + START_DEADLINE;
     let linked = watch::wait_linked(&clients, &mut tree, cx.s.poll, deadline).await?;
-    let link_times = |len: usize| -> Vec<f64> {
-        let v = linked.each.iter().filter(|(c, _)| c.len() == len);
-        v.map(|(_, t)| since(t)).collect()
-    };
     eprintln!(
-        "  listening after {listening:.1} s, all linked after {:.1} s",
+        "  listening after {listening_s:.1} s, all linked after {:.1} s",
         since(&linked.all)
     );
     let held = watch::wait_held(&clients, &mut tree, cx.s.poll, t0 + cx.s.deadline).await?;
-    let held_s = held.all.as_ref().map(since);
-    match held_s {
+    match held.all.as_ref().map(since) {
         Some(s) => eprintln!("  the province holds every county's figures after {s:.1} s"),
         None => eprintln!(
             "  the province did not hold everything within {:?}",
             cx.s.deadline
         ),
     }
+    Ok(Started {
+        tree,
+        clients,
+        t0,
+        listening_s,
+        linked,
+        held,
+    })
+}
+
+/// Part 3; see the benchmark's doc.
+pub async fn run(cx: &mut Ctx, figs: &mut Figures) -> Res<Value> {
+    let prepared = prepare(cx).await?;
+    let sampler = Sampler::start(cx.s.sample);
+    let Started {
+        mut tree,
+        clients,
+        t0,
+        listening_s: listening,
+        linked,
+        held,
+    } = start(cx, &prepared, Extras::default(), &sampler).await?;
+    let Prepared {
+        province,
+        set,
+        cities,
+        counties,
+        dir,
+        imports,
+        ..
+    } = prepared;
+    let since = |t: &Instant| t.duration_since(t0).as_secs_f64();
+    let link_times = |len: usize| -> Vec<f64> {
+        let v = linked.each.iter().filter(|(c, _)| c.len() == len);
+        v.map(|(_, t)| since(t)).collect()
+    };
+    let held_s = held.all.as_ref().map(since);
 
     // Memory from that point over the settle time.
     let t_held = Instant::now();
@@ -285,16 +364,16 @@ async fn province_set(cx: &Ctx) -> Res<data::GenSet> {
 }
 
 /// The counties' imports, one process each.
-struct Imports {
+pub struct Imports {
     runs: Vec<Finished>,
     /// Record rows each wrote.
-    records: Vec<u64>,
-    households: u64,
+    pub records: Vec<u64>,
+    pub households: u64,
     wall_s: f64,
 }
 
 impl Imports {
-    fn json(&self, counties: &[Code], parallel: usize) -> Value {
+    pub fn json(&self, counties: &[Code], parallel: usize) -> Value {
         let rate = self.runs.iter().zip(&self.records);
         let per_county = counties.iter().zip(&self.runs).zip(&self.records);
         json!({
@@ -359,6 +438,17 @@ async fn import_counties(cx: &Ctx, set: &Path, counties: &[Code], dir: &Path) ->
     })
 }
 
+/// What the nodes get beyond the deployment samples' settings ([`start_tree_with`]).
+#[derive(Clone, Copy, Default)]
+pub struct Extras<'a> {
+    /// The counties' inbox: this directory, or with `inbox_each` a directory of its own
+    /// under it for each county (`<inbox>/<code>`).
+    pub inbox: Option<&'a Path>,
+    pub inbox_each: bool,
+    /// Every node's HTTP listener (`/metrics`) on a free loopback port.
+    pub http: bool,
+}
+
 /// Start the province and cities (`parents`, the province first) and the counties, a level
 /// at a time (a child needs its parent's address), each sampled from its spawn; each node's
 /// store is `dir/<code>`, the counties' inbox `inbox` if given.
@@ -368,6 +458,22 @@ pub async fn start_tree(
     parents: &[Code],
     counties: &[Code],
     inbox: Option<&Path>,
+    sampler: &Sampler,
+) -> Res<Tree> {
+    let extras = Extras {
+        inbox,
+        ..Extras::default()
+    };
+    start_tree_with(cx, dir, parents, counties, extras, sampler).await
+}
+
+/// [`start_tree`] with the [`Extras`] given.
+pub async fn start_tree_with(
+    cx: &mut Ctx,
+    dir: &Path,
+    parents: &[Code],
+    counties: &[Code],
+    extras: Extras<'_>,
     sampler: &Sampler,
 ) -> Res<Tree> {
     let deadline = Instant::now() + START_DEADLINE;
@@ -380,13 +486,21 @@ pub async fn start_tree(
             let parent = code.parent().filter(|p| !p.is_root());
             let parent = parent.map(|p| tree.url(p)).transpose()?;
             let data_dir = store_dir(dir, code);
+            let inbox = extras.inbox.filter(|_| level == 2).map(|i| {
+                if extras.inbox_each {
+                    i.join(code.to_string())
+                } else {
+                    i.to_path_buf()
+                }
+            });
             let spec = NodeSpec {
                 code,
                 data_dir: &data_dir,
                 parent: parent.as_deref(),
                 cache_mib: cache_mib(["province", "city", "county"][level]),
-                inbox: inbox.filter(|_| level == 2),
+                inbox: inbox.as_deref(),
                 check_secs: cx.s.check_secs,
+                http: extras.http,
                 tls: &tls,
             };
             tree.spawn(&cx.bin, dir, spec.code, &spec.toml())?;
@@ -501,7 +615,7 @@ fn series_json(sampler: &Sampler, tree: &Tree, t0: Instant) -> Value {
 }
 
 /// ERROR and WARN lines of all node logs: counts and the first few.
-fn logs_json(tree: &Tree) -> Value {
+pub fn logs_json(tree: &Tree) -> Value {
     let (mut errors, mut warnings) = (0, 0);
     let (mut first_errors, mut first_warnings) = (Vec::new(), Vec::new());
     for n in &tree.nodes {

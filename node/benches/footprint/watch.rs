@@ -89,6 +89,27 @@ pub fn behind(st: &HashMap<Code, pb::StatusReply>) -> Vec<(Code, u64)> {
     v
 }
 
+/// Whether every link is drained: for each node with a parent, the parent made its change
+/// log and its ticket log durable up to their heads, and it acked the parent's ticket log up
+/// to the parent's head (the ticket benchmark's quiet tree).
+#[allow(dead_code)] // the soak benchmark's
+pub fn quiet(st: &HashMap<Code, pb::StatusReply>) -> bool {
+    st.iter().all(|(code, s)| {
+        let Some(ps) = code.parent().and_then(|p| st.get(&p)) else {
+            return true;
+        };
+        let me = code.to_string();
+        ps.children
+            .iter()
+            .find(|c| c.division == me)
+            .is_some_and(|c| {
+                c.acked >= s.head
+                    && c.ticket_acked_up >= s.ticket_head
+                    && c.ticket_acked_down >= ps.ticket_head
+            })
+    })
+}
+
 /// When the links came up: all of them, and each node's (the first reply that showed its
 /// uplink connected).
 pub struct Linked {

@@ -94,6 +94,17 @@ impl Block {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        // Lookups binary-search the entries: each cell once, in (indicator, dim) order.
+        if let Some(w) = entries
+            .windows(2)
+            .find(|w| (w[0].indicator, w[0].dim) >= (w[1].indicator, w[1].dim))
+        {
+            return Err(CorruptBlock(format!(
+                "entry {} dim {} out of order",
+                w[1].indicator.name(),
+                w[1].dim
+            )));
+        }
         Ok(Block { entries })
     }
 
@@ -310,7 +321,7 @@ pub fn decode_log(key: u64, v: &[u8]) -> Result<Vec<LogMember>, CorruptBlock> {
     if rest.len() % LOG_MEMBER_LEN != 0 {
         return Err(CorruptBlock(format!("change log: {} bytes", rest.len())));
     }
-    Ok(rest
+    let members: Vec<LogMember> = rest
         .chunks_exact(LOG_MEMBER_LEN)
         .map(|c| {
             let mut k = [0; BLOCK_KEY_LEN];
@@ -318,7 +329,16 @@ pub fn decode_log(key: u64, v: &[u8]) -> Result<Vec<LogMember>, CorruptBlock> {
             // Exactly 8 bytes, cut above.
             (u64::from_be_bytes(c[..8].try_into().unwrap_or_default()), k)
         })
-        .collect())
+        .collect();
+    // What `LogWriter` writes and relies on (a binary search by sequence, the group of `s`
+    // being the first key at or after `s`): increasing sequences, none above the key.
+    let ordered = members.windows(2).all(|w| w[0].0 < w[1].0);
+    if !ordered || members.last().is_some_and(|m| m.0 > key) {
+        return Err(CorruptBlock(format!(
+            "change log: the group at {key} has members out of order or above it"
+        )));
+    }
+    Ok(members)
 }
 
 fn encode_log(members: &[LogMember]) -> Vec<u8> {
@@ -537,6 +557,40 @@ mod tests {
         assert_eq!(Block::decode(&b.encode()).unwrap(), b);
         assert!(Block::decode(&[9]).is_err());
         assert!(Block::decode(&[BLOCK_V1, 1, 2]).is_err());
+    }
+
+    #[test]
+    fn blocks_and_log_groups_out_of_order_are_corrupt() {
+        // Found by fuzzing (node/fuzz, store_values): the decoders took entries and members
+        // in any order, which the binary searches of `Block::add`, `stage_replica_block` and
+        // `LogWriter::moved` then missed (a cell counted twice, a block logged twice).
+        let mut b = Block::default();
+        b.add(Stored::Measures, 3, 2, 7).unwrap();
+        b.add(Stored::SignalsBySource, 1, 1, 8).unwrap();
+        let v = b.encode();
+        let mut swapped = vec![BLOCK_V1];
+        swapped.extend_from_slice(&v[1 + ENTRY_LEN..]);
+        swapped.extend_from_slice(&v[1..1 + ENTRY_LEN]);
+        assert!(Block::decode(&swapped).is_err());
+        let mut twice = v.clone();
+        twice.extend_from_slice(&v[1..1 + ENTRY_LEN]);
+        assert!(Block::decode(&twice).is_err());
+
+        let k = |i: u8| [i; BLOCK_KEY_LEN];
+        let members = [(5, k(1)), (9, k(2))];
+        assert_eq!(decode_log(9, &encode_log(&members)).unwrap(), members);
+        assert_eq!(decode_log(12, &encode_log(&members)).unwrap(), members);
+        assert!(
+            decode_log(8, &encode_log(&members)).is_err(),
+            "a member above its key"
+        );
+        assert!(decode_log(9, &encode_log(&[(9, k(2)), (5, k(1))])).is_err());
+        assert!(decode_log(9, &encode_log(&[(5, k(1)), (5, k(2))])).is_err());
+        assert_eq!(
+            decode_log(4, &k(3)).unwrap(),
+            [(4, k(3))],
+            "the first layout"
+        );
     }
 
     #[test]

@@ -193,11 +193,23 @@ impl Code {
         k
     }
 
-    /// Decode [`Code::key`].
+    /// Decode [`Code::key`]: `None` for bytes no code encodes to (more than 12 digits,
+    /// digits after its length, an all-zero segment), as [`Code::parse`] would refuse them.
     pub fn from_key(k: &[u8]) -> Option<Code> {
         let padded = u64::from_be_bytes(k.get(..8)?.try_into().ok()?);
         let len = *k.get(8)?;
         Level::from_len(len as usize)?;
+        if padded >= 10u64.pow(12) || padded % 10u64.pow(12 - len as u32) != 0 {
+            return None;
+        }
+        let mut prev = 0;
+        for &l in LENGTHS[1..].iter().take_while(|&&l| l <= len as usize) {
+            let segment = padded / 10u64.pow(12 - l as u32) % 10u64.pow((l - prev) as u32);
+            if segment == 0 {
+                return None;
+            }
+            prev = l;
+        }
         Some(Code { padded, len })
     }
 
@@ -387,6 +399,34 @@ mod tests {
         let lineage: Vec<String> = v.lineage(c("6101")).map(|c| c.to_string()).collect();
         assert_eq!(lineage, ["610102001001", "610102001", "610102", "6101"]);
         assert_eq!(v.lineage(c("62")).count(), 0);
+    }
+
+    #[test]
+    fn keys_no_code_encodes_to_are_refused() {
+        // Found by fuzzing (node/fuzz, store_values): `from_key` took any 8 bytes of digits,
+        // so a corrupt key decoded into a code that prints as another one (padded 1 at length
+        // 0 printed as the root) or whose subtree range overflowed (u64::MAX: a panic).
+        let key = |padded: u64, len: u8| {
+            let mut k = [0u8; CODE_KEY_LEN];
+            k[..8].copy_from_slice(&padded.to_be_bytes());
+            k[8] = len;
+            k
+        };
+        assert_eq!(Code::from_key(&key(1, 0)), None, "a digit past the length");
+        assert_eq!(
+            Code::from_key(&key(u64::MAX, 12)),
+            None,
+            "more than 12 digits"
+        );
+        assert_eq!(Code::from_key(&key(10u64.pow(12), 12)), None, "13 digits");
+        assert_eq!(Code::from_key(&key(610_000_000_000, 4)), None, "6100");
+        assert_eq!(Code::from_key(&key(0, 2)), None, "00");
+        assert_eq!(Code::from_key(&key(610_102_000_000, 6)), Some(c("610102")));
+        assert_eq!(Code::from_key(&key(0, 0)), Some(Code::ROOT));
+        assert_eq!(
+            Code::from_key(&c("999999999999").key()),
+            Some(c("999999999999"))
+        );
     }
 
     #[test]

@@ -149,10 +149,13 @@ impl Period {
                 Ok((first, last))
             }
             Kind::Week => {
-                let first = ISOWeekDate::new(y, self.index as i8, Weekday::Monday)
+                // Not `as i8`: week 300 would wrap to week 44 and be taken (fuzzing found
+                // it; a cell from the wire names its period's index as a number).
+                let week = i8::try_from(self.index).map_err(|_| bad())?;
+                let first = ISOWeekDate::new(y, week, Weekday::Monday)
                     .map_err(|_| bad())?
                     .date();
-                let last = ISOWeekDate::new(y, self.index as i8, Weekday::Sunday)
+                let last = ISOWeekDate::new(y, week, Weekday::Sunday)
                     .map_err(|_| bad())?
                     .date();
                 Ok((first, last))
@@ -211,12 +214,13 @@ impl Period {
         [self.kind as u8, y0, y1, i0, i1]
     }
 
-    /// Decode [`Period::key`].
+    /// Decode [`Period::key`]: `None` for bytes no period encodes to (an index its kind
+    /// does not have, a year without dates), as [`Period::new`] would refuse them.
     pub fn from_key(k: &[u8]) -> Option<Period> {
         let kind = Kind::from_u8(*k.first()?)?;
         let year = (u16::from_be_bytes([*k.get(1)?, *k.get(2)?]) as i32 - 32768) as i16;
         let index = u16::from_be_bytes([*k.get(3)?, *k.get(4)?]);
-        Some(Period { kind, year, index })
+        Period::new(kind, year, index).ok()
     }
 
     /// Parse `2026-W47`, `2026-11`, `2026-Q4`, `2026-H2` or `2026`.
@@ -377,6 +381,46 @@ mod tests {
             }
             d = d.tomorrow().unwrap();
         }
+    }
+
+    #[test]
+    fn keys_no_period_encodes_to_are_refused() {
+        // Found by fuzzing (node/fuzz, store_values): `from_key` took any index and year, so
+        // a corrupt key decoded into a period without days (-30999-Q3, 2026-13), whose
+        // `first_day` and `last_day` silently fell back to 2015-01-01.
+        let key = |kind: Kind, year: i16, index: u16| {
+            let y = (year as i32 + 32768) as u16;
+            let [y0, y1] = y.to_be_bytes();
+            let [i0, i1] = index.to_be_bytes();
+            [kind as u8, y0, y1, i0, i1]
+        };
+        assert_eq!(Period::from_key(&key(Kind::Quarter, -30999, 3)), None);
+        assert_eq!(Period::from_key(&key(Kind::Month, 2026, 13)), None);
+        assert_eq!(Period::from_key(&key(Kind::Week, 2025, 53)), None);
+        assert_eq!(Period::from_key(&key(Kind::Year, 2026, 1)), None);
+        assert_eq!(
+            Period::from_key(&key(Kind::IsoYear, 2026, 0)).map(|p| p.year()),
+            Some(2026)
+        );
+        assert_eq!(
+            Period::from_key(&key(Kind::Week, 2026, 53)),
+            Some(Period::parse("2026-W53").unwrap())
+        );
+        assert_eq!(Period::from_key(&[9, 0x87, 0xea, 0, 1]), None, "no kind 9");
+    }
+
+    #[test]
+    fn a_week_index_past_255_does_not_wrap() {
+        // Found by fuzzing (node/fuzz, store_values): the index was cast to i8, so week 13100
+        // (13100 mod 256 = 44) and week 300 were taken as valid weeks of their own.
+        for index in [300, 13100, 256 + 1, 128] {
+            assert!(
+                Period::new(Kind::Week, 2025, index).is_err(),
+                "week {index}"
+            );
+        }
+        assert!(Period::new(Kind::Week, 2025, 44).is_ok());
+        assert!(Period::new(Kind::Month, 2025, 256 + 1).is_err());
     }
 
     #[test]

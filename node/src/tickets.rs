@@ -519,6 +519,11 @@ impl EventKind {
     }
 }
 
+/// The largest Lamport time an event may carry (2^62). Lamport times grow by one per event,
+/// so no real history comes near it; an event beyond it is refused when decoded, so that the
+/// next event's time (`max + 1`) cannot overflow and wrap to before everything seen.
+pub const MAX_LAMPORT: u64 = 1 << 62;
+
 /// One immutable ticket event.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Event {

@@ -41,6 +41,41 @@ pub fn today() -> jiff::civil::Date {
     jiff::civil::date(2026, 11, 20)
 }
 
+/// The kind of table `data` most likely is: the first whose columns include every name of
+/// its first line (a CSV header, or a JSON line's keys), or one picked by the length of the
+/// data (so that every kind also sees headers it refuses). Building a CSV reader costs more
+/// than reading a small table, so a target reads each input as one kind, not as every kind.
+pub fn kind_of(data: &[u8]) -> FileKind {
+    let first = data
+        .split(|b| *b == b'\n' || *b == b'\r')
+        .next()
+        .unwrap_or_default();
+    let first = first.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(first);
+    let text = String::from_utf8_lossy(first);
+    let names: Vec<String> =
+        match serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&text) {
+            Ok(obj) => obj.keys().cloned().collect(),
+            Err(_) => text
+                .split(',')
+                .map(|n| n.trim().trim_matches('"').to_string())
+                .collect(),
+        };
+    let known = |k: &FileKind| {
+        let (req, opt) = k.columns();
+        !names.is_empty()
+            && names
+                .iter()
+                .all(|n| req.contains(&n.as_str()) || opt.contains(&n.as_str()))
+    };
+    let complete = |k: &FileKind| k.columns().0.iter().all(|r| names.iter().any(|n| n == r));
+    // A measures header is also a subset of the signals' columns: complete ones first.
+    KINDS
+        .into_iter()
+        .find(|k| known(k) && complete(k))
+        .or_else(|| KINDS.into_iter().find(known))
+        .unwrap_or(KINDS[data.len() % KINDS.len()])
+}
+
 /// The columns of `kind`, as `import` builds them.
 pub fn columns(kind: FileKind) -> (Columns, Vec<&'static str>) {
     let (required, optional) = kind.columns();

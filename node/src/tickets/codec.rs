@@ -161,7 +161,15 @@ pub fn decode_body(body: &[u8]) -> Result<Event, String> {
             seq: b.seq,
         },
         ticket: TicketKey::new(code(&b.ticket_issuer, "ticket_issuer")?, b.ticket_id),
-        lamport: b.lamport,
+        lamport: match b.lamport {
+            l @ 0..=crate::tickets::MAX_LAMPORT => l,
+            l => {
+                return Err(format!(
+                    "field lamport: {l} is beyond {} (a Lamport time grows by one per event)",
+                    crate::tickets::MAX_LAMPORT
+                ))
+            }
+        },
         at_unix_ms: b.at_unix_ms,
         actor: code(&b.actor, "actor")?,
         kind,
@@ -309,5 +317,23 @@ mod tests {
             .unwrap_err()
             .contains("field kind"));
         assert!(decode_body(b"\xff\xff").is_err());
+    }
+
+    /// Found by fuzzing: an event at Lamport time u64::MAX made the next event's time
+    /// overflow (a panic in debug builds, a wrap to 0 — before everything — in release).
+    #[test]
+    fn lamport_times_beyond_the_maximum_are_refused() {
+        let mut e = ev(EventKind::Accepted);
+        e.lamport = crate::tickets::MAX_LAMPORT;
+        let ok = decode_body(&encode_body(&e)).unwrap();
+        assert_eq!(
+            crate::tickets::next_lamport([&ok]),
+            crate::tickets::MAX_LAMPORT + 1
+        );
+        for l in [crate::tickets::MAX_LAMPORT + 1, u64::MAX] {
+            e.lamport = l;
+            let err = decode_body(&encode_body(&e)).unwrap_err();
+            assert!(err.starts_with("field lamport: "), "{err}");
+        }
     }
 }

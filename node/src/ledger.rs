@@ -406,7 +406,7 @@ impl Ledger {
             flushed: std::sync::atomic::AtomicU64::new(0),
             ticket_durable: std::sync::atomic::AtomicU64::new(0),
             tickets_changed: tokio::sync::Notify::new(),
-            ticket_cache: Default::default(),
+            ticket_cache: std::sync::Mutex::new(ticket_log::RecentEntries::for_node(division)),
             signing_key: Default::default(),
             certs: Default::default(),
             identity: Default::default(),

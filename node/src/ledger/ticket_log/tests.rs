@@ -239,3 +239,33 @@ fn the_ticket_index_follows_the_log_and_is_built_for_a_store_without_it() {
     assert_eq!(l.ticket_summaries(None, None).expect("index"), expected);
     assert_eq!(l.inventory_items(Some("spring")).expect("index").len(), 2);
 }
+
+/// A county's recent-entries cache keeps to its smaller bound (its one reader is its uplink);
+/// a city's holds the same entries whole, and both serve them alike.
+#[test]
+fn a_countys_cache_of_recent_entries_is_small() {
+    let long = |issuer: &str, i: usize, target: &str| Ticket {
+        description: "屋顶漏雨，需要修缮。".repeat(50),
+        ..ticket(issuer, &format!("t{i}"), target)
+    };
+    let held = |division: &str, target: &str| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let l = open(dir.path(), division);
+        for chunk in (0..1_500).collect::<Vec<_>>().chunks(500) {
+            let batch = chunk.iter().map(|i| long(division, *i, target)).collect();
+            l.issue_tickets(c(division), batch).expect("issue");
+        }
+        let bytes = l.ticket_cache.lock().expect("cache").bytes();
+        assert_eq!(l.tickets().expect("tickets").len(), 1_500);
+        bytes
+    };
+    let county = held("610102", "610102001");
+    let city = held("6101", "610102");
+    assert!(county <= COUNTY_CACHE_BYTES, "county cache {county} bytes");
+    assert!(
+        county > COUNTY_CACHE_BYTES / 2,
+        "county cache {county} bytes"
+    );
+    assert!(city > 2 * COUNTY_CACHE_BYTES, "city cache {city} bytes");
+    assert!(city <= CACHE_BYTES, "city cache {city} bytes");
+}

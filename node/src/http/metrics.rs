@@ -33,6 +33,8 @@
 //! `uplink_links_established` (only on a node with a parent); `tickets{state}` (tickets held
 //! here by state, sub-tickets included), `tickets_overdue`, `cases_due` and `cases_overdue`
 //! (a county's pending identification cases at day 10 and past day 15), `store_size_bytes`,
+//! `heap_bytes{state="in_use"|"free"}` (glibc's allocator: what is allocated, and what was
+//! freed but is held — fragmentation shows as the second growing),
 //! `change_log_head`, `ticket_log_head`, `self_check_ok` and
 //! `self_check_timestamp_seconds` (after the first self-check), `node_info{division}` (1).
 //!
@@ -343,6 +345,8 @@ pub struct NodeView {
     pub ticket_log_head: u64,
     /// The last self-check: passed, and when it finished (Unix ms); `None` before the first.
     pub self_check: Option<(bool, i64)>,
+    /// The process's heap (glibc), `None` elsewhere.
+    pub heap: Option<crate::store::HeapUsage>,
 }
 
 impl NodeView {
@@ -392,6 +396,7 @@ impl NodeView {
             change_log_head: ledger.cell_seq()?,
             ticket_log_head: ledger.ticket_head(),
             self_check,
+            heap: crate::store::heap_usage(),
         })
     }
 
@@ -540,6 +545,19 @@ impl NodeView {
             Unit::Bytes,
             size,
         );
+        if let Some(h) = self.heap {
+            let heap = Family::<Labels, Gauge<i64, AtomicI64>>::default();
+            for (state, v) in [("in_use", h.in_use), ("free", h.free)] {
+                heap.get_or_create(&vec![("state", state.to_string())])
+                    .set(sat(v));
+            }
+            reg.register_with_unit(
+                "heap",
+                "The process's heap (glibc malloc): bytes in use, and bytes freed but held by the allocator",
+                Unit::Bytes,
+                heap,
+            );
+        }
         gauge(
             &mut reg,
             "change_log_head",

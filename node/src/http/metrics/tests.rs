@@ -65,6 +65,11 @@ fn view() -> NodeView {
         change_log_head: 987,
         ticket_log_head: 65,
         self_check: Some((true, now - 60_000)),
+        heap: Some(crate::store::HeapUsage {
+            in_use: 20 << 20,
+            free: 3 << 20,
+            mmapped: 1 << 20,
+        }),
     }
 }
 
@@ -110,6 +115,8 @@ fn render_shows_the_view() {
         ("bottomline_cases_due", 4.0),
         ("bottomline_cases_overdue", 1.0),
         ("bottomline_store_size_bytes", 123_456.0),
+        (r#"bottomline_heap_bytes{state="in_use"}"#, 20_971_520.0),
+        (r#"bottomline_heap_bytes{state="free"}"#, 3_145_728.0),
         ("bottomline_change_log_head", 987.0),
         ("bottomline_ticket_log_head", 65.0),
         ("bottomline_self_check_ok", 1.0),

@@ -150,10 +150,10 @@ async fn dashboard_in_a_real_browser() {
         find_tool(&["chromium", "chromium-browser", "google-chrome"]),
         find_tool(&["chromedriver"]),
     ) else {
-        eprintln!(
+        common::skip(format_args!(
             "SKIP dashboard_in_a_real_browser: chromium and chromedriver are not installed \
              (apt-get install chromium chromium-driver; .ci/run does it)"
-        );
+        ));
         return;
     };
     let tmp = tempfile::tempdir().expect("tempdir");

@@ -326,7 +326,7 @@ async fn partition_rounds(
 async fn netns_partitions_over_degraded_links_end_at_the_ground_truth() {
     let _serial = SERIAL.lock().await;
     if let Err(why) = netns::probe() {
-        println!("SKIP netns: {why}");
+        common::skip(format_args!("SKIP netns: {why}"));
         return;
     }
     let seed = chaos::seed();
@@ -343,10 +343,10 @@ async fn netns_partitions_over_degraded_links_end_at_the_ground_truth() {
             &netns::NETEM
         }
         Err(why) => {
-            println!(
+            common::skip(format_args!(
                 "SKIP netem: {why}; the links are degraded by `{}` instead",
                 netns::TBF.join(" ")
-            );
+            ));
             &netns::TBF
         }
     };

@@ -53,7 +53,7 @@ fn promtool_check(text: &str) -> Option<(bool, String)> {
 
 fn assert_promtool_accepts(what: &str, text: &str) {
     match promtool_check(text) {
-        None => println!("SKIP: promtool not installed (apt-get install prometheus)"),
+        None => common::skip("SKIP: promtool not installed (apt-get install prometheus)"),
         Some((ok, said)) => {
             println!("promtool check metrics ({what}): success={ok} {said:?}");
             assert!(ok, "promtool check metrics ({what}): {said}\n{text}");

@@ -8,6 +8,15 @@
 //! missing (python3 with PyYAML, systemd-analyze, systemd-sysusers, promtool) prints
 //! `SKIP: <reason>`.
 
+/// Print why a check is skipped where CI's log shows it: straight to stderr, past the test
+/// harness's capture (which hides what a passing test prints).
+macro_rules! skip {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($t)*);
+    }};
+}
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt as _;
@@ -197,13 +206,13 @@ fn compose_yaml() -> Option<Value> {
     let out = match out {
         Ok(o) => o,
         Err(e) => {
-            println!("SKIP: the compose file's checks need python3 ({e})");
+            skip!("SKIP: the compose file's checks need python3 ({e})");
             return None;
         }
     };
     let stderr = String::from_utf8_lossy(&out.stderr);
     if !out.status.success() && stderr.contains("No module named 'yaml'") {
-        println!("SKIP: the compose file's checks need PyYAML (pip install pyyaml)");
+        skip!("SKIP: the compose file's checks need PyYAML (pip install pyyaml)");
         return None;
     }
     assert!(out.status.success(), "{}: {stderr}", path.display());
@@ -415,7 +424,7 @@ fn the_systemd_units_verify() {
         .args(&instances)
         .output()
     {
-        Err(e) => println!("SKIP: systemd-analyze verify: {e} (apt-get install systemd)"),
+        Err(e) => skip!("SKIP: systemd-analyze verify: {e} (apt-get install systemd)"),
         Ok(out) => {
             let text = format!(
                 "{}{}",
@@ -436,7 +445,7 @@ fn the_systemd_units_verify() {
 
     // The user and the directories, applied to an empty root (needs root to chown).
     if euid() != Some(0) {
-        println!("SKIP: systemd-sysusers and systemd-tmpfiles --root need root");
+        skip!("SKIP: systemd-sysusers and systemd-tmpfiles --root need root");
         return;
     }
     let sysroot = dir.path().join("root");
@@ -446,7 +455,7 @@ fn the_systemd_units_verify() {
         .arg(units.join("bottomline.sysusers"))
         .output();
     let Ok(sysusers) = sysusers else {
-        println!("SKIP: systemd-sysusers is not installed");
+        skip!("SKIP: systemd-sysusers is not installed");
         return;
     };
     assert!(
@@ -481,7 +490,7 @@ fn the_alerting_rules_check() {
     {
         Ok(o) => o,
         Err(e) => {
-            println!("SKIP: promtool check rules: {e} (apt-get install prometheus)");
+            skip!("SKIP: promtool check rules: {e} (apt-get install prometheus)");
             return;
         }
     };

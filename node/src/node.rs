@@ -257,6 +257,9 @@ pub async fn run(
             stop_rx.clone(),
         ))
     });
+    // Freed memory goes back to the OS now and then (glibc keeps it otherwise: the soak saw
+    // nodes' RSS creep with their heap in use flat, see `store::limit_malloc_arenas`).
+    let trimmer = tokio::spawn(trim_memory(TRIM_EVERY, stop_rx.clone()));
     // A county's inbox: files dropped there are imported while the node serves.
     let inbox = inbox.map(|inbox| {
         tokio::spawn(crate::inbox::watch(
@@ -282,6 +285,7 @@ pub async fn run(
     }
     watcher.await?;
     ticket_days.await?;
+    trimmer.await?;
     if let Some(c) = checker {
         c.await?;
     }
@@ -296,6 +300,21 @@ pub async fn run(
     tokio::task::spawn_blocking(move || ledger.store().flush()).await??;
     tracing::info!("shutting down: store flushed");
     Ok(())
+}
+
+/// How often a serving node gives freed heap back to the OS.
+const TRIM_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Return freed heap to the OS every `every` (`malloc_trim`: a walk of the allocator's
+/// arenas, a few milliseconds), on a blocking thread.
+async fn trim_memory(every: std::time::Duration, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        let _ = tokio::task::spawn_blocking(crate::store::release_memory).await;
+    }
 }
 
 /// Check the node's cells every `every` (the first time soon after start): a county against

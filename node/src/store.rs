@@ -468,11 +468,20 @@ impl Store {
 /// thread that allocates its own arena (up to 8 per core), each keeping its freed memory: a
 /// node's tokio workers, blocking pool, sled threads and gRPC tasks then hold several times
 /// the memory they use. Two arenas keep a serving county within its memory budget.
+///
+/// Also fixes the mmap and trim thresholds at 128 KiB. glibc otherwise raises its mmap
+/// threshold (up to 32 MiB) each time a large mmapped block is freed, after which large
+/// buffers come from the arenas and, freed between long-lived small blocks, stay there: the
+/// soak (issue #19) saw serving nodes' RSS creep after each self-check with their heap in use
+/// flat and their free heap growing. Fixed, a block of 128 KiB or more is mapped and
+/// unmapped on its own, and an arena's free top beyond 128 KiB is given back at once.
 pub fn limit_malloc_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets a glibc tunable; called before any other thread exists.
+    // SAFETY: mallopt only sets glibc tunables; called before any other thread exists.
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 2);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 << 10);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 128 << 10);
     }
 }
 

@@ -63,71 +63,6 @@ pub const MAX_SCAN: u64 = 50_000;
 /// at most this far behind the head, and a lower bound (the events among the last
 /// `MAX_BACKLOG_SCAN` entries) for one further behind, whose lag shows in its position anyway.
 pub const MAX_BACKLOG_SCAN: u64 = 50_000;
-/// Recent ticket-log entries kept in memory for the senders (a burst such as a 10 000-ticket
-/// inventory is read by every child link; from memory it is decoded once, not once per link),
-/// at most this many …
-const CACHE_ENTRIES: usize = 32_768;
-/// … and at most about this many bytes (an entry is ~1.3 KB with its decoded event: the
-/// issues of a 10 000-ticket inventory fit; a parent's memory stays bounded) …
-const CACHE_BYTES: usize = 16 << 20;
-/// … or this many at a county, whose log has one reader (its uplink) and no burst to share
-/// among child links: a county's memory budget is 48 MB (issue #16), and a full-size cache
-/// would grow it by 16 MiB over months of tickets (the soak saw the parents' caches fill).
-const COUNTY_CACHE_BYTES: usize = 1 << 20;
-
-/// The most recent ticket-log entries, in position order.
-pub(super) type LogCache = std::sync::Mutex<RecentEntries>;
-
-/// The entries of [`LogCache`] and their approximate size.
-pub(super) struct RecentEntries {
-    entries: std::collections::VecDeque<Arc<LogEntry>>,
-    bytes: usize,
-    /// The bound on `bytes`: [`CACHE_BYTES`], or [`COUNTY_CACHE_BYTES`] at a county.
-    max_bytes: usize,
-}
-
-impl RecentEntries {
-    /// An empty cache for the node of `division`.
-    pub(super) fn for_node(division: Code) -> Self {
-        RecentEntries {
-            entries: Default::default(),
-            bytes: 0,
-            max_bytes: if division.level() == Level::County {
-                COUNTY_CACHE_BYTES
-            } else {
-                CACHE_BYTES
-            },
-        }
-    }
-
-    /// The approximate bytes held.
-    #[cfg(test)]
-    pub(super) fn bytes(&self) -> usize {
-        self.bytes
-    }
-
-    /// The oldest entry held.
-    pub(super) fn front(&self) -> Option<&Arc<LogEntry>> {
-        self.entries.front()
-    }
-
-    /// The entries, oldest first.
-    pub(super) fn iter(&self) -> impl Iterator<Item = &Arc<LogEntry>> {
-        self.entries.iter()
-    }
-
-    fn push(&mut self, e: Arc<LogEntry>) {
-        self.bytes += e.approx_bytes();
-        self.entries.push_back(e);
-        while self.entries.len() > CACHE_ENTRIES || self.bytes > self.max_bytes {
-            match self.entries.pop_front() {
-                Some(old) => self.bytes -= old.approx_bytes(),
-                None => break,
-            }
-        }
-    }
-}
-
 /// Where a ticket's events travel.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 struct Route {
@@ -1168,6 +1103,7 @@ fn decode_contrib(v: &[u8]) -> Result<Contrib> {
     Ok(list.into_iter().map(|(i, d, n)| ((i, d), n)).collect())
 }
 
+mod cache;
 mod entry;
 mod index;
 mod reading;
@@ -1175,5 +1111,6 @@ mod seals;
 #[cfg(test)]
 mod tests;
 
+pub(super) use cache::{LogCache, RecentEntries};
 use entry::*;
 pub use entry::{LogEntry, Logged};

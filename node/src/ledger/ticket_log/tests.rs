@@ -1,4 +1,5 @@
 //! Tests of the ticket log: ids, routes, cursors, caches, backlogs.
+use super::cache::{CACHE_BYTES, COUNTY_CACHE_BYTES};
 use super::*;
 use crate::store::StoreOptions;
 use crate::tickets::{Severity, TicketSource};

@@ -1,0 +1,71 @@
+//! The ticket log's most recent entries in memory ([`LogCache`]), bounded by count and by
+//! bytes — smaller at a county, whose log has a single reader.
+use std::sync::Arc;
+
+use super::entry::LogEntry;
+use crate::division::{Code, Level};
+
+/// Recent ticket-log entries kept in memory for the senders (a burst such as a 10 000-ticket
+/// inventory is read by every child link; from memory it is decoded once, not once per link),
+/// at most this many …
+pub(super) const CACHE_ENTRIES: usize = 32_768;
+/// … and at most about this many bytes (an entry is ~1.3 KB with its decoded event: the
+/// issues of a 10 000-ticket inventory fit; a parent's memory stays bounded) …
+pub(super) const CACHE_BYTES: usize = 16 << 20;
+/// … or this many at a county, whose log has one reader (its uplink) and no burst to share
+/// among child links: a county's memory budget is 48 MB (issue #16), and a full-size cache
+/// would grow it by 16 MiB over months of tickets (the soak saw the parents' caches fill).
+pub(super) const COUNTY_CACHE_BYTES: usize = 1 << 20;
+
+/// The most recent ticket-log entries, in position order.
+pub(in crate::ledger) type LogCache = std::sync::Mutex<RecentEntries>;
+
+/// The entries of [`LogCache`] and their approximate size.
+pub(in crate::ledger) struct RecentEntries {
+    entries: std::collections::VecDeque<Arc<LogEntry>>,
+    bytes: usize,
+    /// The bound on `bytes`: [`CACHE_BYTES`], or [`COUNTY_CACHE_BYTES`] at a county.
+    max_bytes: usize,
+}
+
+impl RecentEntries {
+    /// An empty cache for the node of `division`.
+    pub(in crate::ledger) fn for_node(division: Code) -> Self {
+        RecentEntries {
+            entries: Default::default(),
+            bytes: 0,
+            max_bytes: if division.level() == Level::County {
+                COUNTY_CACHE_BYTES
+            } else {
+                CACHE_BYTES
+            },
+        }
+    }
+
+    /// The approximate bytes held.
+    #[cfg(test)]
+    pub(super) fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// The oldest entry held.
+    pub(super) fn front(&self) -> Option<&Arc<LogEntry>> {
+        self.entries.front()
+    }
+
+    /// The entries, oldest first.
+    pub(super) fn iter(&self) -> impl Iterator<Item = &Arc<LogEntry>> {
+        self.entries.iter()
+    }
+
+    pub(super) fn push(&mut self, e: Arc<LogEntry>) {
+        self.bytes += e.approx_bytes();
+        self.entries.push_back(e);
+        while self.entries.len() > CACHE_ENTRIES || self.bytes > self.max_bytes {
+            match self.entries.pop_front() {
+                Some(old) => self.bytes -= old.approx_bytes(),
+                None => break,
+            }
+        }
+    }
+}

@@ -327,7 +327,8 @@ async fn check_itself(
 ) {
     // The first check after a random part of the period (at least 10 s, so that a node
     // starting up first links and serves; a tree started at once does not check everywhere
-    // at once), then every period. Each check gives back the memory it used.
+    // at once), then every period. What a check frees goes back with the next trim
+    // (`trim_memory`).
     let first = every.mul_f64(0.25 + 0.75 * rand::random::<f64>());
     let mut wait = first.max(every.min(std::time::Duration::from_secs(10)));
     loop {
@@ -337,11 +338,7 @@ async fn check_itself(
         }
         wait = every;
         let ledger = handle.ledger.clone();
-        let checked = tokio::task::spawn_blocking(move || {
-            let r = ledger.self_check();
-            crate::store::release_memory();
-            r
-        });
+        let checked = tokio::task::spawn_blocking(move || ledger.self_check());
         match checked.await {
             Ok(Ok(report)) => {
                 if report.ok() {

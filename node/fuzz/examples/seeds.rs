@@ -270,18 +270,13 @@ fn main() {
 
     // Importers.
     let mut records: Vec<Record> = Vec::new();
-    for name in [
-        "divisions",
-        "households",
-        "monitored",
-        "signals",
-        "cases",
-        "measures",
-        "medical",
-        "accidents",
-        "labour",
-        "incomes",
-    ] {
+    let departments = bottomline::warning::DeptKind::ALL
+        .iter()
+        .map(|k| k.as_str());
+    for name in bottomline::import::FILE_ORDER
+        .into_iter()
+        .chain(departments)
+    {
         let text = read(&county.join(format!("{name}.csv")));
         let n = text.lines().count().saturating_sub(1);
         let a = slice(&text, 0, 4.min(n));

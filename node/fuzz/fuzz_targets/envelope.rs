@@ -14,7 +14,7 @@ use bottomline::division::Code;
 use bottomline::ledger::CellValue;
 use bottomline::lineage::{self, Acked, ChildStore, StoreIdentity};
 use bottomline::rpc::{cell_from_pb, cell_to_pb, identity_from_pb, identity_to_pb};
-use bottomline_fuzz::{check_code, check_fold, check_period, check_sealed};
+use bottomline_fuzz::{check_code, check_period, check_ticket_events};
 use bottomline_proto::v1 as pb;
 use libfuzzer_sys::fuzz_target;
 use pb::envelope::Payload;
@@ -54,14 +54,7 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         Some(Payload::Tickets(batch)) => {
-            let mut events = Vec::new();
-            for t in batch.events {
-                if let Ok(s) = bottomline::tickets::codec::from_pb(t) {
-                    check_sealed(&s);
-                    events.push(s.event);
-                }
-            }
-            check_fold(&events);
+            check_ticket_events(batch.events);
         }
         Some(Payload::Hello(h)) => {
             code(&h.division);

@@ -41,12 +41,7 @@ fuzz_target!(|data: &[u8]| {
     .expect("the header read the same way");
     assert_eq!(small, rows, "rows depend on the reader's buffer size");
     check_rows(data, &rows, &names, 2, true);
-    let parsed: Vec<Parsed> = rows
-        .iter()
-        .flatten()
-        .filter_map(|(line, values)| parse_row(kind, &cols, &names, *line, values).ok())
-        .collect();
-    check_warnings(&parsed);
+    check_parsed(kind, &cols, &names, &rows);
     // The same values as JSON lines.
     let jsonl = to_jsonl(&rows, &names);
     let back = read_jsonl(jsonl.as_slice(), &cols);

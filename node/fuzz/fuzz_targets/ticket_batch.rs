@@ -6,7 +6,7 @@
 //! duplicates) and its figures and stored summaries are computed without a panic.
 #![no_main]
 
-use bottomline_fuzz::{check_fold, check_sealed};
+use bottomline_fuzz::check_ticket_events;
 use bottomline_proto::v1 as pb;
 use libfuzzer_sys::fuzz_target;
 use prost::Message;
@@ -19,12 +19,5 @@ fuzz_target!(|data: &[u8]| {
         pb::TicketBatch::decode(batch.encode_to_vec().as_slice()).as_ref(),
         Ok(&batch)
     );
-    let mut events = Vec::new();
-    for t in batch.events {
-        if let Ok(s) = bottomline::tickets::codec::from_pb(t) {
-            check_sealed(&s);
-            events.push(s.event);
-        }
-    }
-    check_fold(&events);
+    check_ticket_events(batch.events);
 });

@@ -434,3 +434,28 @@ pub fn check_period(p: Period) {
     }
     assert!(p.first_day() <= p.last_day());
 }
+
+/// Every row of `rows` (read as `kind`) parsed as `import` does, and the warning rules run
+/// over the department rows among them ([`check_warnings`]).
+pub fn check_parsed(kind: FileKind, cols: &Columns, names: &[&str], rows: &[Got]) {
+    let parsed: Vec<Parsed> = rows
+        .iter()
+        .flatten()
+        .filter_map(|(line, values)| parse_row(kind, cols, names, *line, values).ok())
+        .collect();
+    check_warnings(&parsed);
+}
+
+/// The events of a ticket batch from the wire: each that decodes is checked
+/// ([`check_sealed`]), and together they are folded ([`check_fold`]).
+pub fn check_ticket_events(events: Vec<bottomline_proto::v1::TicketEvent>) {
+    let events: Vec<Event> = events
+        .into_iter()
+        .filter_map(|t| codec::from_pb(t).ok())
+        .map(|s| {
+            check_sealed(&s);
+            s.event
+        })
+        .collect();
+    check_fold(&events);
+}

@@ -217,8 +217,6 @@ async fn run_uplink(
         }
         Ok::<(), Status>(())
     });
-    // Memory given back since the last batch sent.
-    let mut trimmed = false;
     // Send the first heartbeat (with the backlog) right away.
     let mut last_heartbeat: Option<tokio::time::Instant> = None;
     let result = loop {
@@ -284,14 +282,7 @@ async fn run_uplink(
             };
             tx.send(seals.envelope(me, pos, Payload::Cells(batch)))
                 .await?;
-            trimmed = false;
             continue;
-        }
-        if !trimmed && cells.drained() {
-            // Everything delivered and acked: give back what sending it took (glibc keeps
-            // freed memory; a county's first sync otherwise stays in its RSS for good).
-            trimmed = true;
-            tokio::task::spawn_blocking(crate::store::release_memory).await?;
         }
         tokio::select! {
             _ = &mut changed => {}

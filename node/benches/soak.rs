@@ -40,19 +40,21 @@
 //! the window of `BENCH_SOAK_S` (600) seconds. *Drain*: no new writes or tickets; the clerks
 //! and issuers go on until every ticket issued is closed, every inbox is empty and every
 //! link is drained (each parent holds its child's change log and ticket log up to their
-//! heads, each child acked its parent's ticket log) in two looks a second apart, at most
+//! heads, each child acked its parent's ticket log) in two looks a second apart between
+//! which no node's heads moved (the looks are not snapshots), at most
 //! `BENCH_DRAIN_S` (300). *Final*: one more sample, then the checks below.
 //!
 //! **Samples** (`soak/sample.rs`), every `BENCH_SAMPLE_S` (10) seconds from the start of the
-//! load, in every phase: per node its `VmRSS` (`/proc`) and the largest of a sampler thread
-//! reading it every `BENCH_RSS_SAMPLE_MS` (1000) since the previous sample; from its
+//! load, in every phase: per node its `VmRSS` (`/proc`) and the largest and the smallest (its
+//! *floor*) of a sampler thread reading it every `BENCH_RSS_SAMPLE_MS` (1000) since the
+//! previous sample; from its
 //! `Status` (gRPC) its uplink's backlog (blocks, ticket events), its children's (blocks and
 //! change-log positions behind, ticket events up and down) and the longest time since a
 //! child's last message; from its `/metrics` the store's size and the flushes since the
 //! previous sample (`bottomline_flush_duration_seconds`: count, mean and p99 from the
 //! histogram's `_sum`, `_count` and bucket deltas). One JSON line per sample on stdout as
 //! it is taken: `t_s` (from the start of the load), `phase`, `aggregates` (RSS summed,
-//! province, largest city, largest and median county; total backlog and its parts; every
+//! province, largest city, largest and median county, the same from the floors; total backlog and its parts; every
 //! node's flushes pooled: count, mean, p99; the largest node p99 and the largest flush, as
 //! its bucket's upper bound; self-checks run and failed), `load` (drops, records, deferred,
 //! inboxes not yet empty, rejected files, tickets issued, clerk steps, verified, errors),
@@ -60,15 +62,20 @@
 //! the first line). A line on stderr too.
 //!
 //! **Summary** (`soak/verdict.rs`), the last stdout line (`"type": "summary"`): per series
-//! of the window — province RSS, largest city RSS, median and largest county RSS, RSS summed,
-//! total backlog, the pooled flush p99 (and, not judged, the largest node p99, the largest
-//! flush, the province's store, the slowest Status reply) — the averages of its first,
+//! of the window — from the floors: province RSS, largest city RSS, median and largest county
+//! RSS, RSS summed; total backlog, the pooled flush p99 (and, not judged, the same RSS figures
+//! at the sample instants, the largest node p99, the largest flush, the province's store, the
+//! slowest Status reply) — the averages of its first,
 //! middle and last thirds, its least-squares slope per minute over the window and over its
 //! last half, and `bounded`: the last third's average is at most the middle third's plus
 //! an allowance, and the line fitted over the last half rises over it by at most the same
 //! allowance (memory: max(2 MiB, 5 %), backlog: max(100, 50 %), latency: max(5 ms, 50 %)
-//! of the middle third). Every node's own RSS and backlog series are judged the same way (those
-//! that are not bounded are listed). The verdict is `bounded` when all of them are, the tree
+//! of the middle third). Every node's own RSS floor and backlog series are judged the same way
+//! (those that are not bounded are listed). Memory is judged on the floors because a leak or
+//! creeping fragmentation raises what a node keeps between its bursts of work, while the RSS at
+//! a sample instant catches an import or a self-check in one sample and not the next (in a
+//! six-county run, one county's anonymous RSS read 27–36 MiB in looks 20 s apart while its
+//! heap in use stayed at 40–43 MiB). The verdict is `bounded` when all of them are, the tree
 //! drained within `BENCH_DRAIN_S` and the final sample's total backlog is at most 10;
 //! `growing` (naming what) otherwise; `not judged` under 6 window samples. Then, as the
 //! footprint checks: whether the province's `Stats` of every county equal the county's own
@@ -240,12 +247,14 @@ fn emit(t_s: f64, phase: &str, window_t_s: Option<f64>, s: &Sample, load: Value)
     let a = &s.agg;
     let f = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.1}"));
     eprintln!(
-        "  {t_s:>6.0} s {phase:<8} RSS Σ {:.0} MiB, province {:.1}, city max {:.1}, county max {:.1} / median {:.1}; backlog {} (behind {}); flushes {} p99 {} ms (node max {}); drops {} (deferred {}), tickets {} issued / {} verified; checks {} ({} failed){}",
+        "  {t_s:>6.0} s {phase:<8} RSS Σ {:.0} MiB (floors {:.0}), province {:.1}, city max {:.1}, county max {:.1} / median {:.1} (floor {:.1}); backlog {} (behind {}); flushes {} p99 {} ms (node max {}); drops {} (deferred {}), tickets {} issued / {} verified; checks {} ({} failed){}",
         a.rss_total,
+        a.floor.total,
         a.province_rss,
         a.city_rss_max,
         a.county_rss_max,
         a.county_rss_median,
+        a.floor.county_median,
         a.backlog_total(),
         a.behind,
         a.flushes,
@@ -279,20 +288,38 @@ async fn ended_early<T>(h: &mut tokio::task::JoinHandle<Res<T>>, what: &str) -> 
 /// The summary's series and per-node verdicts over the window's samples.
 fn judge_window(window: &[(f64, Sample)]) -> (Value, Vec<String>, bool) {
     type Pick = fn(&sample::Agg) -> Option<f64>;
-    let aggregate: [(&str, Kind, bool, Pick); 11] = [
-        ("province_rss_mib", Kind::Memory, true, |a| {
+    // Memory is judged on the floors (what a node kept between its bursts of work: a leak
+    // or creeping fragmentation raises it); the RSS at the sample instant, which catches an
+    // import or a self-check in one sample and not the next, is printed beside it.
+    let aggregate: [(&str, Kind, bool, Pick); 16] = [
+        ("province_rss_floor_mib", Kind::Memory, true, |a| {
+            Some(a.floor.province)
+        }),
+        ("city_rss_floor_max_mib", Kind::Memory, true, |a| {
+            Some(a.floor.city_max)
+        }),
+        ("county_rss_floor_median_mib", Kind::Memory, true, |a| {
+            Some(a.floor.county_median)
+        }),
+        ("county_rss_floor_max_mib", Kind::Memory, true, |a| {
+            Some(a.floor.county_max)
+        }),
+        ("rss_floor_total_mib", Kind::Memory, true, |a| {
+            Some(a.floor.total)
+        }),
+        ("province_rss_mib", Kind::Memory, false, |a| {
             Some(a.province_rss)
         }),
-        ("city_rss_max_mib", Kind::Memory, true, |a| {
+        ("city_rss_max_mib", Kind::Memory, false, |a| {
             Some(a.city_rss_max)
         }),
-        ("county_rss_median_mib", Kind::Memory, true, |a| {
+        ("county_rss_median_mib", Kind::Memory, false, |a| {
             Some(a.county_rss_median)
         }),
-        ("county_rss_max_mib", Kind::Memory, true, |a| {
+        ("county_rss_max_mib", Kind::Memory, false, |a| {
             Some(a.county_rss_max)
         }),
-        ("rss_total_mib", Kind::Memory, true, |a| Some(a.rss_total)),
+        ("rss_total_mib", Kind::Memory, false, |a| Some(a.rss_total)),
         ("backlog_total", Kind::Backlog, true, |a| {
             Some(a.backlog_total() as f64)
         }),
@@ -329,14 +356,14 @@ fn judge_window(window: &[(f64, Sample)]) -> (Value, Vec<String>, bool) {
         }
         series.insert(name.to_string(), j);
     }
-    // Every node's own RSS and backlog.
+    // Every node's own RSS floor and backlog.
     let nodes = window.first().map_or(0, |(_, s)| s.rows.len());
     let mut nodes_growing = Vec::new();
     for i in 0..nodes {
         let code = window[0].1.rows[i].code;
         let rss: Vec<(f64, f64)> = window
             .iter()
-            .filter_map(|(t, s)| Some((*t, s.rows.get(i)?.rss?)))
+            .filter_map(|(t, s)| Some((*t, s.rows.get(i)?.rss_floor?)))
             .collect();
         let backlog: Vec<(f64, f64)> = window
             .iter()
@@ -349,7 +376,7 @@ fn judge_window(window: &[(f64, Sample)]) -> (Value, Vec<String>, bool) {
             })
             .collect();
         for (what, kind, points) in [
-            ("rss_mib", Kind::Memory, rss),
+            ("rss_floor_mib", Kind::Memory, rss),
             ("backlog", Kind::Backlog, backlog),
         ] {
             let (j, bounded) = verdict::judge(kind, &points);
@@ -613,6 +640,7 @@ async fn main() -> Res<()> {
     let t_drain = Instant::now();
     let mut next_sample = t_drain + soak.sample;
     let mut quiet_looks = 0;
+    let mut last_heads = Vec::new();
     let mut drained_s = None;
     loop {
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -624,11 +652,18 @@ async fn main() -> Res<()> {
             .all(|c| !load::inbox_busy(&inboxes.join(c.to_string())));
         let closed = Counters::get(&counters.verified) >= Counters::get(&counters.issued);
         let st = watch::all_status(&clients).await?;
+        let heads = watch::heads(&st);
         if inboxes_empty && closed && watch::quiet(&st) {
-            quiet_looks += 1;
+            // Two quiet looks in a row with no head moved in between: nothing in flight.
+            quiet_looks = if heads == last_heads {
+                quiet_looks + 1
+            } else {
+                1
+            };
         } else {
             quiet_looks = 0;
         }
+        last_heads = heads;
         if quiet_looks >= 2 {
             drained_s = Some(t_drain.elapsed().as_secs_f64());
             break;

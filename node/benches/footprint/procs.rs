@@ -253,6 +253,19 @@ impl Sampler {
         })
     }
 
+    /// The smallest `VmRSS` of `pid` sampled in [from, to] (seconds), in MiB.
+    #[allow(dead_code)] // the soak benchmark's
+    pub fn min_mib(&self, pid: u32, from: f64, to: f64) -> Option<f64> {
+        self.with(|ticks| {
+            ticks
+                .iter()
+                .filter(|k| k.t >= from && k.t <= to)
+                .filter_map(|k| k.rss.iter().find(|(p, _)| *p == pid).map(|(_, r)| *r))
+                .min()
+                .map(mib)
+        })
+    }
+
     /// Per bucket of `step` seconds from `from`: [bucket start, the largest sampled value of
     /// `f(tick)` in it, MiB], for the ticks where `f` gives a value.
     pub fn series(&self, from: f64, step: f64, f: impl Fn(&Tick) -> Option<u64>) -> Vec<[f64; 2]> {

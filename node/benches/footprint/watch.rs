@@ -110,6 +110,20 @@ pub fn quiet(st: &HashMap<Code, pb::StatusReply>) -> bool {
     })
 }
 
+/// Every node's change-log and ticket-log heads, in code order: two looks at a tree that
+/// are [`quiet`] mean it is at rest only when these did not move between them (the looks
+/// are not snapshots: a node's reply can predate an event its parent's reply shows
+/// delivered).
+#[allow(dead_code)] // the soak benchmark's
+pub fn heads(st: &HashMap<Code, pb::StatusReply>) -> Vec<(Code, u64, u64)> {
+    let mut v: Vec<_> = st
+        .iter()
+        .map(|(c, s)| (*c, s.head, s.ticket_head))
+        .collect();
+    v.sort();
+    v
+}
+
 /// When the links came up: all of them, and each node's (the first reply that showed its
 /// uplink connected).
 pub struct Linked {

@@ -17,10 +17,11 @@ use crate::round1;
 use crate::watch::SyncClient;
 
 /// The columns of a sample's per-node rows.
-pub const COLUMNS: [&str; 16] = [
+pub const COLUMNS: [&str; 17] = [
     "node",
     "rss_mib",
     "rss_max_mib",
+    "rss_floor_mib",
     "store_mib",
     "up_blocks",
     "up_tickets",
@@ -38,7 +39,8 @@ pub const COLUMNS: [&str; 16] = [
 
 /// What the columns mean (printed once, in the start line).
 pub const COLUMNS_NOTE: &str = "rss_mib: VmRSS at the sample; rss_max_mib: the largest VmRSS \
-    sampled (every second) since the previous sample; store_mib: bottomline_store_size_bytes; \
+    sampled (every second) since the previous sample; rss_floor_mib: the smallest (what the \
+    node kept between its bursts of work); store_mib: bottomline_store_size_bytes; \
     up_blocks, up_tickets: the node's uplink backlog (blocks changed after the parent's acked \
     floor, own ticket events not yet durable at the parent); children_blocks: the blocks its \
     children still have to deliver, as they last reported; children_behind: change-log \
@@ -212,6 +214,8 @@ pub struct Row {
     pub code: Option<Code>,
     pub rss: Option<f64>,
     pub rss_max: Option<f64>,
+    /// The smallest VmRSS sampled since the previous sample (this one's included).
+    pub rss_floor: Option<f64>,
     pub store: Option<f64>,
     pub up_blocks: u64,
     pub up_tickets: u64,
@@ -244,6 +248,7 @@ impl Row {
             self.code.map(|c| c.to_string()),
             self.rss.map(round1),
             self.rss_max.map(round1),
+            self.rss_floor.map(round1),
             self.store.map(round1),
             self.up_blocks,
             self.up_tickets,
@@ -275,6 +280,17 @@ pub struct Sample {
     pub agg: Agg,
 }
 
+/// The tree's memory figures from the nodes' floors: what each kept between its bursts of
+/// work (an import, a self-check) in the interval before the sample.
+#[derive(Clone, Debug, Default)]
+pub struct Floors {
+    pub total: f64,
+    pub province: f64,
+    pub city_max: f64,
+    pub county_max: f64,
+    pub county_median: f64,
+}
+
 /// The tree's figures at one sample.
 #[derive(Clone, Debug, Default)]
 pub struct Agg {
@@ -284,6 +300,8 @@ pub struct Agg {
     pub county_rss_max: f64,
     pub county_rss_median: f64,
     pub rss_max_total: f64,
+    /// The same figures from each node's floor (`Row::rss_floor`).
+    pub floor: Floors,
     pub province_store: f64,
     pub backlog_blocks_up: u64,
     pub backlog_tickets_up: u64,
@@ -323,6 +341,13 @@ impl Agg {
             "city_rss_max_mib": round1(self.city_rss_max),
             "county_rss_max_mib": round1(self.county_rss_max),
             "county_rss_median_mib": round1(self.county_rss_median),
+            "floor": {
+                "rss_total_mib": round1(self.floor.total),
+                "province_rss_mib": round1(self.floor.province),
+                "city_rss_max_mib": round1(self.floor.city_max),
+                "county_rss_max_mib": round1(self.floor.county_max),
+                "county_rss_median_mib": round1(self.floor.county_median),
+            },
             "province_store_mib": round1(self.province_store),
             "backlog_total": self.backlog_total(),
             "backlog": {
@@ -430,6 +455,11 @@ impl Looker {
                 .into_iter()
                 .chain(row.rss)
                 .reduce(f64::max);
+            row.rss_floor = sampler
+                .min_mib(p.pid, from, to)
+                .into_iter()
+                .chain(row.rss)
+                .reduce(f64::min);
             match st {
                 Ok((s, ms)) => {
                     row.status_ms = Some(ms);
@@ -476,19 +506,29 @@ impl Looker {
 pub fn aggregate(rows: &[Row]) -> Agg {
     let mut a = Agg::default();
     let mut counties = Vec::new();
+    let mut county_floors = Vec::new();
     let mut pooled = Hist::default();
     for r in rows {
         let Some(code) = r.code else { continue };
         let rss = r.rss.unwrap_or(0.0);
+        let floor = r.rss_floor.unwrap_or(rss);
         a.rss_total += rss;
         a.rss_max_total += r.rss_max.unwrap_or(rss);
+        a.floor.total += floor;
         match code.len() {
             2 => {
                 a.province_rss = rss;
+                a.floor.province = floor;
                 a.province_store = r.store.unwrap_or(0.0);
             }
-            4 => a.city_rss_max = a.city_rss_max.max(rss),
-            _ => counties.push(rss),
+            4 => {
+                a.city_rss_max = a.city_rss_max.max(rss);
+                a.floor.city_max = a.floor.city_max.max(floor);
+            }
+            _ => {
+                counties.push(rss);
+                county_floors.push(floor);
+            }
         }
         a.backlog_blocks_up += r.up_blocks;
         a.backlog_tickets_up += r.up_tickets;
@@ -524,6 +564,13 @@ pub fn aggregate(rows: &[Row]) -> Agg {
         0.0
     } else {
         percentile(&counties, 0.5)
+    };
+    county_floors.sort_by(f64::total_cmp);
+    a.floor.county_max = county_floors.last().copied().unwrap_or(0.0);
+    a.floor.county_median = if county_floors.is_empty() {
+        0.0
+    } else {
+        percentile(&county_floors, 0.5)
     };
     a.flushes = pooled.count;
     a.flush_mean_ms = pooled.mean().map(|s| s * 1000.0);

@@ -65,7 +65,8 @@
 //! of the window — from the floors: province RSS, largest city RSS, median and largest county
 //! RSS, RSS summed; total backlog, the pooled flush p99 (and, not judged, the same RSS figures
 //! at the sample instants, the largest node p99, the largest flush, the province's store, the
-//! slowest Status reply) — the averages of its first,
+//! province's and the largest city's ticket-log caches, the slowest Status reply) — the
+//! averages of its first,
 //! middle and last thirds, its least-squares slope per minute over the window and over its
 //! last half, and `bounded`: the last third's average is at most the middle third's plus
 //! an allowance, and the line fitted over the last half rises over it by at most the same
@@ -291,7 +292,7 @@ fn judge_window(window: &[(f64, Sample)]) -> (Value, Vec<String>, bool) {
     // Memory is judged on the floors (what a node kept between its bursts of work: a leak
     // or creeping fragmentation raises it); the RSS at the sample instant, which catches an
     // import or a self-check in one sample and not the next, is printed beside it.
-    let aggregate: [(&str, Kind, bool, Pick); 16] = [
+    let aggregate: [(&str, Kind, bool, Pick); 18] = [
         ("province_rss_floor_mib", Kind::Memory, true, |a| {
             Some(a.floor.province)
         }),
@@ -332,6 +333,12 @@ fn judge_window(window: &[(f64, Sample)]) -> (Value, Vec<String>, bool) {
         }),
         ("province_store_mib", Kind::Memory, false, |a| {
             Some(a.province_store)
+        }),
+        ("province_ticket_cache_mib", Kind::Memory, false, |a| {
+            Some(a.province_ticket_cache)
+        }),
+        ("city_ticket_cache_max_mib", Kind::Memory, false, |a| {
+            Some(a.city_ticket_cache_max)
         }),
         ("status_ms_max", Kind::Latency, false, |a| {
             Some(a.status_ms_max)

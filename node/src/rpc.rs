@@ -599,20 +599,29 @@ impl pb::sync_server::Sync for SyncService {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        // The uplink's ticket cursor is known once a Welcome came in: its backlog is counted
-        // now (the heartbeat's count may be older, and there is none while the link is down).
-        let up_cursor = (up.links > 0).then_some(up.ticket_acked);
+        // The uplink's floor and ticket cursor are known once a Welcome came in: its backlogs
+        // are counted now (the heartbeat's counts may be older, and there are none while the
+        // link is down).
+        let up_from = (up.links > 0).then_some((up.floor, up.ticket_acked));
         let (reports, up_backlog) = tokio::task::spawn_blocking(move || {
             let mut reports = child_reports(&ledger, &children, silent_after, stalled_after)?;
             fill_ticket_backlogs(&ledger, &mut reports)?;
-            let up_backlog = up_cursor.map(|c| ledger.ticket_backlog_up(c)).transpose()?;
+            let up_backlog = up_from
+                .map(|(floor, cursor)| {
+                    Ok::<_, LedgerError>((
+                        ledger.backlog(floor)?,
+                        ledger.ticket_backlog_up(cursor)?,
+                    ))
+                })
+                .transpose()?;
             Ok::<_, LedgerError>((reports, up_backlog))
         })
         .await
         .map_err(|e| Status::internal(e.to_string()))?
         .map_err(to_status)?;
-        if let Some(b) = up_backlog {
-            up.ticket_backlog = b;
+        if let Some((blocks, events)) = up_backlog {
+            up.backlog = blocks;
+            up.ticket_backlog = events;
         }
         let reg = self.ledger.registry();
         let name = |c: Code| reg.get(c).map(|d| d.name.clone()).unwrap_or_default();

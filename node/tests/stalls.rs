@@ -274,3 +274,66 @@ async fn a_failing_ticket_sender_ends_its_link_with_the_cause_and_is_redialled()
     common::stop(county).await;
     common::stop(city).await;
 }
+
+/// A child's `status` shows its uplink backlog as it is when asked, not as of its last
+/// heartbeat: with an hour between heartbeats, the blocks its first heartbeat counted are
+/// shown delivered as soon as the parent acked them. (The soak's drain saw counties report
+/// blocks still waiting that their parents already held.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_childs_backlog_in_status_is_counted_when_asked() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let files = tmp.path().join("files");
+    common::generate_county(&files, "610102", 11, 300);
+    let nodes = tmp.path().join("nodes");
+    // The county's records first, with no parent: everything waits to go up.
+    let alone = common::start(&nodes, "610102", None, true, "").await;
+    common::import_generated(
+        &alone.handle.ledger,
+        &files,
+        "610102",
+        jiff::civil::date(2026, 11, 24),
+    );
+    let head = alone.handle.ledger.durable_seq();
+    assert!(head > 0, "the import changed cells");
+    common::stop(alone).await;
+
+    let city = common::start(&nodes, "6101", None, true, "").await;
+    let city_addr = city.addr.clone().expect("addr");
+    let county = common::start(
+        &nodes,
+        "610102",
+        Some(&city_addr),
+        true,
+        "heartbeat_secs = 3600\n",
+    )
+    .await;
+    let county_addr = county.addr.clone().expect("addr");
+    // Its one heartbeat, sent on linking before any block, counted them all.
+    eventually_async(
+        "the city heard the county's heartbeat with its backlog",
+        || async {
+            child_state(&city_addr, "610102")
+                .await
+                .is_some_and(|r| r.backlog > 0)
+        },
+    )
+    .await;
+    eventually_async(
+        "the city holds the county's change log up to its head",
+        || async {
+            child_state(&city_addr, "610102")
+                .await
+                .is_some_and(|r| r.acked >= head)
+        },
+    )
+    .await;
+    // No heartbeat for an hour: the county's status must count what is left now.
+    eventually_async("the county's status shows nothing waiting", || async {
+        bottomline::rpc::fetch_status(&county_addr, None)
+            .await
+            .is_ok_and(|s| s.uplink.acked >= head && s.uplink.backlog == 0)
+    })
+    .await;
+    common::stop(county).await;
+    common::stop(city).await;
+}

@@ -17,12 +17,13 @@ use crate::round1;
 use crate::watch::SyncClient;
 
 /// The columns of a sample's per-node rows.
-pub const COLUMNS: [&str; 17] = [
+pub const COLUMNS: [&str; 18] = [
     "node",
     "rss_mib",
     "rss_max_mib",
     "rss_floor_mib",
     "store_mib",
+    "ticket_cache_mib",
     "up_blocks",
     "up_tickets",
     "children_blocks",
@@ -40,7 +41,8 @@ pub const COLUMNS: [&str; 17] = [
 /// What the columns mean (printed once, in the start line).
 pub const COLUMNS_NOTE: &str = "rss_mib: VmRSS at the sample; rss_max_mib: the largest VmRSS \
     sampled (every second) since the previous sample; rss_floor_mib: the smallest (what the \
-    node kept between its bursts of work); store_mib: bottomline_store_size_bytes; \
+    node kept between its bursts of work); store_mib: bottomline_store_size_bytes; ticket_cache_mib: \
+    bottomline_ticket_log_cache_bytes (the ticket log's recent entries in memory, bounded); \
     up_blocks, up_tickets: the node's uplink backlog (blocks changed after the parent's acked \
     floor, own ticket events not yet durable at the parent); children_blocks: the blocks its \
     children still have to deliver, as they last reported; children_behind: change-log \
@@ -156,6 +158,7 @@ impl Hist {
 pub struct Scrape {
     pub flush: Hist,
     pub store_bytes: Option<f64>,
+    pub ticket_cache_bytes: Option<f64>,
 }
 
 /// `GET /metrics` over HTTP/1.0 (so the body is not chunked and ends with the connection).
@@ -184,6 +187,9 @@ pub fn parse_metrics(text: &str) -> Scrape {
         let Ok(v) = value.trim().parse::<f64>() else {
             continue;
         };
+        if name == "bottomline_ticket_log_cache_bytes" {
+            out.ticket_cache_bytes = Some(v);
+        }
         if name == "bottomline_store_size_bytes" {
             out.store_bytes = Some(v);
         } else if let Some(rest) = name.strip_prefix(FLUSH) {
@@ -217,6 +223,7 @@ pub struct Row {
     /// The smallest VmRSS sampled since the previous sample (this one's included).
     pub rss_floor: Option<f64>,
     pub store: Option<f64>,
+    pub ticket_cache: Option<f64>,
     pub up_blocks: u64,
     pub up_tickets: u64,
     pub children_blocks: u64,
@@ -250,6 +257,7 @@ impl Row {
             self.rss_max.map(round1),
             self.rss_floor.map(round1),
             self.store.map(round1),
+            self.ticket_cache.map(|m| (m * 100.0).round() / 100.0),
             self.up_blocks,
             self.up_tickets,
             self.children_blocks,
@@ -303,6 +311,9 @@ pub struct Agg {
     /// The same figures from each node's floor (`Row::rss_floor`).
     pub floor: Floors,
     pub province_store: f64,
+    /// The province's and the largest city's ticket-log caches (MiB).
+    pub province_ticket_cache: f64,
+    pub city_ticket_cache_max: f64,
     pub backlog_blocks_up: u64,
     pub backlog_tickets_up: u64,
     pub backlog_tickets_down: u64,
@@ -349,6 +360,8 @@ impl Agg {
                 "county_rss_median_mib": round1(self.floor.county_median),
             },
             "province_store_mib": round1(self.province_store),
+            "province_ticket_cache_mib": round1(self.province_ticket_cache),
+            "city_ticket_cache_max_mib": round1(self.city_ticket_cache_max),
             "backlog_total": self.backlog_total(),
             "backlog": {
                 "blocks_up": self.backlog_blocks_up,
@@ -485,6 +498,7 @@ impl Looker {
             match sc {
                 Ok(sc) => {
                     row.store = sc.store_bytes.map(|b| b / (1024.0 * 1024.0));
+                    row.ticket_cache = sc.ticket_cache_bytes.map(|b| b / (1024.0 * 1024.0));
                     if let Some(prev) = self.prev.get(&p.code) {
                         row.flush = sc.flush.since(prev);
                     }
@@ -520,10 +534,13 @@ pub fn aggregate(rows: &[Row]) -> Agg {
                 a.province_rss = rss;
                 a.floor.province = floor;
                 a.province_store = r.store.unwrap_or(0.0);
+                a.province_ticket_cache = r.ticket_cache.unwrap_or(0.0);
             }
             4 => {
                 a.city_rss_max = a.city_rss_max.max(rss);
                 a.floor.city_max = a.floor.city_max.max(floor);
+                a.city_ticket_cache_max =
+                    a.city_ticket_cache_max.max(r.ticket_cache.unwrap_or(0.0));
             }
             _ => {
                 counties.push(rss);

@@ -35,6 +35,8 @@
 //! (a county's pending identification cases at day 10 and past day 15), `store_size_bytes`,
 //! `heap_bytes{state="in_use"|"free"}` (glibc's allocator: what is allocated, and what was
 //! freed but is held — fragmentation shows as the second growing),
+//! `ticket_log_cache_entries` and `ticket_log_cache_bytes` (the ticket log's recent entries
+//! kept in memory for the senders, bounded),
 //! `change_log_head`, `ticket_log_head`, `self_check_ok` and
 //! `self_check_timestamp_seconds` (after the first self-check), `node_info{division}` (1).
 //!
@@ -347,6 +349,8 @@ pub struct NodeView {
     pub self_check: Option<(bool, i64)>,
     /// The process's heap (glibc), `None` elsewhere.
     pub heap: Option<crate::store::HeapUsage>,
+    /// The ticket log's recent entries held in memory: entries, approximate bytes.
+    pub ticket_cache: (u64, u64),
 }
 
 impl NodeView {
@@ -397,6 +401,7 @@ impl NodeView {
             ticket_log_head: ledger.ticket_head(),
             self_check,
             heap: crate::store::heap_usage(),
+            ticket_cache: ledger.ticket_cache_usage(),
         })
     }
 
@@ -558,6 +563,20 @@ impl NodeView {
                 heap,
             );
         }
+        gauge(
+            &mut reg,
+            "ticket_log_cache_entries",
+            "Recent ticket-log entries held in memory for the link senders (bounded)",
+            sat(self.ticket_cache.0),
+        );
+        let cache = Gauge::<i64, AtomicI64>::default();
+        cache.set(sat(self.ticket_cache.1));
+        reg.register_with_unit(
+            "ticket_log_cache",
+            "Approximate bytes of the recent ticket-log entries held in memory (bounded: 16 MiB at a parent, 1 MiB at a county)",
+            Unit::Bytes,
+            cache,
+        );
         gauge(
             &mut reg,
             "change_log_head",

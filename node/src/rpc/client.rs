@@ -157,7 +157,8 @@ pub async fn fetch_status(
             ticket_acked: up.ticket_acked,
             ticket_backlog: up.ticket_backlog,
             last_error: (!up.last_error.is_empty()).then_some(up.last_error),
-            links: 0,
+            // Not on the wire: the node's own view.
+            ..UplinkState::default()
         },
         children,
     })

@@ -14,8 +14,11 @@ pub struct UplinkState {
     pub connected: bool,
     /// Highest log position the parent acked.
     pub acked: u64,
-    /// Blocks changed after the delivered floor (as of the last heartbeat).
+    /// Blocks changed after the delivered floor (as of the last heartbeat; `Status` counts
+    /// them when asked, from `floor`).
     pub backlog: u64,
+    /// The delivered floor: every block changed at or below it is durable at the parent.
+    pub floor: u64,
     /// Highest own ticket-log position the parent has made durable (from its `Welcome` and
     /// `TicketAck`s; 0 before the first `Welcome`).
     pub ticket_acked: u64,
@@ -184,6 +187,7 @@ async fn run_uplink(
         let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
         s.connected = true;
         s.acked = welcome.acked;
+        s.floor = cells.floor();
         s.ticket_acked = welcome.ticket_acked;
         s.last_error = None;
         s.links += 1;
@@ -263,6 +267,11 @@ async fn run_uplink(
             last_heartbeat = Some(tokio::time::Instant::now());
         }
         cells.on_ack(*acked_rx.borrow());
+        let floor = cells.floor();
+        {
+            let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+            s.floor = s.floor.max(floor);
+        }
         let changed = ledger.changed();
         tokio::pin!(changed);
         changed.as_mut().enable();

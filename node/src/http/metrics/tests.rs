@@ -50,6 +50,7 @@ fn view() -> NodeView {
             connected: true,
             acked: 9,
             backlog: 7,
+            floor: 2,
             ticket_acked: 1,
             ticket_backlog: 2,
             last_error: None,
@@ -70,6 +71,7 @@ fn view() -> NodeView {
             free: 3 << 20,
             mmapped: 1 << 20,
         }),
+        ticket_cache: (321, 654_321),
     }
 }
 
@@ -117,6 +119,8 @@ fn render_shows_the_view() {
         ("bottomline_store_size_bytes", 123_456.0),
         (r#"bottomline_heap_bytes{state="in_use"}"#, 20_971_520.0),
         (r#"bottomline_heap_bytes{state="free"}"#, 3_145_728.0),
+        ("bottomline_ticket_log_cache_entries", 321.0),
+        ("bottomline_ticket_log_cache_bytes", 654_321.0),
         ("bottomline_change_log_head", 987.0),
         ("bottomline_ticket_log_head", 65.0),
         ("bottomline_self_check_ok", 1.0),

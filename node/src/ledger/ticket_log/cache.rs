@@ -43,9 +43,13 @@ impl RecentEntries {
     }
 
     /// The approximate bytes held.
-    #[cfg(test)]
-    pub(super) fn bytes(&self) -> usize {
+    pub(in crate::ledger) fn bytes(&self) -> usize {
         self.bytes
+    }
+
+    /// The entries held.
+    pub(in crate::ledger) fn len(&self) -> usize {
+        self.entries.len()
     }
 
     /// The oldest entry held.

@@ -4,6 +4,13 @@
 use super::*;
 
 impl Ledger {
+    /// The recent ticket-log entries held in memory for the senders: how many, and about how
+    /// many bytes (bounded, see `ticket_log/cache.rs`; for `/metrics`).
+    pub fn ticket_cache_usage(&self) -> (u64, u64) {
+        let cache = self.ticket_cache.lock().unwrap_or_else(|p| p.into_inner());
+        (cache.len() as u64, cache.bytes() as u64)
+    }
+
     /// The flushed ticket-log entries after position `after` that `wanted` selects, in
     /// order: at most `max` of them, scanning at most [`MAX_SCAN`] entries. Returns them and
     /// the position scanned up to (the sender's next `after`; equal to `after` when nothing

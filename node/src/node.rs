@@ -259,7 +259,11 @@ pub async fn run(
     });
     // Freed memory goes back to the OS now and then (glibc keeps it otherwise: the soak saw
     // nodes' RSS creep with their heap in use flat, see `store::limit_malloc_arenas`).
-    let trimmer = tokio::spawn(trim_memory(TRIM_EVERY, stop_rx.clone()));
+    let trimmer = tokio::spawn(trim_memory(
+        TRIM_EVERY,
+        handle.ledger.clone(),
+        stop_rx.clone(),
+    ));
     // A county's inbox: files dropped there are imported while the node serves.
     let inbox = inbox.map(|inbox| {
         tokio::spawn(crate::inbox::watch(
@@ -305,15 +309,25 @@ pub async fn run(
 /// How often a serving node gives freed heap back to the OS.
 const TRIM_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// Return freed heap to the OS every `every` (`malloc_trim`: a walk of the allocator's
-/// arenas, a few milliseconds), on a blocking thread.
-async fn trim_memory(every: std::time::Duration, mut stop: watch::Receiver<bool>) {
+/// Every `every`, drop the ticket log's cached entries past their age and return freed heap
+/// to the OS (`malloc_trim`: a walk of the allocator's arenas, a few milliseconds), on a
+/// blocking thread.
+async fn trim_memory(
+    every: std::time::Duration,
+    ledger: Arc<Ledger>,
+    mut stop: watch::Receiver<bool>,
+) {
     loop {
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
             _ = stop.wait_for(|s| *s) => return,
         }
-        let _ = tokio::task::spawn_blocking(crate::store::release_memory).await;
+        let l = ledger.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            l.expire_ticket_cache();
+            crate::store::release_memory()
+        })
+        .await;
     }
 }
 

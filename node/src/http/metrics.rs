@@ -573,7 +573,7 @@ impl NodeView {
         cache.set(sat(self.ticket_cache.1));
         reg.register_with_unit(
             "ticket_log_cache",
-            "Approximate bytes of the recent ticket-log entries held in memory (bounded: 16 MiB at a parent, 1 MiB at a county)",
+            "Approximate bytes of the recent ticket-log entries held in memory (bounded: 16 MiB at a parent, 1 MiB at a county, two minutes)",
             Unit::Bytes,
             cache,
         );

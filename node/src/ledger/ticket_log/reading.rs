@@ -11,6 +11,13 @@ impl Ledger {
         (cache.len() as u64, cache.bytes() as u64)
     }
 
+    /// Drop the cached entries past their age (a quiet node's cache empties; the node's
+    /// memory-trim task calls this).
+    pub fn expire_ticket_cache(&self) {
+        let mut cache = self.ticket_cache.lock().unwrap_or_else(|p| p.into_inner());
+        cache.expire(std::time::Instant::now());
+    }
+
     /// The flushed ticket-log entries after position `after` that `wanted` selects, in
     /// order: at most `max` of them, scanning at most [`MAX_SCAN`] entries. Returns them and
     /// the position scanned up to (the sender's next `after`; equal to `after` when nothing

@@ -1,5 +1,5 @@
 //! Tests of the ticket log: ids, routes, cursors, caches, backlogs.
-use super::cache::{CACHE_BYTES, COUNTY_CACHE_BYTES};
+use super::cache::{CACHE_AGE, CACHE_BYTES, COUNTY_CACHE_BYTES};
 use super::*;
 use crate::store::StoreOptions;
 use crate::tickets::{Severity, TicketSource};
@@ -269,4 +269,43 @@ fn a_countys_cache_of_recent_entries_is_small() {
     );
     assert!(city > 2 * COUNTY_CACHE_BYTES, "city cache {city} bytes");
     assert!(city <= CACHE_BYTES, "city cache {city} bytes");
+}
+
+/// Cached entries go after [`CACHE_AGE`]; what they held is then read from the store, alike.
+#[test]
+fn cached_entries_expire_and_are_read_from_the_store() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let l = open(dir.path(), "6101");
+    let batch = (0..20)
+        .map(|i| ticket("6101", &format!("t{i}"), "610102"))
+        .collect();
+    l.issue_tickets(c("6101"), batch).expect("issue");
+    let all = |l: &Ledger| {
+        let (entries, upto) = l.ticket_log(0, usize::MAX, |_| true).expect("log");
+        let ids: Vec<_> = entries.iter().map(|e| e.logged.pos).collect();
+        (ids, upto)
+    };
+    let from_memory = all(&l);
+    assert_eq!(from_memory.0.len(), l.ticket_head() as usize);
+    assert!(!from_memory.0.is_empty());
+    let (entries, bytes) = l.ticket_cache_usage();
+    assert_eq!(entries as usize, from_memory.0.len());
+    assert!(bytes > 0);
+    // Not yet old: kept.
+    l.ticket_cache
+        .lock()
+        .expect("cache")
+        .expire(std::time::Instant::now());
+    assert_eq!(l.ticket_cache_usage().0, entries);
+    // Past the age: gone, and the same entries come from the store.
+    l.ticket_cache
+        .lock()
+        .expect("cache")
+        .expire(std::time::Instant::now() + CACHE_AGE + std::time::Duration::from_secs(1));
+    assert_eq!(l.ticket_cache_usage(), (0, 0));
+    assert_eq!(all(&l), from_memory);
+    // New entries are cached again.
+    l.issue_tickets(c("6101"), vec![ticket("6101", "t99", "610102")])
+        .expect("issue");
+    assert!(l.ticket_cache_usage().0 > 0);
 }

@@ -241,29 +241,23 @@ impl Sampler {
         f(&g.ticks)
     }
 
-    /// The largest `VmRSS` of `pid` sampled in [from, to] (seconds), in MiB.
-    pub fn max_mib(&self, pid: u32, from: f64, to: f64) -> Option<f64> {
+    /// The smallest and the largest `VmRSS` of `pid` sampled in [from, to] (seconds), in MiB.
+    pub fn range_mib(&self, pid: u32, from: f64, to: f64) -> Option<(f64, f64)> {
         self.with(|ticks| {
-            ticks
+            let rss = ticks
                 .iter()
                 .filter(|k| k.t >= from && k.t <= to)
-                .filter_map(|k| k.rss.iter().find(|(p, _)| *p == pid).map(|(_, r)| *r))
-                .max()
-                .map(mib)
+                .filter_map(|k| k.rss.iter().find(|(p, _)| *p == pid).map(|(_, r)| *r));
+            rss.fold(None, |acc: Option<(u64, u64)>, r| {
+                Some(acc.map_or((r, r), |(lo, hi)| (lo.min(r), hi.max(r))))
+            })
+            .map(|(lo, hi)| (mib(lo), mib(hi)))
         })
     }
 
-    /// The smallest `VmRSS` of `pid` sampled in [from, to] (seconds), in MiB.
-    #[allow(dead_code)] // the soak benchmark's
-    pub fn min_mib(&self, pid: u32, from: f64, to: f64) -> Option<f64> {
-        self.with(|ticks| {
-            ticks
-                .iter()
-                .filter(|k| k.t >= from && k.t <= to)
-                .filter_map(|k| k.rss.iter().find(|(p, _)| *p == pid).map(|(_, r)| *r))
-                .min()
-                .map(mib)
-        })
+    /// The largest `VmRSS` of `pid` sampled in [from, to] (seconds), in MiB.
+    pub fn max_mib(&self, pid: u32, from: f64, to: f64) -> Option<f64> {
+        self.range_mib(pid, from, to).map(|(_, hi)| hi)
     }
 
     /// Per bucket of `step` seconds from `from`: [bucket start, the largest sampled value of

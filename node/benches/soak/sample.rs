@@ -463,13 +463,14 @@ impl Looker {
                 rss: mem_of(p.pid).map(|m| mib(m.rss)),
                 ..Row::default()
             };
-            row.rss_max = sampler
-                .max_mib(p.pid, from, to)
+            let sampled = sampler.range_mib(p.pid, from, to);
+            row.rss_max = sampled
+                .map(|(_, hi)| hi)
                 .into_iter()
                 .chain(row.rss)
                 .reduce(f64::max);
-            row.rss_floor = sampler
-                .min_mib(p.pid, from, to)
+            row.rss_floor = sampled
+                .map(|(lo, _)| lo)
                 .into_iter()
                 .chain(row.rss)
                 .reduce(f64::min);
@@ -575,24 +576,21 @@ pub fn aggregate(rows: &[Row]) -> Agg {
             a.problems += 1;
         }
     }
-    counties.sort_by(f64::total_cmp);
-    a.county_rss_max = counties.last().copied().unwrap_or(0.0);
-    a.county_rss_median = if counties.is_empty() {
-        0.0
-    } else {
-        percentile(&counties, 0.5)
-    };
-    county_floors.sort_by(f64::total_cmp);
-    a.floor.county_max = county_floors.last().copied().unwrap_or(0.0);
-    a.floor.county_median = if county_floors.is_empty() {
-        0.0
-    } else {
-        percentile(&county_floors, 0.5)
-    };
+    (a.county_rss_max, a.county_rss_median) = max_and_median(counties);
+    (a.floor.county_max, a.floor.county_median) = max_and_median(county_floors);
     a.flushes = pooled.count;
     a.flush_mean_ms = pooled.mean().map(|s| s * 1000.0);
     a.flush_p99_ms = pooled.quantile(0.99).map(|s| s * 1000.0);
     a
+}
+
+/// The largest and the median of `v` (0 when empty).
+fn max_and_median(mut v: Vec<f64>) -> (f64, f64) {
+    if v.is_empty() {
+        return (0.0, 0.0);
+    }
+    v.sort_by(f64::total_cmp);
+    (v[v.len() - 1], percentile(&v, 0.5))
 }
 
 /// A sample as its JSON line.

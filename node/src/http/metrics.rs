@@ -542,13 +542,11 @@ impl NodeView {
             "Pending identification cases past the 15-day deadline (a county; today, China time)",
             sat(self.cases_due.1),
         );
-        let size = Gauge::<i64, AtomicI64>::default();
-        size.set(sat(self.store_bytes));
-        reg.register_with_unit(
+        bytes_gauge(
+            &mut reg,
             "store_size",
             "Bytes the node's store occupies on disk",
-            Unit::Bytes,
-            size,
+            sat(self.store_bytes),
         );
         if let Some(h) = self.heap {
             let heap = Family::<Labels, Gauge<i64, AtomicI64>>::default();
@@ -569,13 +567,11 @@ impl NodeView {
             "Recent ticket-log entries held in memory for the link senders (bounded)",
             sat(self.ticket_cache.0),
         );
-        let cache = Gauge::<i64, AtomicI64>::default();
-        cache.set(sat(self.ticket_cache.1));
-        reg.register_with_unit(
+        bytes_gauge(
+            &mut reg,
             "ticket_log_cache",
             "Approximate bytes of the recent ticket-log entries held in memory (bounded: 16 MiB at a parent, 1 MiB at a county, two minutes)",
-            Unit::Bytes,
-            cache,
+            sat(self.ticket_cache.1),
         );
         gauge(
             &mut reg,
@@ -670,6 +666,13 @@ fn gauge(reg: &mut Registry, name: &str, help: &str, v: i64) {
     let g = Gauge::<i64, AtomicI64>::default();
     g.set(v);
     reg.register(name, help, g);
+}
+
+/// Register one gauge in bytes (`name` gets the `_bytes` suffix).
+fn bytes_gauge(reg: &mut Registry, name: &str, help: &str, v: i64) {
+    let g = Gauge::<i64, AtomicI64>::default();
+    g.set(v);
+    reg.register_with_unit(name, help, Unit::Bytes, g);
 }
 
 /// The tower layer of [`NodeMetrics::grpc_layer`].

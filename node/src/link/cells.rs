@@ -66,11 +66,6 @@ impl CellSender {
         self.in_flight.len()
     }
 
-    /// True when nothing sent waits for an ack.
-    pub fn drained(&self) -> bool {
-        self.in_flight.is_empty()
-    }
-
     /// The parent acked position `seq`: the batches up to it leave the window.
     pub fn on_ack(&mut self, seq: u64) {
         self.acked = self.acked.max(seq);

@@ -3,6 +3,16 @@
 
 use super::*;
 
+impl Ticket {
+    /// [`Ticket::validate`] as a [`TicketError::Invalid`] naming the ticket.
+    pub fn check_valid(&self) -> Result<(), TicketError> {
+        self.validate().map_err(|errors| TicketError::Invalid {
+            key: self.key(),
+            errors,
+        })
+    }
+}
+
 pub(super) fn target_only(
     s: &TicketState,
     e: &Event,
@@ -130,9 +140,7 @@ pub fn check(state: Option<&TicketState>, event: &Event) -> Result<(), TicketErr
                     rule: format!("only its issuer {} can", div(t.issuer)),
                 });
             }
-            return t
-                .validate()
-                .map_err(|errors| TicketError::Invalid { key, errors });
+            return t.check_valid();
         }
         (None, kind) => {
             return Err(TicketError::NotIssued {

@@ -119,10 +119,7 @@ impl Ledger {
                     t.key()
                 )));
             }
-            t.validate().map_err(|errors| tk::TicketError::Invalid {
-                key: t.key(),
-                errors,
-            })?;
+            t.check_valid()?;
             if !keys.insert(t.key()) {
                 return Err(LedgerError::TicketRefused(format!(
                     "ticket {} appears twice; ids are unique per issuer",
@@ -230,10 +227,7 @@ impl Ledger {
                         parent: Some(key.clone()),
                         ..own.ticket.clone()
                     };
-                    t.validate().map_err(|errors| tk::TicketError::Invalid {
-                        key: t.key(),
-                        errors,
-                    })?;
+                    t.check_valid()?;
                     if self.route(&b, &t.key())?.is_some() {
                         return Err(tk::TicketError::AlreadyIssued { key: t.key() }.into());
                     }
@@ -256,10 +250,7 @@ impl Ledger {
                         t.key()
                     )));
                 }
-                t.validate().map_err(|errors| tk::TicketError::Invalid {
-                    key: t.key(),
-                    errors,
-                })?;
+                t.check_valid()?;
                 if self.route(&b, &t.key())?.is_some() {
                     return Err(tk::TicketError::AlreadyIssued { key: t.key() }.into());
                 }

@@ -5,7 +5,9 @@
 //! The caller (the importer) validates a whole file with [`StreamedWrite::check`] chunk by
 //! chunk before it writes any of it, then hands the same rows to [`StreamedWrite::write`]. Each
 //! written chunk commits its records at once (the first commit also sets the `stats_pending`
-//! marker); the cell deltas of every file are summed in memory and written by
+//! marker); the cell deltas of every file are summed in memory (ordered maps, which grow a
+//! node at a time: a hash map's doubling held its old and new tables at once, the largest
+//! allocation of a county's import) and written by
 //! [`StreamedWrite::finish`], which clears the marker and flushes. A crash in between leaves
 //! records whose cells were not written: the marker makes the next open recompute the cells
 //! (`repair_cells`), and re-running the import is a no-op for the rows already in.
@@ -13,6 +15,7 @@
 //! The ledger's write lock is held from [`Ledger::stream_write`] to the end, so a background
 //! check never sees records ahead of their cells.
 
+use std::collections::BTreeMap;
 use std::sync::MutexGuard;
 
 use super::*;
@@ -25,10 +28,10 @@ pub struct StreamedWrite<'l> {
     ledger: &'l Ledger,
     _write: MutexGuard<'l, ()>,
     today: Date,
-    /// Summed deltas of the files ended so far.
-    total: Deltas,
+    /// Summed deltas of the files ended so far, in key order (what `finish` writes).
+    total: BTreeMap<CellKey, i64>,
     /// Summed deltas of the current file.
-    file: Deltas,
+    file: BTreeMap<CellKey, i64>,
     /// Counts of the current file.
     applied: Applied,
     /// Records were committed (and with them the `stats_pending` marker).
@@ -44,8 +47,8 @@ impl Ledger {
             ledger: self,
             _write: self.write.lock().unwrap_or_else(|p| p.into_inner()),
             today,
-            total: Deltas::default(),
-            file: Deltas::default(),
+            total: BTreeMap::new(),
+            file: BTreeMap::new(),
             applied: Applied::default(),
             marked: false,
             finished: false,
@@ -146,9 +149,8 @@ impl StreamedWrite<'_> {
             // Nothing written: every row matched what was stored.
             return Ok(());
         }
-        let mut all: Vec<(CellKey, i64)> = std::mem::take(&mut self.total).into_iter().collect();
-        all.sort_unstable_by_key(|(k, _)| *k);
-        let groups = crate::cells::group(all);
+        // In key order already; the map's nodes are freed as the groups fill.
+        let groups = crate::cells::group(std::mem::take(&mut self.total));
         if failpoint("ledger.between_records_and_cells") {
             // Crash tests: die like kill -9 with the records durable and the cells not written.
             self.ledger.store.flush()?;

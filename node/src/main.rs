@@ -123,8 +123,9 @@ enum Command {
         #[arg(long, required_unless_present = "config")]
         addr: Option<String>,
         /// Or the node's config file (its `listen` address, and its certificate unless
-        /// --ca/--cert/--key are given).
-        #[arg(short, long, env = "BOTTOMLINE_CONFIG", conflicts_with = "addr")]
+        /// --ca/--cert/--key are given). --addr wins: in the image BOTTOMLINE_CONFIG is
+        /// always set, and `status --addr` must still reach a relay or another node.
+        #[arg(short, long, env = "BOTTOMLINE_CONFIG")]
         config: Option<PathBuf>,
         #[command(flatten)]
         auth: cli_auth::ClientAuth,

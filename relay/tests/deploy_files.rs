@@ -10,6 +10,8 @@
 
 /// Print why a check is skipped where CI's log shows it: straight to stderr, past the test
 /// harness's capture (which hides what a passing test prints).
+mod compose;
+
 macro_rules! skip {
     ($($t:tt)*) => {{
         use std::io::Write as _;
@@ -24,19 +26,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use bottomline::security::tls::TlsFiles;
-use serde_json::Value;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn deploy() -> PathBuf {
-    root().join("deploy")
-}
-
-fn read(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
+use compose::{compose_yaml, deploy, mounts, named, read, root, strings};
 
 /// The node samples (a county's is the complete reference).
 const NODE_SAMPLES: [&str; 4] = ["province", "city", "county", "county-via-relay"];
@@ -192,62 +182,15 @@ fn every_config_key_is_documented_in_the_samples() {
     }
 }
 
-/// deploy/compose.yaml as JSON, through python3 and PyYAML; None (after printing SKIP) when
-/// they are not installed. A YAML syntax error fails.
-fn compose_yaml() -> Option<Value> {
-    let path = deploy().join("compose.yaml");
-    let out = Command::new("python3")
-        .args([
-            "-c",
-            "import json, sys, yaml; json.dump(yaml.safe_load(open(sys.argv[1])), sys.stdout)",
-        ])
-        .arg(&path)
-        .output();
-    let out = match out {
-        Ok(o) => o,
-        Err(e) => {
-            skip!("SKIP: the compose file's checks need python3 ({e})");
-            return None;
-        }
-    };
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if !out.status.success() && stderr.contains("No module named 'yaml'") {
-        skip!("SKIP: the compose file's checks need PyYAML (pip install pyyaml)");
-        return None;
-    }
-    assert!(out.status.success(), "{}: {stderr}", path.display());
-    Some(serde_json::from_slice(&out.stdout).unwrap())
-}
-
-fn strings(v: &Value) -> Vec<String> {
-    v.as_array()
-        .map(|a| a.iter().map(|s| s.as_str().unwrap().to_string()).collect())
-        .unwrap_or_default()
-}
-
-/// A service's volumes: (source, target, read-only).
-fn mounts(svc: &Value) -> Vec<(String, String, bool)> {
-    strings(&svc["volumes"])
-        .iter()
-        .map(|v| {
-            let parts: Vec<&str> = v.split(':').collect();
-            assert!(parts.len() >= 2, "volume {v}");
-            (
-                parts[0].to_string(),
-                parts[1].to_string(),
-                parts.get(2) == Some(&"ro"),
-            )
-        })
-        .collect()
-}
-
-fn named(source: &str) -> bool {
-    !source.starts_with('.') && !source.starts_with('/')
-}
-
 #[test]
 fn the_compose_file_agrees_with_its_configs() {
-    let Some(doc) = compose_yaml() else { return };
+    let doc = match compose_yaml() {
+        Ok(doc) => doc,
+        Err(why) => {
+            skip!("SKIP: {why}");
+            return;
+        }
+    };
     let init_sh = read(&deploy().join("compose/init.sh"));
     let containerfile = read(&deploy().join("Containerfile"));
     let configs = compose_configs();

@@ -7,6 +7,7 @@
 #   docker compose run --rm init list                  # bottomline pki list
 #   docker compose run --rm init revoke node-610103    # revoke, then publish the new crl.pem
 #   docker compose run --rm init renew node-610102     # renew, then publish (restart that node)
+#   docker compose run --rm init refresh-crl           # re-sign crl.pem (fresh 30 days), publish
 #
 # Two volumes: `ca` (the CA directory: ca.key and the register never leave it) and `certs`
 # (what the nodes mount read-only at /etc/bottomline/pki: ca.pem, crl.pem, certs/*). In a real

@@ -33,7 +33,8 @@
 //!   cities first held all their counties); then, over the settle time after that point,
 //!   each process's largest sampled `VmRSS` (province ≤ 160 MiB, each city ≤ 96 MiB, the
 //!   counties' max and median), the sums of `VmRSS`, `VmHWM` and PSS over all processes
-//!   (≤ 4 GiB), the bytes on disk of every store (province ≤ 256 MiB), each province file's
+//!   at the end, and the largest sum of `VmRSS` at one sampling tick over that time
+//!   (`tree_rss_total_max_mib`: the tree's own peak; ≤ 4 GiB for each sum), the bytes on disk of every store (province ≤ 256 MiB), each province file's
 //!   size, and the province's Stats of every county compared with the county's own. After
 //!   the nodes stop, `bottomline check` of the province (the only CLI view of a store's
 //!   content: its cell count).

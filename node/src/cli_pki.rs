@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use bottomline::division::Code;
 use bottomline::security::identity::check_name;
-use bottomline::security::pki::{Entry, IssueOptions, Issued, Pki, DEFAULT_DAYS};
+use bottomline::security::pki::{Entry, IssueOptions, Issued, Pki, CRL_DAYS, DEFAULT_DAYS};
 use bottomline::security::{Identity, Role};
 use clap::{Args, Subcommand, ValueEnum};
 
@@ -93,7 +93,18 @@ enum PkiCmd {
         #[arg(long)]
         reason: Option<String>,
     },
+    /// Re-sign crl.pem with the same revoked serials and a fresh nextUpdate (it is declared
+    /// fresh for 30 days; nodes warn three days before it runs out). Run it from cron, e.g.
+    /// weekly, then publish crl.pem as after a revocation.
+    RefreshCrl {
+        #[command(flatten)]
+        dir: Dir,
+    },
 }
+
+/// Printed after crl.pem is rewritten.
+const PUBLISH_HINT: &str =
+    "running nodes reload crl.pem within their reload interval; copy it to nodes on other machines";
 
 /// How `list` prints.
 #[derive(Clone, Copy, ValueEnum)]
@@ -197,6 +208,16 @@ pub fn run(args: PkiArgs) -> anyhow::Result<()> {
                  `bottomline pki revoke` its serial to end it sooner"
             );
         }
+        PkiCmd::RefreshCrl { dir } => {
+            let mut pki = Pki::open(&dir.dir)?;
+            pki.refresh_crl()?;
+            let revoked = pki.list().iter().filter(|e| e.revoked.is_some()).count();
+            println!(
+                "wrote {} ({revoked} revoked, fresh for {CRL_DAYS} days)",
+                pki.crl_path().display()
+            );
+            println!("{PUBLISH_HINT}");
+        }
         PkiCmd::Revoke {
             dir,
             target,
@@ -230,10 +251,7 @@ pub fn run(args: PkiArgs) -> anyhow::Result<()> {
                     println!("revoked serial {s}");
                 }
                 println!("wrote {}", pki.crl_path().display());
-                println!(
-                    "running nodes reload crl.pem within their reload interval; copy it to nodes \
-                     on other machines"
-                );
+                println!("{PUBLISH_HINT}");
             }
         }
     }

@@ -28,6 +28,9 @@ pub struct NodeHandle {
     pub metrics: Arc<crate::http::metrics::NodeMetrics>,
     /// Where the dashboard and HTTP API listen, once bound (`http_listen` may ask port 0).
     pub http_addr: Arc<std::sync::OnceLock<std::net::SocketAddr>>,
+    /// The node's TLS once loaded (`None` on an insecure node): its revocation list's
+    /// freshness for `/metrics`.
+    pub tls: Arc<std::sync::OnceLock<Arc<ServerTls>>>,
 }
 
 /// Open the node's ledger (creating the data dir for its division if new).
@@ -45,6 +48,7 @@ pub fn open(config: &Config) -> anyhow::Result<NodeHandle> {
         uplink: Default::default(),
         self_check: Default::default(),
         http_addr: Default::default(),
+        tls: Default::default(),
     })
 }
 
@@ -74,6 +78,7 @@ pub async fn run(
                 );
             }
             tracing::info!(cert = %t.cert.display(), serial = %own.serial, "mTLS on every link and API");
+            let _ = handle.tls.set(tls.clone());
             Some(tls)
         }
         None => {
@@ -341,8 +346,8 @@ async fn check_itself(
 ) {
     // The first check after a random part of the period (at least 10 s, so that a node
     // starting up first links and serves; a tree started at once does not check everywhere
-    // at once), then every period. What a check frees goes back with the next trim
-    // (`trim_memory`).
+    // at once), then every period. What a check frees goes back to the OS at its end (it
+    // reads every cell and record of the node: the largest transient after an import).
     let first = every.mul_f64(0.25 + 0.75 * rand::random::<f64>());
     let mut wait = first.max(every.min(std::time::Duration::from_secs(10)));
     loop {
@@ -352,7 +357,11 @@ async fn check_itself(
         }
         wait = every;
         let ledger = handle.ledger.clone();
-        let checked = tokio::task::spawn_blocking(move || ledger.self_check());
+        let checked = tokio::task::spawn_blocking(move || {
+            let r = ledger.self_check();
+            crate::store::release_memory();
+            r
+        });
         match checked.await {
             Ok(Ok(report)) => {
                 if report.ok() {

@@ -214,6 +214,32 @@ fn a_ca_issues_lists_renews_and_revokes() {
     want.sort();
     assert_eq!(crl, want);
     assert_eq!(find(&list(&d), &renewed)["state"], "valid");
+
+    // Re-signed with the same serials, a higher number and a later nextUpdate.
+    let (number, next) = crl_dates(&d.join("crl.pem"));
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let out = ok(&d, &["refresh-crl"]);
+    assert!(out.contains("2 revoked, fresh for 30 days"), "{out}");
+    let mut again = crl_serials(&d.join("crl.pem"));
+    again.sort();
+    assert_eq!(again, want);
+    let (number2, next2) = crl_dates(&d.join("crl.pem"));
+    assert!(number2 > number, "{number2} after {number}");
+    assert!(next2 > next, "{next2} after {next}");
+}
+
+/// The CRL's number and nextUpdate (Unix seconds).
+fn crl_dates(path: &Path) -> (u64, i64) {
+    let pem = std::fs::read(path).unwrap();
+    let (_, pem) = x509_parser::pem::parse_x509_pem(&pem).expect("crl.pem is PEM");
+    let (_, crl) = x509_parser::parse_x509_crl(&pem.contents).expect("crl.pem parses");
+    let number = crl
+        .crl_number()
+        .expect("a CRL number")
+        .to_string()
+        .parse()
+        .unwrap();
+    (number, crl.next_update().expect("a nextUpdate").timestamp())
 }
 
 #[test]

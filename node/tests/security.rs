@@ -519,6 +519,15 @@ async fn secure_tree_syncs_and_delivers_tickets() {
     let viewer = client(dir, &person("viewer.61", "61", Role::Viewer));
     let stats = stats_of(t.province_addr(), &viewer, "610102").await;
     assert!(!stats.expect("stats").indicators.is_empty());
+    // The node knows when its revocation list is due (for /metrics and its warnings): the
+    // CA signs it fresh for 30 days.
+    let tls = t.province.handle.tls.get().expect("a secure node keeps its TLS");
+    let next = tls.crl_next_update().expect("a nextUpdate");
+    let now = jiff::Timestamp::now().as_second();
+    assert!(
+        next > now + 29 * 86_400 && next <= now + 30 * 86_400 + 60,
+        "{next} vs now {now}"
+    );
 
     // A province operator issues through the API; the county's node delivers.
     let key = t.issue(dir, "S1", "610102", county).await;

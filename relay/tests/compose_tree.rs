@@ -357,26 +357,34 @@ impl Sandbox {
         out
     }
 
-    /// The root's script that makes service `k`'s file system, then execs `argv` as the
-    /// image's user (or `exec_env` and `argv` for a `docker compose exec`, which enters a
-    /// running service's namespaces instead).
+    /// The root's script (run in the service's new mount and UTS namespaces) that makes its
+    /// file system, then execs its command as the image's user.
     fn container_script(&self, k: usize) -> Result<String, String> {
         let s = &self.services[k];
         let root = self.dir.path().join("roots").join(&s.name);
-        // Overlays over the top directories that mount points are made in, so that nothing
-        // is created on this machine's file system.
-        let mut tops: BTreeSet<String> = BTreeSet::from(["etc".to_string()]);
-        for (_, target, _) in &s.mounts {
-            tops.insert(
-                target
-                    .trim_start_matches('/')
-                    .split('/')
-                    .next()
-                    .unwrap()
-                    .into(),
+        // Overlays over the top directories that mount points are made in (the volumes',
+        // the workdir, /usr/local/bin for the binaries, /etc for the hosts file), so that
+        // nothing is created on this machine's file system.
+        let top = |p: &str| {
+            p.trim_start_matches('/')
+                .split('/')
+                .next()
+                .unwrap()
+                .to_string()
+        };
+        let mut tops: BTreeSet<String> = ["etc".to_string(), "usr".into(), top(&self.img.workdir)]
+            .into_iter()
+            .chain(s.mounts.iter().map(|(_, t, _)| top(t)))
+            .collect();
+        tops.retain(|t| !t.is_empty());
+        for t in &tops {
+            assert!(
+                !self.dir.path().starts_with(format!("/{t}")),
+                "the sandbox {} is under /{t}, which the services overlay: \
+                 set CARGO_TARGET_DIR elsewhere",
+                self.dir.path().display()
             );
         }
-        tops.insert("usr".into());
         let mut sh = String::from("set -eu\n");
         sh.push_str(&format!("hostname {}\n", q(&s.hostname)));
         for top in &tops {

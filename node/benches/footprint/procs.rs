@@ -255,6 +255,25 @@ impl Sampler {
         })
     }
 
+    /// The largest sum of `VmRSS` over `pids` at one tick in [from, to] (seconds; ticks that
+    /// sampled every one of them), in MiB: what the processes held together at one moment.
+    pub fn max_sum_mib(&self, pids: &[u32], from: f64, to: f64) -> Option<f64> {
+        self.with(|ticks| {
+            ticks
+                .iter()
+                .filter(|k| k.t >= from && k.t <= to)
+                .filter_map(|k| {
+                    let v: Vec<u64> = pids
+                        .iter()
+                        .filter_map(|p| k.rss.iter().find(|(q, _)| q == p).map(|(_, r)| *r))
+                        .collect();
+                    (v.len() == pids.len()).then(|| v.iter().sum::<u64>())
+                })
+                .max()
+                .map(mib)
+        })
+    }
+
     /// The largest `VmRSS` of `pid` sampled in [from, to] (seconds), in MiB.
     pub fn max_mib(&self, pid: u32, from: f64, to: f64) -> Option<f64> {
         self.range_mib(pid, from, to).map(|(_, hi)| hi)

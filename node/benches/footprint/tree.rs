@@ -176,6 +176,8 @@ pub async fn run(cx: &mut Ctx, figs: &mut Figures) -> Res<Value> {
     let checked = wait_checks(cx, &clients, &mut tree).await?;
     tokio::time::sleep(cx.s.settle).await;
     let memory = Memory::read(&tree, &sampler, at_held, t_held);
+    let all_pids: Vec<u32> = tree.nodes.iter().map(|n| n.pid()).collect();
+    let total_max = sampler.max_sum_mib(&all_pids, sampler.t(t_held), sampler.t(Instant::now()));
     let series = series_json(&sampler, &tree, t0);
 
     // What the province shows of each county and knows of itself; the stores, running.
@@ -242,6 +244,12 @@ pub async fn run(cx: &mut Ctx, figs: &mut Figures) -> Res<Value> {
         (
             "tree_rss_total_mib",
             Some(total(&|m| m.rss)),
+            Some(TREE_TOTAL_TARGET_MIB),
+            "MiB",
+        ),
+        (
+            "tree_rss_total_max_mib",
+            total_max,
             Some(TREE_TOTAL_TARGET_MIB),
             "MiB",
         ),

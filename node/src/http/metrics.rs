@@ -38,7 +38,9 @@
 //! `ticket_log_cache_entries` and `ticket_log_cache_bytes` (the ticket log's recent entries
 //! kept in memory for the senders, bounded),
 //! `change_log_head`, `ticket_log_head`, `self_check_ok` and
-//! `self_check_timestamp_seconds` (after the first self-check), `node_info{division}` (1).
+//! `self_check_timestamp_seconds` (after the first self-check),
+//! `crl_next_update_timestamp_seconds` (the loaded revocation list's nextUpdate; the alert
+//! `BottomlineCrlDue` fires three days before it), `node_info{division}` (1).
 //!
 //! **Formats.** [`NodeMetrics::render`] writes the Prometheus text format 0.0.4
 //! ([`CONTENT_TYPE`]): what `promtool check metrics` reads (it does not read OpenMetrics: an
@@ -351,6 +353,9 @@ pub struct NodeView {
     pub heap: Option<crate::store::HeapUsage>,
     /// The ticket log's recent entries held in memory: entries, approximate bytes.
     pub ticket_cache: (u64, u64),
+    /// The loaded revocation list's nextUpdate (Unix seconds); `None` without TLS, without
+    /// a list, or when it declares none.
+    pub crl_next_update: Option<i64>,
 }
 
 impl NodeView {
@@ -402,6 +407,7 @@ impl NodeView {
             self_check,
             heap: crate::store::heap_usage(),
             ticket_cache: ledger.ticket_cache_usage(),
+            crl_next_update: handle.tls.get().and_then(|t| t.crl_next_update()),
         })
     }
 
@@ -598,6 +604,15 @@ impl NodeView {
                 "self_check_timestamp_seconds",
                 "When the last self-check finished (Unix time)",
                 when,
+            );
+        }
+        if let Some(t) = self.crl_next_update {
+            gauge(
+                &mut reg,
+                "crl_next_update_timestamp_seconds",
+                "When the loaded revocation list is due to be re-signed, its nextUpdate (Unix \
+                 time); past it, certificates revoked since may still be accepted",
+                t,
             );
         }
         reg

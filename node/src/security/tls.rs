@@ -15,6 +15,7 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
@@ -122,6 +123,7 @@ struct Material {
     key: PrivateKeyDer<'static>,
     crls: Vec<CertificateRevocationListDer<'static>>,
     revoked: BTreeSet<String>,
+    crl_next_update: Option<i64>,
     own: CertInfo,
 }
 
@@ -139,10 +141,17 @@ pub(super) fn read_certs(
     Ok(certs)
 }
 
-/// Read the revocation lists of `path` and the serials they revoke.
-fn read_crls(
-    path: &Path,
-) -> Result<(Vec<CertificateRevocationListDer<'static>>, BTreeSet<String>), TlsError> {
+/// What [`read_crls`] reads: the lists, the serials they revoke, and the earliest
+/// nextUpdate among them (Unix seconds; `None` when no list declares one).
+type Crls = (
+    Vec<CertificateRevocationListDer<'static>>,
+    BTreeSet<String>,
+    Option<i64>,
+);
+
+/// Read the revocation lists of `path`, the serials they revoke and when they are due to be
+/// replaced.
+fn read_crls(path: &Path) -> Result<Crls, TlsError> {
     let what = "revocation list";
     let crls = CertificateRevocationListDer::pem_file_iter(path)
         .map_err(|e| file_err(what, path, e))?
@@ -152,14 +161,56 @@ fn read_crls(
         return Err(file_err(what, path, "no PEM X509 CRL in it"));
     }
     let mut revoked = BTreeSet::new();
+    let mut next_update: Option<i64> = None;
     for crl in &crls {
         let (_, parsed) =
             x509_parser::parse_x509_crl(crl.as_ref()).map_err(|e| file_err(what, path, e))?;
         for r in parsed.iter_revoked_certificates() {
             revoked.insert(serial_hex(r.raw_serial()));
         }
+        if let Some(t) = parsed.next_update() {
+            let t = t.timestamp();
+            next_update = Some(next_update.map_or(t, |n| n.min(t)));
+        }
     }
-    Ok((crls, revoked))
+    Ok((crls, revoked, next_update))
+}
+
+/// How a revocation list stands against its nextUpdate at `now` (Unix seconds).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CrlFreshness {
+    /// No list, or none declares a nextUpdate.
+    Undated,
+    /// Before its nextUpdate by more than [`CRL_DUE_SOON_SECS`].
+    Fresh,
+    /// Its nextUpdate is less than [`CRL_DUE_SOON_SECS`] away.
+    DueSoon,
+    /// Past its nextUpdate: revocations made since may be missing here. Connections are
+    /// still verified against it (refusing every link because nobody re-signed the list
+    /// would cut the province off); the node warns and `/metrics` shows it.
+    Stale,
+}
+
+/// How long before its nextUpdate a list counts as due soon: three days, time for the CA's
+/// holder to run `bottomline pki refresh-crl` and publish it.
+pub const CRL_DUE_SOON_SECS: i64 = 3 * 86_400;
+
+impl CrlFreshness {
+    /// `next_update` (Unix seconds) against `now`.
+    pub fn at(next_update: Option<i64>, now: i64) -> CrlFreshness {
+        match next_update {
+            None => CrlFreshness::Undated,
+            Some(t) if now >= t => CrlFreshness::Stale,
+            Some(t) if t - now < CRL_DUE_SOON_SECS => CrlFreshness::DueSoon,
+            Some(_) => CrlFreshness::Fresh,
+        }
+    }
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 impl Material {
@@ -175,7 +226,7 @@ impl Material {
             .map_err(|e| file_err("certificate", &files.cert, e))?;
         let key = PrivateKeyDer::from_pem_file(&files.key)
             .map_err(|e| file_err("private key", &files.key, e))?;
-        let (crls, revoked) = match &files.crl {
+        let (crls, revoked, crl_next_update) = match &files.crl {
             Some(p) => read_crls(p)?,
             None => Default::default(),
         };
@@ -185,6 +236,7 @@ impl Material {
             key,
             crls,
             revoked,
+            crl_next_update,
             own,
         })
     }
@@ -223,6 +275,10 @@ impl Material {
     }
 }
 
+/// How often a node repeats its warning about a revocation list past or near its
+/// nextUpdate.
+pub const CRL_WARN_EVERY: Duration = Duration::from_secs(3600);
+
 /// Revoked serials (lowercase hex), as published to open links.
 pub type Revoked = Arc<BTreeSet<String>>;
 
@@ -232,6 +288,8 @@ pub struct ServerTls {
     config: RwLock<Arc<ServerConfig>>,
     revoked: watch::Sender<Revoked>,
     crl_stamp: Mutex<Option<(SystemTime, u64)>>,
+    /// The loaded list's nextUpdate (Unix seconds), `i64::MIN` for none.
+    crl_next_update: AtomicI64,
     own: CertInfo,
 }
 
@@ -245,13 +303,51 @@ impl ServerTls {
     pub fn load(files: &TlsFiles) -> Result<Arc<ServerTls>, TlsError> {
         let m = Material::load(files)?;
         let config = m.server_config()?;
-        Ok(Arc::new(ServerTls {
+        let tls = Arc::new(ServerTls {
             files: files.clone(),
             config: RwLock::new(Arc::new(config)),
             revoked: watch::channel(Arc::new(m.revoked)).0,
             crl_stamp: Mutex::new(files.crl.as_deref().and_then(stamp)),
+            crl_next_update: AtomicI64::new(m.crl_next_update.unwrap_or(i64::MIN)),
             own: m.own,
-        }))
+        });
+        tls.warn_if_due(unix_now());
+        Ok(tls)
+    }
+
+    /// The loaded revocation list's nextUpdate (Unix seconds).
+    pub fn crl_next_update(&self) -> Option<i64> {
+        Some(self.crl_next_update.load(Ordering::Relaxed)).filter(|&t| t != i64::MIN)
+    }
+
+    /// How the loaded revocation list stands at `now` (Unix seconds).
+    pub fn crl_freshness(&self, now: i64) -> CrlFreshness {
+        CrlFreshness::at(self.crl_next_update(), now)
+    }
+
+    /// Log a warning when the list is past or near its nextUpdate; returns its freshness.
+    fn warn_if_due(&self, now: i64) -> CrlFreshness {
+        let f = self.crl_freshness(now);
+        let crl = self.files.crl.as_deref().unwrap_or(Path::new("-"));
+        let next = self
+            .crl_next_update()
+            .and_then(|t| jiff::Timestamp::from_second(t).ok())
+            .map(|t| t.to_string())
+            .unwrap_or_default();
+        match f {
+            CrlFreshness::Stale => tracing::warn!(
+                crl = %crl.display(),
+                next_update = %next,
+                "the revocation list is past its nextUpdate: certificates revoked since may                  still be accepted here; re-sign it (`bottomline pki refresh-crl`) and publish it"
+            ),
+            CrlFreshness::DueSoon => tracing::warn!(
+                crl = %crl.display(),
+                next_update = %next,
+                "the revocation list is due to be re-signed within three days                  (`bottomline pki refresh-crl`, then publish it)"
+            ),
+            CrlFreshness::Fresh | CrlFreshness::Undated => {}
+        }
+        f
     }
 
     /// The identity of this node's own certificate.
@@ -286,6 +382,8 @@ impl ServerTls {
         let config = Arc::new(m.server_config()?);
         *self.config.write().unwrap_or_else(|p| p.into_inner()) = config;
         *self.crl_stamp.lock().unwrap_or_else(|p| p.into_inner()) = now;
+        self.crl_next_update
+            .store(m.crl_next_update.unwrap_or(i64::MIN), Ordering::Relaxed);
         tracing::info!(
             crl = %crl.display(),
             revoked = m.revoked.len(),
@@ -295,16 +393,30 @@ impl ServerTls {
         Ok(true)
     }
 
-    /// Check the CRL file every `crl_reload_secs` until `stop` turns true.
+    /// Check the CRL file every `crl_reload_secs` until `stop` turns true; while the list is
+    /// past or near its nextUpdate, warn again every [`CRL_WARN_EVERY`] (and at each reload).
     pub async fn watch(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         let every = self.files.crl_reload();
+        let mut warned = std::time::Instant::now();
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(every) => {}
                 _ = stop.wait_for(|s| *s) => return,
             }
-            if let Err(e) = self.reload_if_changed() {
-                tracing::error!(cause = %e, "cannot reload the revocation list; keeping the previous one");
+            match self.reload_if_changed() {
+                Ok(true) => {
+                    self.warn_if_due(unix_now());
+                    warned = std::time::Instant::now();
+                }
+                Ok(false) => {
+                    if warned.elapsed() >= CRL_WARN_EVERY {
+                        self.warn_if_due(unix_now());
+                        warned = std::time::Instant::now();
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(cause = %e, "cannot reload the revocation list; keeping the previous one")
+                }
             }
         }
     }

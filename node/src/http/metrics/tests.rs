@@ -72,6 +72,7 @@ fn view() -> NodeView {
             mmapped: 1 << 20,
         }),
         ticket_cache: (321, 654_321),
+        crl_next_update: Some(1_800_864_000),
     }
 }
 
@@ -121,6 +122,10 @@ fn render_shows_the_view() {
         (r#"bottomline_heap_bytes{state="free"}"#, 3_145_728.0),
         ("bottomline_ticket_log_cache_entries", 321.0),
         ("bottomline_ticket_log_cache_bytes", 654_321.0),
+        (
+            "bottomline_crl_next_update_timestamp_seconds",
+            1_800_864_000.0,
+        ),
         ("bottomline_change_log_head", 987.0),
         ("bottomline_ticket_log_head", 65.0),
         ("bottomline_self_check_ok", 1.0),
@@ -164,10 +169,11 @@ fn a_top_node_without_children_has_no_link_series() {
         children: Vec::new(),
         uplink: None,
         self_check: None,
+        crl_next_update: None,
         ..view()
     };
     let text = metrics().render(&v);
-    for absent in ["child_", "uplink_", "self_check"] {
+    for absent in ["child_", "uplink_", "self_check", "crl_"] {
         assert!(!text.contains(absent), "{absent} in\n{text}");
     }
     assert_eq!(sample(&text, "bottomline_tickets_overdue"), Some(17.0));

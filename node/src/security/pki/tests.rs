@@ -443,3 +443,31 @@ fn reason_texts_map_to_rfc_codes() {
     assert_eq!(hex_bytes("fa0"), Some(vec![0x0f, 0xa0]));
     assert_eq!(hex_bytes("zz"), None);
 }
+
+#[test]
+fn a_node_knows_when_its_crl_is_due() {
+    use crate::security::tls::{CrlFreshness, ServerTls, CRL_DUE_SOON_SECS};
+    let tmp = tempfile::tempdir().unwrap();
+    let mut pki = Pki::init(tmp.path(), "P").unwrap();
+    let files = pki.files_for(&node("610102")).unwrap();
+    let tls = ServerTls::load(&files).unwrap();
+    let now = Timestamp::now().as_second();
+    let next = tls
+        .crl_next_update()
+        .expect("the CA's CRL has a nextUpdate");
+    let days = i64::from(CRL_DAYS) * 86_400;
+    assert!((next - now - days).abs() < 120, "{next} vs now {now}");
+    assert_eq!(tls.crl_freshness(now), CrlFreshness::Fresh);
+    assert_eq!(
+        tls.crl_freshness(next - CRL_DUE_SOON_SECS + 1),
+        CrlFreshness::DueSoon
+    );
+    assert_eq!(tls.crl_freshness(next), CrlFreshness::Stale);
+    assert_eq!(CrlFreshness::at(None, now), CrlFreshness::Undated);
+    // No CRL configured: undated.
+    let bare = TlsFiles {
+        crl: None,
+        ..files.clone()
+    };
+    assert_eq!(ServerTls::load(&bare).unwrap().crl_next_update(), None);
+}

@@ -521,7 +521,12 @@ async fn secure_tree_syncs_and_delivers_tickets() {
     assert!(!stats.expect("stats").indicators.is_empty());
     // The node knows when its revocation list is due (for /metrics and its warnings): the
     // CA signs it fresh for 30 days.
-    let tls = t.province.handle.tls.get().expect("a secure node keeps its TLS");
+    let tls = t
+        .province
+        .handle
+        .tls
+        .get()
+        .expect("a secure node keeps its TLS");
     let next = tls.crl_next_update().expect("a nextUpdate");
     let now = jiff::Timestamp::now().as_second();
     assert!(

@@ -312,7 +312,7 @@ pub async fn run(
 }
 
 /// How often a serving node gives freed heap back to the OS.
-const TRIM_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+const TRIM_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Every `every`, drop the ticket log's cached entries past their age and return freed heap
 /// to the OS (`malloc_trim`: a walk of the allocator's arenas, a few milliseconds), on a

@@ -40,6 +40,9 @@ macro_rules! skip {
 const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 /// The compose networks' subnets: 10.213.<network index>.0/24.
 const SUBNET: &str = "10.213";
+/// Between two looks of [`eventually`] (which fails at its deadline), as the other tests'
+/// `common::eventually` polls.
+const POLL: Duration = Duration::from_millis(250);
 /// How long the tree may take to start, sync, and stop.
 const DEADLINE: Duration = Duration::from_secs(180);
 
@@ -511,24 +514,25 @@ impl Sandbox {
 
     /// Wait for a one-shot service to exit; its exit must be success.
     fn complete(&mut self, name: &str, within: Duration) -> Result<(), String> {
-        let start = Instant::now();
-        loop {
-            let c = self.running.get_mut(name).unwrap();
-            if let Some(st) = c.try_wait().map_err(|e| e.to_string())? {
-                self.running.remove(name);
-                return if st.success() {
-                    Ok(())
-                } else {
-                    Err(format!("{name} exited {st}:\n{}", self.log(name)))
-                };
-            }
-            if start.elapsed() > within {
-                return Err(format!(
+        // Waited for on a thread of its own, so the deadline needs no polling; a service still
+        // running at the deadline is killed.
+        let mut child = self.running.remove(name).unwrap();
+        let pid = child.id().to_string();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(child.wait());
+        });
+        match rx.recv_timeout(within) {
+            Ok(Ok(st)) if st.success() => Ok(()),
+            Ok(Ok(st)) => Err(format!("{name} exited {st}:\n{}", self.log(name))),
+            Ok(Err(e)) => Err(format!("{name}: {e}")),
+            Err(_) => {
+                let _ = run(&["kill", "-9", &pid]);
+                Err(format!(
                     "{name} still running after {within:?}:\n{}",
                     self.log(name)
-                ));
+                ))
             }
-            std::thread::sleep(Duration::from_millis(100));
         }
     }
 
@@ -630,7 +634,7 @@ fn eventually<T>(
             start.elapsed() < within,
             "{what}: not within {within:?}; last: {last}"
         );
-        std::thread::sleep(Duration::from_millis(250));
+        std::thread::sleep(POLL);
     }
 }
 

@@ -208,9 +208,7 @@ impl CrlFreshness {
 }
 
 fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
+    crate::ledger::unix_ms_now() / 1000
 }
 
 impl Material {
@@ -325,16 +323,15 @@ impl ServerTls {
         CrlFreshness::at(self.crl_next_update(), now)
     }
 
-    /// Log a warning when the list is past or near its nextUpdate; returns its freshness.
-    fn warn_if_due(&self, now: i64) -> CrlFreshness {
-        let f = self.crl_freshness(now);
+    /// Log a warning when the list is past or near its nextUpdate.
+    fn warn_if_due(&self, now: i64) {
         let crl = self.files.crl.as_deref().unwrap_or(Path::new("-"));
         let next = self
             .crl_next_update()
             .and_then(|t| jiff::Timestamp::from_second(t).ok())
             .map(|t| t.to_string())
             .unwrap_or_default();
-        match f {
+        match self.crl_freshness(now) {
             CrlFreshness::Stale => tracing::warn!(
                 crl = %crl.display(),
                 next_update = %next,
@@ -347,7 +344,6 @@ impl ServerTls {
             ),
             CrlFreshness::Fresh | CrlFreshness::Undated => {}
         }
-        f
     }
 
     /// The identity of this node's own certificate.
@@ -403,20 +399,13 @@ impl ServerTls {
                 _ = tokio::time::sleep(every) => {}
                 _ = stop.wait_for(|s| *s) => return,
             }
-            match self.reload_if_changed() {
-                Ok(true) => {
-                    self.warn_if_due(unix_now());
-                    warned = std::time::Instant::now();
-                }
-                Ok(false) => {
-                    if warned.elapsed() >= CRL_WARN_EVERY {
-                        self.warn_if_due(unix_now());
-                        warned = std::time::Instant::now();
-                    }
-                }
-                Err(e) => {
-                    tracing::error!(cause = %e, "cannot reload the revocation list; keeping the previous one")
-                }
+            let reloaded = self.reload_if_changed().unwrap_or_else(|e| {
+                tracing::error!(cause = %e, "cannot reload the revocation list; keeping the previous one");
+                false
+            });
+            if reloaded || warned.elapsed() >= CRL_WARN_EVERY {
+                self.warn_if_due(unix_now());
+                warned = std::time::Instant::now();
             }
         }
     }

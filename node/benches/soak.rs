@@ -42,7 +42,11 @@
 //! link is drained (each parent holds its child's change log and ticket log up to their
 //! heads, each child acked its parent's ticket log) in two looks a second apart between
 //! which no node's heads moved (the looks are not snapshots), at most
-//! `BENCH_DRAIN_S` (300). *Final*: one more sample, then the checks below.
+//! `BENCH_DRAIN_S` (300). *Final*: one more sample, then the checks below. *Restart*
+//! (`soak/restart.rs`; `BENCH_RESTART_S`, 60, 0 for none): the province idle for that
+//! span, stopped and started on its soaked store, relinked, caught up and checked once, idle
+//! for the span again: whether its floor comes back (memory that follows its data) or not
+//! (memory the soaked process had accumulated), and its `Stats` still equal to the counties'.
 //!
 //! **Samples** (`soak/sample.rs`), every `BENCH_SAMPLE_S` (10) seconds from the start of the
 //! load, in every phase: per node its `VmRSS` (`/proc`) and the largest and the smallest (its
@@ -134,6 +138,8 @@ mod watch;
 
 #[path = "soak/load.rs"]
 mod load;
+#[path = "soak/restart.rs"]
+mod restart;
 #[path = "soak/sample.rs"]
 mod sample;
 #[path = "soak/verdict.rs"]
@@ -158,6 +164,8 @@ struct Soak {
     clerk: Duration,
     warmup: Duration,
     drain: Duration,
+    /// The idle span measured before and after the province's restart (None: no restart).
+    restart: Option<Duration>,
 }
 
 fn secs(name: &str, default: f64) -> Duration {
@@ -176,6 +184,9 @@ impl Soak {
             clerk: secs("BENCH_CLERK_S", 10.0),
             warmup: env_num("BENCH_WARMUP_S").map_or(write_every, Duration::from_secs_f64),
             drain: secs("BENCH_DRAIN_S", 300.0),
+            restart: Some(env_num("BENCH_RESTART_S").unwrap_or(60.0))
+                .filter(|s| *s > 0.0)
+                .map(Duration::from_secs_f64),
         }
     }
 
@@ -437,6 +448,7 @@ async fn main() -> Res<()> {
         "clerk_s": soak.clerk.as_secs_f64(),
         "warmup_s": soak.warmup.as_secs_f64(),
         "drain_s": soak.drain.as_secs_f64(),
+        "restart_s": soak.restart.map(|r| r.as_secs_f64()),
         "check_secs": check_secs,
         "tls": "mTLS",
         "cache_mib": {"county": cache_mib("county"), "city": cache_mib("city"), "province": cache_mib("province")},
@@ -733,7 +745,34 @@ async fn main() -> Res<()> {
         .take(3)
         .map(|p| std::fs::read_to_string(p).unwrap_or_default())
         .collect();
+    // The province restarted on its soaked store: does its floor come back? (The soak's
+    // log problems are counted before: a restart makes the cities warn of their link.)
     let logs = tree::logs_json(&tree);
+    let restarted = match soak.restart {
+        Some(span) => {
+            let years: Vec<String> = years.iter().map(ToString::to_string).collect();
+            let r = restart::province(
+                &mut tree,
+                &clients,
+                &sampler,
+                prepared.province,
+                &http[&prepared.province],
+                span,
+                check_secs,
+                &counties,
+                &years,
+            )
+            .await;
+            let mut r = r.unwrap_or_else(|e| json!({ "error": e.to_string() }));
+            let after = tree::logs_json(&tree);
+            for what in ["errors", "warnings"] {
+                r[format!("log_{what}_during")] =
+                    json!(after[what].as_u64().unwrap_or(0) - logs[what].as_u64().unwrap_or(0));
+            }
+            Some(r)
+        }
+        None => None,
+    };
     let (unclean, killed) = tree.stop();
     drop(sampler);
 
@@ -828,6 +867,7 @@ async fn main() -> Res<()> {
         .map(|v| v.clone())
         .unwrap_or_default());
     summary["inbox_rejections"] = json!(rejected);
+    summary["province_restart"] = json!(restarted);
     summary["self_checks"] = json!({
         "nodes_checked": checks_run,
         "failed": failed_checks,

@@ -99,6 +99,9 @@ pub fn peak_rss_mib_of(pid: u32) -> Option<f64> {
 pub struct NodeProc {
     pub code: Code,
     child: Child,
+    /// The binary and the config it was started with (a restart reuses them).
+    bin: PathBuf,
+    config: PathBuf,
     log: PathBuf,
     /// When it was spawned.
     pub spawned: Instant,
@@ -149,31 +152,55 @@ impl Tree {
         let config = dir.join(format!("{code}.toml"));
         std::fs::write(&config, toml)?;
         let log = dir.join(format!("{code}.log"));
-        let mut cmd = Command::new(bin);
-        cmd.args(["serve", "--config"])
-            .arg(&config)
-            .env("NO_COLOR", "1")
-            .env(
-                "RUST_LOG",
-                std::env::var("BENCH_NODE_LOG").unwrap_or_else(|_| "info".into()),
-            )
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log)?);
-        die_with_parent(&mut cmd);
-        let spawned = Instant::now();
-        let child = cmd
-            .spawn()
-            .map_err(|e| format!("cannot start {} serve: {e}", bin.display()))?;
+        let child = launch(bin, &config, std::fs::File::create(&log)?)?;
         self.nodes.push(NodeProc {
             code,
             child,
+            bin: bin.to_path_buf(),
+            config,
             log,
-            spawned,
+            spawned: Instant::now(),
             url: None,
             exit: None,
         });
         Ok(())
+    }
+
+    /// Stop the node of `code` (SIGTERM, [`STOP_GRACE`] to exit, then SIGKILL) and start it
+    /// again on the same store, its config passed through `edit` first (say, to pin the
+    /// addresses it bound) and its log continued after a `--- restarted ---` line. Returns
+    /// how the old process ended: `Ok(true)` exited 0, `Ok(false)` did not or was killed.
+    /// Its `url` is kept: `edit` must keep it true. Must run on the main thread.
+    pub async fn restart(&mut self, code: Code, edit: impl FnOnce(&str) -> String) -> Res<bool> {
+        let n = self
+            .nodes
+            .iter_mut()
+            .find(|n| n.code == code)
+            .ok_or_else(|| format!("no node {code}"))?;
+        if !n.running() {
+            return Err(format!("node {code} is not running").into());
+        }
+        // SAFETY: kill(2) on our own child, not reaped yet (it is running).
+        unsafe { libc::kill(n.child.id() as libc::pid_t, libc::SIGTERM) };
+        let deadline = Instant::now() + STOP_GRACE;
+        while n.running() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let clean = if n.running() {
+            let _ = n.child.kill();
+            let _ = n.child.wait();
+            false
+        } else {
+            n.exit.is_some_and(|s| s.success())
+        };
+        let toml = std::fs::read_to_string(&n.config)?;
+        std::fs::write(&n.config, edit(&toml))?;
+        let mut log = std::fs::OpenOptions::new().append(true).open(&n.log)?;
+        std::io::Write::write_all(&mut log, b"--- restarted ---\n")?;
+        n.child = launch(&n.bin, &n.config, log)?;
+        n.spawned = Instant::now();
+        n.exit = None;
+        Ok(clean)
     }
 
     /// Wait until every node from `from` on logged the address it listens on (its URL
@@ -286,6 +313,25 @@ impl Drop for Tree {
             }
         }
     }
+}
+
+/// `bin serve --config CONFIG`, its stderr into `log`, dying with this thread.
+fn launch(bin: &Path, config: &Path, log: std::fs::File) -> Res<Child> {
+    let mut cmd = Command::new(bin);
+    cmd.args(["serve", "--config"])
+        .arg(config)
+        .env("NO_COLOR", "1")
+        .env(
+            "RUST_LOG",
+            std::env::var("BENCH_NODE_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log);
+    die_with_parent(&mut cmd);
+    Ok(cmd
+        .spawn()
+        .map_err(|e| format!("cannot start {} serve: {e}", bin.display()))?)
 }
 
 /// Remove ANSI escape sequences (in case the node colours its log).

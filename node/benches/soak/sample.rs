@@ -159,6 +159,18 @@ pub struct Scrape {
     pub flush: Hist,
     pub store_bytes: Option<f64>,
     pub ticket_cache_bytes: Option<f64>,
+    /// glibc's heap: allocated, and freed but kept (`bottomline_heap_bytes`).
+    pub heap_in_use_bytes: Option<f64>,
+    pub heap_free_bytes: Option<f64>,
+}
+
+/// A node's `/metrics`, read and parsed (10 s at most).
+pub async fn scrape(addr: &str) -> Res<Scrape> {
+    match tokio::time::timeout(Duration::from_secs(10), get_metrics(addr)).await {
+        Ok(Ok(text)) => Ok(parse_metrics(&text)),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err("/metrics: no answer in 10 s".into()),
+    }
 }
 
 /// `GET /metrics` over HTTP/1.0 (so the body is not chunked and ends with the connection).
@@ -189,8 +201,11 @@ pub fn parse_metrics(text: &str) -> Scrape {
         };
         if name == "bottomline_ticket_log_cache_bytes" {
             out.ticket_cache_bytes = Some(v);
-        }
-        if name == "bottomline_store_size_bytes" {
+        } else if name == r#"bottomline_heap_bytes{state="in_use"}"# {
+            out.heap_in_use_bytes = Some(v);
+        } else if name == r#"bottomline_heap_bytes{state="free"}"# {
+            out.heap_free_bytes = Some(v);
+        } else if name == "bottomline_store_size_bytes" {
             out.store_bytes = Some(v);
         } else if let Some(rest) = name.strip_prefix(FLUSH) {
             if rest == "_sum" {
@@ -403,15 +418,7 @@ impl Looker {
         let mut set = tokio::task::JoinSet::new();
         for (i, p) in self.probes.iter().enumerate() {
             let addr = p.http.clone();
-            set.spawn(async move {
-                let r = tokio::time::timeout(Duration::from_secs(10), get_metrics(&addr)).await;
-                let r = match r {
-                    Ok(Ok(text)) => Ok(parse_metrics(&text)),
-                    Ok(Err(e)) => Err(e),
-                    Err(_) => Err("/metrics: no answer in 10 s".into()),
-                };
-                (i, r)
-            });
+            set.spawn(async move { (i, scrape(&addr).await) });
         }
         let mut out: Vec<Res<Scrape>> = (0..self.probes.len())
             .map(|_| Err("not scraped".into()))

@@ -599,6 +599,48 @@ mod tests {
         assert_eq!(keys, vec![b"a".to_vec()]);
     }
 
+    /// Commits count their bytes, and the one that brings them to `WRITE_OUT_BYTES` writes
+    /// out and starts the count again; what was committed is then in the file (no flush was
+    /// asked for, no background flusher runs). On a quiet disk sled's own threads usually get
+    /// the buffers there in time as well: what this pins down is the count and its reset; the
+    /// memory the write-out bounds on a slow disk is measured (README, Footprint).
+    #[test]
+    fn commits_count_their_bytes_and_write_out_at_the_threshold() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = StoreOptions {
+            background_flush_ms: None,
+            ..StoreOptions::default()
+        };
+        let s = Store::open(dir.path(), &opts).unwrap();
+        s.flush().unwrap();
+        let len = || std::fs::metadata(dir.path().join("db")).unwrap().len();
+        let before = len();
+        let (mut committed, mut i) = (0, 0u32);
+        while committed < WRITE_OUT_BYTES {
+            let mut ws = WriteSet::new();
+            for _ in 0..64 {
+                ws.put(
+                    TreeId::Records,
+                    i.to_be_bytes(),
+                    vec![(i % 251) as u8; 4096],
+                );
+                i += 1;
+            }
+            assert_eq!(ws.bytes, 64 * (1 + 4 + 4096), "key prefix, key and value");
+            committed += ws.bytes;
+            s.commit(ws).unwrap();
+            if committed < WRITE_OUT_BYTES {
+                assert_eq!(s.inner.unwritten.load(Ordering::Relaxed), committed);
+            }
+        }
+        assert_eq!(s.inner.unwritten.load(Ordering::Relaxed), 0);
+        let written = len() - before;
+        assert!(
+            written >= WRITE_OUT_BYTES as u64,
+            "{written} bytes in the file after {committed} committed"
+        );
+    }
+
     #[test]
     fn upgrades_layout_1_and_keeps_its_data() {
         let dir = tempfile::tempdir().unwrap();

@@ -721,14 +721,9 @@ async fn main() -> Res<()> {
         .map(|d| d.iter().map(|d| d.year()).collect())
         .unwrap_or_default();
     years.insert(prepared.set.end.year());
-    let (mut matched, mut compared, mut differ) = (0, 0, Vec::new());
-    for y in &years {
-        let (m, c, d) =
-            watch::stats_match(&clients, prepared.province, &counties, &y.to_string()).await?;
-        matched += m;
-        compared += c;
-        differ.extend(d.into_iter().map(|c| format!("{c} ({y})")));
-    }
+    let periods: Vec<String> = years.iter().map(ToString::to_string).collect();
+    let (matched, compared, differ) =
+        watch::stats_match_years(&clients, prepared.province, &counties, &periods).await?;
     eprintln!("the province's Stats equal the county's own: {matched}/{compared}");
     let tickets = load::check_tickets(&mut issuer_api, &mut county_api, &counters).await?;
     let st = watch::all_status(&clients).await?;
@@ -750,7 +745,6 @@ async fn main() -> Res<()> {
     let logs = tree::logs_json(&tree);
     let restarted = match soak.restart {
         Some(span) => {
-            let years: Vec<String> = years.iter().map(ToString::to_string).collect();
             let r = restart::province(
                 &mut tree,
                 &clients,
@@ -760,7 +754,7 @@ async fn main() -> Res<()> {
                 span,
                 check_secs,
                 &counties,
-                &years,
+                &periods,
             )
             .await;
             let mut r = r.unwrap_or_else(|e| json!({ "error": e.to_string() }));

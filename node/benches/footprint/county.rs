@@ -285,7 +285,7 @@ pub async fn wait_checks(
     // A realistic county's check takes ~3 s of CPU: a tree's checks queue on two cores.
     let margin = 60.0 + 3.0 * clients.len() as f64;
     let deadline = Instant::now() + Duration::from_secs_f64(period + margin);
-    let done = watch::wait_self_checked(clients, tree, cx.s.poll, deadline).await?;
+    let done = watch::wait_self_checked(clients, tree, 0, cx.s.poll, deadline).await?;
     if done.is_none() {
         eprintln!("  not every node ran its self-check within {period} s + {margin} s");
     }

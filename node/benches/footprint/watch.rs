@@ -232,18 +232,22 @@ pub async fn wait_held(
     }
 }
 
-/// Poll every `poll` until every node's `Status` shows a finished self-check (each node
-/// runs its first 10 s after its start, then every `check_secs`); the instant the reply
-/// saying so came, or `None` at `deadline`.
+/// Poll every `poll` until every node's `Status` shows a self-check finished at or after
+/// `since_unix_ms` (0: any; each node runs its first 10 s after its start, then every
+/// `check_secs`); the instant the reply saying so came, or `None` at `deadline`.
 pub async fn wait_self_checked(
     clients: &HashMap<Code, SyncClient>,
     tree: &mut Tree,
+    since_unix_ms: i64,
     poll: Duration,
     deadline: Instant,
 ) -> Res<Option<Instant>> {
     loop {
         let st = all_status(clients).await?;
-        if st.values().all(|s| s.self_check.is_some()) {
+        if st
+            .values()
+            .all(|s| self_check(s).is_some_and(|(at, _)| at >= since_unix_ms))
+        {
             return Ok(Some(Instant::now()));
         }
         tree.check_running()?;
@@ -279,6 +283,25 @@ pub async fn stats_match(
         }
     }
     Ok((equal, counties.len(), differ))
+}
+
+/// [`stats_match`] for each of `years`: (equal, compared, the first that differ as
+/// "code (year)").
+#[allow(dead_code)] // the soak benchmark's
+pub async fn stats_match_years(
+    clients: &HashMap<Code, SyncClient>,
+    province: Code,
+    counties: &[Code],
+    years: &[String],
+) -> Res<(usize, usize, Vec<String>)> {
+    let (mut matched, mut compared, mut differ) = (0, 0, Vec::new());
+    for y in years {
+        let (m, c, d) = stats_match(clients, province, counties, y).await?;
+        matched += m;
+        compared += c;
+        differ.extend(d.into_iter().map(|c| format!("{c} ({y})")));
+    }
+    Ok((matched, compared, differ))
 }
 
 /// The node's last self-check, as (unix ms, ok), if one ran.

@@ -135,23 +135,18 @@ pub async fn province(
     let held_at = held
         .all
         .ok_or("the restarted province did not catch up with its cities in time")?;
-    let checked_at = loop {
-        let st = watch::all_status(&just_province).await?;
-        match st.get(&code).and_then(watch::self_check) {
-            Some((at, ok)) if at >= started_unix_ms => {
-                if !ok {
-                    return Err("the restarted province's self-check FAILED".into());
-                }
-                break Instant::now();
-            }
-            _ => {}
-        }
-        tree.check_running()?;
-        if Instant::now() > deadline {
-            return Err("the restarted province did not check itself in time".into());
-        }
-        tokio::time::sleep(poll).await;
-    };
+    let checked_at =
+        watch::wait_self_checked(&just_province, tree, started_unix_ms, poll, deadline)
+            .await?
+            .ok_or("the restarted province did not check itself in time")?;
+    let st = watch::all_status(&just_province).await?;
+    if st
+        .get(&code)
+        .and_then(watch::self_check)
+        .is_some_and(|(_, ok)| !ok)
+    {
+        return Err("the restarted province's self-check FAILED".into());
+    }
     eprintln!(
         "restart: answering after {:.1} s, relinked after {:.1} s, caught up after {:.1} s, checked itself after {:.1} s; idle for {:.0} s …",
         answered.duration_since(t_start).as_secs_f64(),
@@ -162,12 +157,7 @@ pub async fn province(
     );
     let restarted = idle(new_pid, http, sampler, span).await?;
 
-    let (mut matched, mut compared) = (0, 0);
-    for y in years {
-        let (m, c, _) = watch::stats_match(clients, code, counties, y).await?;
-        matched += m;
-        compared += c;
-    }
+    let (matched, compared, _) = watch::stats_match_years(clients, code, counties, years).await?;
     let diff = restarted.floor_mib - soaked.floor_mib;
     let follows_data = diff >= -allowance(soaked.floor_mib);
     eprintln!(

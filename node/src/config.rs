@@ -292,6 +292,7 @@ impl Config {
     pub fn store_options(&self) -> crate::store::StoreOptions {
         crate::store::StoreOptions {
             cache_bytes: self.cache_mib * 1024 * 1024,
+            cache_shards: crate::store::cache_shards_or(crate::store::SERVING_CACHE_SHARDS),
             ..Default::default()
         }
     }

@@ -181,11 +181,33 @@ const LAYOUT_KEY: &[u8] = b"layout";
 /// peaked at 90 MB RSS with 2 MiB against 134 MB with 8, at the same speed (2026-12-05).
 pub const DEFAULT_CACHE_MIB: u64 = 2;
 
+/// Shards of sled's page cache for a bulk writer (`bottomline import`, the CLI): sled's LRU
+/// evicts a shard's pages only after a block of accesses to it, so each shard can hold up to
+/// 15 pages beyond its share of the capacity. Many shards let an import keep the pages it
+/// is about to change again; a serving node wants few ([`SERVING_CACHE_SHARDS`]).
+pub const BULK_CACHE_SHARDS: usize = 128;
+
+/// Shards of sled's page cache for a serving node (a config's store, [`crate::config`]): a
+/// self-check reads the whole store, and with 128 shards the pages waiting for eviction
+/// (up to 128 × 15) made a county's peak. `BL_CACHE_SHARDS` overrides both.
+pub const SERVING_CACHE_SHARDS: usize = 16;
+
+/// `BL_CACHE_SHARDS` if set to a positive number, else `default`.
+pub fn cache_shards_or(default: usize) -> usize {
+    std::env::var("BL_CACHE_SHARDS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(default)
+}
+
 /// Options for opening a store.
 #[derive(Clone, Debug)]
 pub struct StoreOptions {
     /// sled page-cache size in bytes. sled defaults to 1 GiB; ours is [`DEFAULT_CACHE_MIB`].
     pub cache_bytes: u64,
+    /// Shards of sled's page cache ([`BULK_CACHE_SHARDS`], [`SERVING_CACHE_SHARDS`]).
+    pub cache_shards: usize,
     /// sled's background flush period (500 ms). The ledger flushes every write itself before
     /// it returns; the background flusher only bounds what a crash of sled's own bookkeeping
     /// loses. `None`: no flusher thread, so a closed store's file lock is released at once
@@ -202,6 +224,7 @@ impl Default for StoreOptions {
                 .unwrap_or(DEFAULT_CACHE_MIB)
                 * 1024
                 * 1024,
+            cache_shards: cache_shards_or(BULK_CACHE_SHARDS),
             background_flush_ms: Some(500),
         }
     }
@@ -302,6 +325,7 @@ impl Store {
             let r = sled::Config::new()
                 .path(dir)
                 .cache_capacity(opts.cache_bytes)
+                .cache_shards(opts.cache_shards)
                 .flush_every_ms(opts.background_flush_ms)
                 .open();
             match &r {

@@ -94,6 +94,9 @@ impl Config {
     pub fn store_options(&self) -> StoreOptions {
         StoreOptions {
             cache_bytes: self.cache_mib * 1024 * 1024,
+            cache_shards: bottomline::store::cache_shards_or(
+                bottomline::store::SERVING_CACHE_SHARDS,
+            ),
             ..Default::default()
         }
     }

@@ -171,6 +171,7 @@ pub fn opts() -> StoreOptions {
     StoreOptions {
         cache_bytes: 4 << 20,
         background_flush_ms: None,
+        ..StoreOptions::default()
     }
 }
 

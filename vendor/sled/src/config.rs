@@ -190,6 +190,8 @@ pub struct Inner {
     #[doc(hidden)]
     pub cache_capacity: u64,
     #[doc(hidden)]
+    pub cache_shards: usize,
+    #[doc(hidden)]
     pub flush_every_ms: Option<u64>,
     #[doc(hidden)]
     pub segment_size: usize,
@@ -226,6 +228,7 @@ impl Default for Inner {
             tmp_path: Config::gen_temp_path(),
             create_new: false,
             cache_capacity: 1024 * 1024 * 1024, // 1gb
+            cache_shards: crate::lru::DEFAULT_SHARDS,
             mode: Mode::LowSpace,
             use_compression: false,
             compression_factor: 5,
@@ -489,6 +492,13 @@ impl Config {
             cache_capacity,
             u64,
             "maximum size in bytes for the system page cache"
+        ),
+        (
+            cache_shards,
+            usize,
+            "how many shards the page cache's LRU is split into (each bounds \
+             `cache_capacity / cache_shards`, and evicts only after a block of \
+             accesses: fewer shards hold fewer pages beyond the capacity)"
         ),
         (
             mode,

@@ -20,10 +20,10 @@ const MAX_QUEUE_ITEMS: usize = 4;
 const MAX_QUEUE_ITEMS: usize = 16;
 
 #[cfg(any(test, feature = "lock_free_delays"))]
-const N_SHARDS: usize = 2;
+pub(crate) const DEFAULT_SHARDS: usize = 2;
 
 #[cfg(not(any(test, feature = "lock_free_delays")))]
-const N_SHARDS: usize = 128;
+pub(crate) const DEFAULT_SHARDS: usize = 128;
 
 struct AccessBlock {
     len: AtomicUsize,
@@ -214,16 +214,17 @@ unsafe impl Sync for Lru {}
 
 impl Lru {
     /// Instantiates a new `Lru` cache.
-    pub(crate) fn new(cache_capacity: u64) -> Self {
+    pub(crate) fn new(cache_capacity: u64, n_shards: usize) -> Self {
         assert!(
             cache_capacity >= 256,
             "Please configure the cache \
              capacity to be at least 256 bytes"
         );
-        let shard_capacity = cache_capacity / N_SHARDS as u64;
+        let n_shards = n_shards.max(1);
+        let shard_capacity = cache_capacity / n_shards as u64;
 
-        let mut shards = Vec::with_capacity(N_SHARDS);
-        shards.resize_with(N_SHARDS, || {
+        let mut shards = Vec::with_capacity(n_shards);
+        shards.resize_with(n_shards, || {
             (AccessQueue::default(), FastLock::new(Shard::new(shard_capacity)))
         });
 
@@ -354,7 +355,7 @@ fn safe_usize(value: PageId) -> usize {
 fn lru_smoke_test() {
     use crate::pin;
 
-    let lru = Lru::new(256);
+    let lru = Lru::new(256, DEFAULT_SHARDS);
     for i in 0..1000 {
         let guard = pin();
         lru.accessed(i, 16, &guard);

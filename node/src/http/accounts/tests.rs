@@ -100,7 +100,7 @@ fn file_is_argon2id_toml() {
     assert!(text.contains("role = \"viewer\""), "{text}");
     assert!(text.contains("division = \"610102\""), "{text}");
     assert!(
-        text.contains("hash = \"$argon2id$v=19$m=19456,t=2,p=1$"),
+        text.contains("hash = \"$argon2id$v=19$m=7168,t=5,p=1$"),
         "{text}"
     );
     assert!(text.contains("created = \"20"), "{text}");
@@ -116,6 +116,34 @@ fn file_is_argon2id_toml() {
     .unwrap();
     let users = read_all(&path).unwrap();
     assert_ne!(users[0].0.hash, users[1].0.hash);
+}
+
+/// A file written before the parameters changed (the crate's defaults, m = 19 MiB, t = 2)
+/// still lets its people in: a hash is verified with the parameters it carries.
+#[test]
+fn hash_with_earlier_parameters_still_verifies() {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    let (_dir, path) = setup();
+    let salt = SaltString::encode_b64(&[7u8; 16]).unwrap();
+    let old = argon2::Argon2::default()
+        .hash_password(b"correct horse", &salt)
+        .unwrap()
+        .to_string();
+    assert!(old.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{old}");
+    fs::write(
+        &path,
+        format!(
+            "[[user]]\nname = \"wang\"\nrole = \"viewer\"\ndivision = \"610102\"\n\
+             hash = \"{old}\"\n"
+        ),
+    )
+    .unwrap();
+    let accounts = Accounts::open(&path, code("61")).unwrap();
+    assert_eq!(
+        accounts.verify("wang", "correct horse").map(|a| a.name),
+        Some("wang".to_string())
+    );
+    assert_eq!(accounts.verify("wang", "wrong horse"), None);
 }
 
 #[test]

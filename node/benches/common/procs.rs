@@ -152,7 +152,7 @@ impl Tree {
         let config = dir.join(format!("{code}.toml"));
         std::fs::write(&config, toml)?;
         let log = dir.join(format!("{code}.log"));
-        let child = launch(bin, &config, std::fs::File::create(&log)?)?;
+        let child = launch(bin, code, &config, std::fs::File::create(&log)?)?;
         self.nodes.push(NodeProc {
             code,
             child,
@@ -197,7 +197,7 @@ impl Tree {
         std::fs::write(&n.config, edit(&toml))?;
         let mut log = std::fs::OpenOptions::new().append(true).open(&n.log)?;
         std::io::Write::write_all(&mut log, b"--- restarted ---\n")?;
-        n.child = launch(&n.bin, &n.config, log)?;
+        n.child = launch(&n.bin, code, &n.config, log)?;
         n.spawned = Instant::now();
         n.exit = None;
         Ok(clean)
@@ -315,9 +315,24 @@ impl Drop for Tree {
     }
 }
 
-/// `bin serve --config CONFIG`, its stderr into `log`, dying with this thread.
-fn launch(bin: &Path, config: &Path, log: std::fs::File) -> Res<Child> {
-    let mut cmd = Command::new(bin);
+/// `bin serve --config CONFIG`, its stderr into `log`, dying with this thread. With
+/// `BENCH_WRAP=SCRIPT` and the node's code in `BENCH_WRAP_NODES` (comma-separated), the
+/// command is `SCRIPT bin serve --config CONFIG` with `BENCH_NODE_CODE` set: a script that
+/// `exec`s its arguments keeps the PID the benchmark samples (`benches/heaptrack-node.sh`
+/// records the node's allocations, to see where its bytes go).
+fn launch(bin: &Path, code: Code, config: &Path, log: std::fs::File) -> Res<Child> {
+    let wrap = std::env::var_os("BENCH_WRAP").filter(|_| {
+        let nodes = std::env::var("BENCH_WRAP_NODES").unwrap_or_default();
+        nodes.split(',').any(|c| c.trim() == code.to_string())
+    });
+    let mut cmd = match &wrap {
+        Some(script) => {
+            let mut c = Command::new(script);
+            c.arg(bin).env("BENCH_NODE_CODE", code.to_string());
+            c
+        }
+        None => Command::new(bin),
+    };
     cmd.args(["serve", "--config"])
         .arg(config)
         .env("NO_COLOR", "1")

@@ -316,6 +316,28 @@ mod tests {
         }
     }
 
+    /// A serving node's store splits sled's page cache into few shards, a bulk writer's
+    /// (the CLI's default options) into many (`store.rs`, the two constants).
+    #[test]
+    fn a_serving_store_has_few_cache_shards_and_a_bulk_writer_many() {
+        use crate::store::{
+            cache_shards_or, StoreOptions, BULK_CACHE_SHARDS, SERVING_CACHE_SHARDS,
+        };
+        let c =
+            Config::parse(
+            "division = \"610102\"\ndata_dir = \"x\"\nparent = \"http://10.0.0.1:7100\"\ninsecure = true\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.store_options().cache_shards,
+            cache_shards_or(SERVING_CACHE_SHARDS)
+        );
+        assert_eq!(
+            StoreOptions::default().cache_shards,
+            cache_shards_or(BULK_CACHE_SHARDS)
+        );
+    }
+
     #[test]
     fn parses_a_county_and_refuses_unknown_keys() {
         let c = Config::parse(

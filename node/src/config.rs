@@ -290,11 +290,7 @@ impl Config {
 
     /// Store options from this config.
     pub fn store_options(&self) -> crate::store::StoreOptions {
-        crate::store::StoreOptions {
-            cache_bytes: self.cache_mib * 1024 * 1024,
-            cache_shards: crate::store::cache_shards_or(crate::store::SERVING_CACHE_SHARDS),
-            ..Default::default()
-        }
+        crate::store::StoreOptions::serving(self.cache_mib)
     }
 }
 
@@ -332,6 +328,7 @@ mod tests {
             c.store_options().cache_shards,
             cache_shards_or(SERVING_CACHE_SHARDS)
         );
+        assert_eq!(c.store_options().cache_bytes, c.cache_mib * 1024 * 1024);
         assert_eq!(
             StoreOptions::default().cache_shards,
             cache_shards_or(BULK_CACHE_SHARDS)

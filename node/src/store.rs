@@ -187,7 +187,7 @@ pub const DEFAULT_CACHE_MIB: u64 = 2;
 /// is about to change again; a serving node wants few ([`SERVING_CACHE_SHARDS`]).
 pub const BULK_CACHE_SHARDS: usize = 128;
 
-/// Shards of sled's page cache for a serving node (a config's store, [`crate::config`]): a
+/// Shards of sled's page cache for a serving node ([`StoreOptions::serving`]): a
 /// self-check reads the whole store, and with 128 shards the pages waiting for eviction
 /// (up to 128 × 15) made a county's peak. `BL_CACHE_SHARDS` overrides both.
 pub const SERVING_CACHE_SHARDS: usize = 16;
@@ -213,6 +213,18 @@ pub struct StoreOptions {
     /// loses. `None`: no flusher thread, so a closed store's file lock is released at once
     /// (the simulation reopens stores it "crashed" hundreds of times per run).
     pub background_flush_ms: Option<u64>,
+}
+
+impl StoreOptions {
+    /// A serving node's store (a node's or the relay's config): `cache_mib` of page cache in
+    /// [`SERVING_CACHE_SHARDS`] shards (`BL_CACHE_SHARDS` overrides).
+    pub fn serving(cache_mib: u64) -> StoreOptions {
+        StoreOptions {
+            cache_bytes: cache_mib * 1024 * 1024,
+            cache_shards: cache_shards_or(SERVING_CACHE_SHARDS),
+            ..StoreOptions::default()
+        }
+    }
 }
 
 impl Default for StoreOptions {

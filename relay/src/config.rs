@@ -92,13 +92,7 @@ impl Config {
 
     /// Options of the custody store.
     pub fn store_options(&self) -> StoreOptions {
-        StoreOptions {
-            cache_bytes: self.cache_mib * 1024 * 1024,
-            cache_shards: bottomline::store::cache_shards_or(
-                bottomline::store::SERVING_CACHE_SHARDS,
-            ),
-            ..Default::default()
-        }
+        StoreOptions::serving(self.cache_mib)
     }
 }
 

@@ -42,7 +42,7 @@ mod workflow;
 mod write;
 pub use check::{CheckReport, Mismatch};
 pub use metrics::{CellsFrom, LedgerMetrics};
-pub use replicas::{KnownChild, MAX_SWEEP_CELLS};
+pub use replicas::KnownChild;
 pub use restored::ChildLinked;
 pub use spot_checks::{inventory_name, Draw, FindingSpec, Recorded, Verification};
 pub use stream::StreamedWrite;

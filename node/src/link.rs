@@ -28,10 +28,20 @@ mod cells;
 mod open;
 mod tickets;
 
-pub use cells::{CellReceiver, CellSender, CellsOut, ReceivedCells};
+pub use cells::{
+    CellReceiver, CellSender, CellsOut, ReceivedCells, MAX_CELL_WIRE_BYTES, MAX_SWEEP_CELLS,
+};
 pub use open::{open, welcomed, Opened, Welcome};
 pub use tickets::{cut_to_bytes, entry_bytes, TicketSender, TicketsOut, MAX_TICKET_BATCH_BYTES};
 
 /// Batches in flight on a link before the sender waits for an ack (each direction, cells and
 /// tickets each).
 pub const WINDOW: usize = 8;
+
+/// Most bytes one batch puts on the wire, cells or ticket events (a single block or ticket
+/// event larger than this still goes, alone). Far below the message limit, and small on
+/// purpose: a receiver's gRPC stream keeps a decode buffer as large as the largest message it
+/// has carried for as long as the link lives, so this is also what each open link costs its
+/// receiver. Sweeps of 25 000 cells (~1.35 MiB) held 13.5 MiB at the province, one buffer
+/// per city link, and a city one per county link (issue #19, soak run 8).
+pub const MAX_BATCH_BYTES: usize = 256 << 10;

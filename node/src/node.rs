@@ -357,6 +357,7 @@ async fn check_itself(
         }
         wait = every;
         let ledger = handle.ledger.clone();
+        let started = std::time::Instant::now();
         let checked = tokio::task::spawn_blocking(move || {
             let r = ledger.self_check();
             crate::store::release_memory();
@@ -364,8 +365,9 @@ async fn check_itself(
         });
         match checked.await {
             Ok(Ok(report)) => {
+                let secs = (started.elapsed().as_secs_f64() * 10.0).round() / 10.0;
                 if report.ok() {
-                    tracing::debug!(cells = report.cells, "self-check: ok");
+                    tracing::info!(cells = report.cells, secs, "self-check: ok");
                 } else {
                     let first: Vec<String> = report
                         .first
@@ -375,6 +377,7 @@ async fn check_itself(
                         .collect();
                     tracing::error!(
                         differing = report.differing,
+                        secs,
                         first = %first.join("; "),
                         "self-check FAILED: {}",
                         report.what

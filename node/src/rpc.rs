@@ -866,8 +866,9 @@ pub const SOFTWARE: &str = concat!("bottomline ", env!("CARGO_PKG_VERSION"));
 
 /// The largest gRPC message a node sends or accepts, set explicitly on every server and
 /// client (tonic's default is 4 MiB for decoding). Batches stay far below it
-/// ([`MAX_TICKET_BATCH_BYTES`]); a relay uses a limit at least as large.
+/// ([`crate::link::MAX_BATCH_BYTES`]); a relay uses a limit at least as large.
 pub const MESSAGE_LIMIT: usize = 16 << 20;
+const _: () = assert!(crate::link::MAX_BATCH_BYTES < MESSAGE_LIMIT / 2);
 
 /// Encoded size in bytes of `cells` as `Cell` messages inside a `CellBatch` (what a link must
 /// carry at least; benchmarks compare the bytes on the wire with it).
@@ -881,4 +882,61 @@ pub fn encoded_cells_len(cells: &[(CellKey, CellValue)]) -> usize {
             1 + prost::length_delimiter_len(len) + len
         })
         .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::link::{MAX_BATCH_BYTES, MAX_CELL_WIRE_BYTES, MAX_SWEEP_CELLS};
+    use prost::Message;
+
+    /// Bytes `cell` adds to a `CellBatch` (field tag, length, message).
+    fn in_batch(cell: pb::Cell) -> usize {
+        let empty = pb::CellBatch {
+            cells: vec![],
+            floor: u64::MAX,
+            incarnation: u64::MAX,
+        };
+        let one = pb::CellBatch {
+            cells: vec![cell],
+            ..empty.clone()
+        };
+        one.encoded_len() - empty.encoded_len()
+    }
+
+    #[test]
+    fn a_batch_of_cells_stays_within_the_links_byte_budget() {
+        // The largest cell `cell_to_pb` can write: the longest division code, every number at
+        // its widest (a negative year is written as a 32-bit two's complement), any version.
+        let widest = pb::Cell {
+            division: "999999999999".into(),
+            period: Some(pb::Period {
+                kind: pb::period::Kind::Year as i32,
+                year: u32::MAX,
+                index: u32::from(u16::MAX),
+            }),
+            indicator: u32::from(u8::MAX),
+            dimension: u32::from(u8::MAX),
+            value: i64::MIN,
+            version: u64::MAX,
+        };
+        assert_eq!(in_batch(widest), MAX_CELL_WIRE_BYTES);
+        let full = MAX_SWEEP_CELLS * MAX_CELL_WIRE_BYTES;
+        assert!(full <= MAX_BATCH_BYTES && full > MAX_BATCH_BYTES - MAX_CELL_WIRE_BYTES);
+        // A typical county cell takes about 34 bytes, so a full batch is ~150 KiB.
+        let key = CellKey {
+            division: Code::parse("610102").unwrap(),
+            period: Period::new(Kind::Week, 2026, 53).unwrap(),
+            indicator: Stored::from_code(1).unwrap(),
+            dim: 3,
+        };
+        let v = CellValue {
+            value: 1_234,
+            seq: 9_000_000,
+            version: 9_000_000,
+        };
+        let typical = encoded_cells_len(&[(key, v)]);
+        assert!((20..=40).contains(&typical), "{typical}");
+        assert_eq!(in_batch(cell_to_pb(&key, &v)), typical);
+    }
 }

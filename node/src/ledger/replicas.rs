@@ -4,13 +4,6 @@
 
 use super::*;
 
-/// Most cells one step of the uplink's sweep returns (plus the rest of the block it is in): a
-/// cell is ~35 bytes on the wire, so a batch stays near 1 MiB, far below the gRPC message
-/// limit, however many cells its blocks hold. A parent holds a batch per link while it waits
-/// to be applied (~5 MiB decoded at 100 000 cells: the province's peak when ten cities send
-/// everything at once, issue #16).
-pub const MAX_SWEEP_CELLS: usize = 25_000;
-
 impl Ledger {
     /// One step of a **sweep** over the change log (what the sync sender calls).
     ///
@@ -27,9 +20,10 @@ impl Ledger {
         self.sweep_capped(floor, pos, limit, usize::MAX)
     }
 
-    /// [`Ledger::sweep`] that also stops after the block that reaches `max_cells` cells (the
-    /// uplink passes [`MAX_SWEEP_CELLS`], so a batch stays far below the message limit however
-    /// many cells its blocks hold).
+    /// [`Ledger::sweep`] that also stops before a block that would take the step past
+    /// `max_cells` cells (a step's first block goes whole, whatever its size, so a sweep always
+    /// moves). The uplink passes `link::MAX_SWEEP_CELLS`, which bounds a batch's bytes on the
+    /// wire.
     pub fn sweep_capped(
         &self,
         floor: u64,
@@ -66,32 +60,39 @@ impl Ledger {
                     more = true;
                     break 'groups;
                 }
-                read += 1;
-                out.pos = seq;
                 let (division, period) =
                     crate::cells::decode_block_key(&bk).ok_or_else(|| LedgerError::Corrupt {
                         what: "cell log",
                         detail: "undecodable block key".into(),
                     })?;
                 if !crate::cells::travels_up(division) {
+                    read += 1;
+                    out.pos = seq;
                     continue; // a town's or village's cells stay here
                 }
                 let block =
                     crate::cells::read_block(&self.store, division, period).map_err(cells_err)?;
-                for (key, e) in crate::cells::cells_of_block(division, period, &block) {
-                    if e.seq > floor {
-                        out.cells.push((
-                            key,
-                            CellValue {
-                                value: e.value,
-                                seq: e.seq,
-                                // What the parent orders by: this node's sequence (a
-                                // child's version held here is only meaningful here).
-                                version: e.seq,
-                            },
-                        ));
-                    }
+                let changed: Vec<_> = crate::cells::cells_of_block(division, period, &block)
+                    .filter(|(_, e)| e.seq > floor)
+                    .collect();
+                if !out.cells.is_empty() && out.cells.len() + changed.len() > max_cells {
+                    more = true; // the next step starts with this block
+                    break 'groups;
                 }
+                read += 1;
+                out.pos = seq;
+                out.cells.extend(changed.into_iter().map(|(key, e)| {
+                    (
+                        key,
+                        CellValue {
+                            value: e.value,
+                            seq: e.seq,
+                            // What the parent orders by: this node's sequence (a child's
+                            // version held here is only meaningful here).
+                            version: e.seq,
+                        },
+                    )
+                }));
             }
             // The whole group is read: every position up to its key is passed.
             out.pos = gkey;

@@ -4,11 +4,20 @@
 
 use std::collections::VecDeque;
 
-use super::WINDOW;
+use super::{MAX_BATCH_BYTES, WINDOW};
 use crate::cells::Replica;
 use crate::division::Code;
-use crate::ledger::{CellValue, Ledger, LedgerError, MAX_SWEEP_CELLS};
+use crate::ledger::{CellValue, Ledger, LedgerError};
 use crate::stats::CellKey;
+
+/// Most bytes one cell adds to a batch on the wire: a 12-digit division, the largest period,
+/// indicator and dimension, any value and any version, with the field's framing (checked
+/// against the protobuf encoding in `rpc`'s tests). A typical cell takes ~34.
+pub const MAX_CELL_WIRE_BYTES: usize = 58;
+
+/// Most cells in one batch (a step of the sweep stops before the block that would pass it; a
+/// first block larger than this goes alone): bounds a batch to [`MAX_BATCH_BYTES`] on the wire.
+pub const MAX_SWEEP_CELLS: usize = MAX_BATCH_BYTES / MAX_CELL_WIRE_BYTES;
 
 /// One batch of cells to send: the cells changed after the sweep's floor in the blocks read,
 /// the floor the parent may record once it applied them, and the log position read up to

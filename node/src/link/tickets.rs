@@ -6,14 +6,14 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use super::WINDOW;
+use super::{MAX_BATCH_BYTES, WINDOW};
 use crate::division::Code;
 use crate::ledger::{Ledger, LedgerError, LogEntry};
 
-/// Most bytes of ticket events in one batch (bodies and seals), whatever their number: a
-/// batch of 1 024 events with 4 000-character descriptions would otherwise exceed the message
-/// limit and be retried for ever.
-pub const MAX_TICKET_BATCH_BYTES: usize = 4 << 20;
+/// Most bytes of ticket events in one batch (bodies and seals), whatever their number: the
+/// link's [`MAX_BATCH_BYTES`]. A batch of 1 024 events with 4 000-character descriptions
+/// would otherwise exceed the message limit and be retried for ever.
+pub const MAX_TICKET_BATCH_BYTES: usize = MAX_BATCH_BYTES;
 
 /// Ticket events per batch (a batch is one durable commit at the receiver).
 pub const TICKET_BATCH: usize = 1024;

@@ -24,6 +24,23 @@ fn part_of(d: Code, p: Period) -> u64 {
     h.finish() % CHECK_PARTS
 }
 
+/// At debug level: where a part of a check is, its time and the allocator's figures (what a
+/// check holds at each step).
+fn heap_trace(part: u64, step: &str, since: std::time::Instant, cells: usize) {
+    if tracing::enabled!(tracing::Level::DEBUG) {
+        let mib = |b: u64| (b as f64 / 1048576.0 * 10.0).round() / 10.0;
+        let h = crate::store::heap_usage().unwrap_or_default();
+        tracing::debug!(
+            part,
+            cells,
+            ms = since.elapsed().as_millis() as u64,
+            heap_in_use_mib = mib(h.in_use),
+            heap_free_mib = mib(h.free),
+            "self-check: {step}"
+        );
+    }
+}
+
 /// A cell that is not what it must be.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Mismatch {
@@ -134,8 +151,11 @@ impl Ledger {
             let inside = |d: Code, p: Period| part_of(d, p) == part;
             let r = {
                 let _w = self.write.lock().unwrap_or_else(|p| p.into_inner());
+                let t = std::time::Instant::now();
                 let stored = self.cells_where(&inside)?;
+                heap_trace(part, "stored cells read", t, stored.len());
                 let fresh = self.recompute_cells_where(&inside)?;
+                heap_trace(part, "recomputed", t, fresh.len());
                 compare(String::new(), &stored, &fresh)
             };
             report.cells += r.cells;

@@ -9,6 +9,10 @@ use std::collections::HashSet;
 /// periods and a trend or two.
 const MAX_CACHED_INDICATORS: usize = 1024;
 
+/// Records a recomputation reads between two rounds of freeing the pages sled evicted
+/// ([`crate::store::reclaim_evicted_pages`]).
+const RECLAIM_EVERY: u64 = 2048;
+
 /// Log entries a catch-up reads at most before it drops the whole cache instead.
 const MAX_CATCH_UP: usize = 50_000;
 
@@ -63,8 +67,13 @@ impl Ledger {
         const REMEMBERED: usize = 4096;
         let mut out: BTreeMap<CellKey, i64> = BTreeMap::new();
         let mut overlay = Overlay::default();
+        let mut n = 0u64;
         for kind in RecordKind::ALL {
             for r in self.records(kind) {
+                n += 1;
+                if n.is_multiple_of(RECLAIM_EVERY) {
+                    crate::store::reclaim_evicted_pages();
+                }
                 let r = r?;
                 let hh = if stats::depends_on_household(&r) {
                     let read = &mut overlay.read[kind_index(RecordKind::Household)];

@@ -588,9 +588,11 @@ pub fn heap_usage() -> Option<HeapUsage> {
 /// Free the pages sled evicted from its cache that are still waiting for it (call during and
 /// after a long scan). sled drops an evicted page through crossbeam-epoch, which frees a
 /// thread's deferred garbage only a few bags per 128 of its own operations, once every thread
-/// has moved on; a self-check reading every record on a starved machine was measured holding
-/// 10–16 MiB of evicted pages that way at the end of a part. Each round collects what every
-/// thread has let go of (microseconds when there is nothing).
+/// has moved on. A self-check reading every record on a starved machine held 10–18 MiB more
+/// heap at the end of a part's scans, free again a step later, which trimming did not touch
+/// and these collections remove (README, footprint L3–L5). Each round collects what every
+/// thread has let go of (microseconds when there is nothing). `sled::pin` is public but
+/// hidden in sled 0.34 (vendored here), its guard crossbeam-epoch's.
 pub fn reclaim_evicted_pages() {
     for _ in 0..16 {
         sled::pin().flush();

@@ -9,8 +9,8 @@ use std::collections::HashSet;
 /// periods and a trend or two.
 const MAX_CACHED_INDICATORS: usize = 1024;
 
-/// Records a recomputation reads between two rounds of freeing the pages sled evicted
-/// ([`crate::store::reclaim_evicted_pages`]).
+/// Records a recomputation (or blocks a scan of the cells) reads between two rounds of
+/// freeing the pages sled evicted ([`crate::store::reclaim_evicted_pages`]).
 const RECLAIM_EVERY: u64 = 2048;
 
 /// Log entries a catch-up reads at most before it drops the whole cache instead.
@@ -35,7 +35,12 @@ impl Ledger {
         &self,
         inside: &dyn Fn(Code, Period) -> bool,
     ) -> Result<BTreeMap<CellKey, i64>> {
-        let blocks = self.store.scan_prefix(TreeId::Cells, b"").filter(|r| {
+        let mut n = 0u64;
+        let blocks = self.store.scan_prefix(TreeId::Cells, b"").filter(move |r| {
+            n += 1;
+            if n.is_multiple_of(RECLAIM_EVERY) {
+                crate::store::reclaim_evicted_pages();
+            }
             // A key that does not decode is kept: `scan_cells` reports it.
             r.as_ref().map_or(true, |(k, _)| {
                 crate::cells::decode_block_key(k).is_none_or(|(d, p)| inside(d, p))

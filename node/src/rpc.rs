@@ -24,7 +24,6 @@ mod uplink;
 pub mod workflow_api;
 pub mod workflow_client;
 
-pub use ticket_flow::MAX_TICKET_BATCH_BYTES;
 use ticket_flow::{receive_tickets, send_tickets, Out};
 pub use uplink::{uplink, UplinkState};
 

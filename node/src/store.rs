@@ -484,8 +484,16 @@ impl Store {
     }
 
     /// Drop the tree prefix from the keys of a sled iterator.
+    /// Every iteration of the store goes through here: the tree's prefix byte stripped, and
+    /// every [`RECLAIM_EVERY`] entries the pages sled evicted meanwhile freed
+    /// ([`reclaim_evicted_pages`]), so a long scan does not outrun their collection.
     fn strip(&self, it: sled::Iter) -> impl Iterator<Item = Result<(Bytes, Bytes)>> + '_ {
+        let mut n = 0u64;
         it.map(move |r| {
+            n += 1;
+            if n.is_multiple_of(RECLAIM_EVERY) {
+                reclaim_evicted_pages();
+            }
             r.map(|(k, v)| (Bytes(k.subslice(1, k.len() - 1)), Bytes(v)))
                 .map_err(|e| self.err(e))
         })
@@ -585,8 +593,11 @@ pub fn heap_usage() -> Option<HeapUsage> {
     None
 }
 
-/// Free the pages sled evicted from its cache that are still waiting for it (call during and
-/// after a long scan). sled drops an evicted page through crossbeam-epoch, which frees a
+/// Entries a scan of the store reads between two rounds of [`reclaim_evicted_pages`].
+pub const RECLAIM_EVERY: u64 = 2048;
+
+/// Free the pages sled evicted from its cache that are still waiting for it (every store
+/// scan calls it as it goes; call it after a long scan too). sled drops an evicted page through crossbeam-epoch, which frees a
 /// thread's deferred garbage only a few bags per 128 of its own operations, once every thread
 /// has moved on. A self-check reading every record on a starved machine held 10–18 MiB more
 /// heap at the end of a part's scans, free again a step later, which trimming did not touch

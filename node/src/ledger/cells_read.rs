@@ -9,10 +9,6 @@ use std::collections::HashSet;
 /// periods and a trend or two.
 const MAX_CACHED_INDICATORS: usize = 1024;
 
-/// Records a recomputation (or blocks a scan of the cells) reads between two rounds of
-/// freeing the pages sled evicted ([`crate::store::reclaim_evicted_pages`]).
-const RECLAIM_EVERY: u64 = 2048;
-
 /// Log entries a catch-up reads at most before it drops the whole cache instead.
 const MAX_CATCH_UP: usize = 50_000;
 
@@ -35,12 +31,7 @@ impl Ledger {
         &self,
         inside: &dyn Fn(Code, Period) -> bool,
     ) -> Result<BTreeMap<CellKey, i64>> {
-        let mut n = 0u64;
-        let blocks = self.store.scan_prefix(TreeId::Cells, b"").filter(move |r| {
-            n += 1;
-            if n.is_multiple_of(RECLAIM_EVERY) {
-                crate::store::reclaim_evicted_pages();
-            }
+        let blocks = self.store.scan_prefix(TreeId::Cells, b"").filter(|r| {
             // A key that does not decode is kept: `scan_cells` reports it.
             r.as_ref().map_or(true, |(k, _)| {
                 crate::cells::decode_block_key(k).is_none_or(|(d, p)| inside(d, p))
@@ -72,13 +63,8 @@ impl Ledger {
         const REMEMBERED: usize = 4096;
         let mut out: BTreeMap<CellKey, i64> = BTreeMap::new();
         let mut overlay = Overlay::default();
-        let mut n = 0u64;
         for kind in RecordKind::ALL {
             for r in self.records(kind) {
-                n += 1;
-                if n.is_multiple_of(RECLAIM_EVERY) {
-                    crate::store::reclaim_evicted_pages();
-                }
                 let r = r?;
                 let hh = if stats::depends_on_household(&r) {
                     let read = &mut overlay.read[kind_index(RecordKind::Household)];

@@ -5,9 +5,6 @@
 use super::*;
 use crate::link::TicketSender;
 
-pub use crate::link::MAX_TICKET_BATCH_BYTES;
-const _: () = assert!(MAX_TICKET_BATCH_BYTES < MESSAGE_LIMIT / 2);
-
 /// Where a ticket sender writes: the child's request stream, or the parent's response stream.
 pub(super) enum Out {
     Up(mpsc::Sender<pb::Envelope>),

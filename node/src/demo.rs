@@ -544,7 +544,7 @@ pub async fn start(opts: &DemoOptions, say: Say) -> anyhow::Result<Demo> {
     };
     // On the blocking pool: the nodes keep running on the runtime meanwhile.
     tokio::task::spawn_blocking(import).await??;
-    crate::store::release_memory();
+    crate::memory::release_memory();
     Ok(demo)
 }
 

@@ -904,7 +904,7 @@ pub fn import_files(
         }
     }
     let settled = out.settle(progress, done);
-    crate::store::release_memory();
+    crate::memory::release_memory();
     result.and(settled).map(|()| out.reports)
 }
 

@@ -4,6 +4,7 @@
 //! - [`division`]: division codes (GB/T 2260 style) and the registry of names.
 //! - [`period`]: ISO weeks, months, quarters, halves, years in China time.
 //! - [`domain`]: county records and the rules each must satisfy on its own.
+//! - [`memory`]: the allocator (glibc or jemalloc): setup, heap figures, giving memory back.
 //! - [`store`]: the only module that knows sled; named trees, atomic write sets, durable flush.
 //! - [`cells`]: statistics cells stored in blocks per (division, period), and the change log.
 //! - [`stats`]: which cells a record contributes to; indicators derived from cells.
@@ -36,6 +37,7 @@ pub mod inbox;
 pub mod ledger;
 pub mod lineage;
 pub mod link;
+pub mod memory;
 pub mod node;
 pub mod period;
 pub mod regions;

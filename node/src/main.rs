@@ -248,7 +248,7 @@ fn parse_record_kind(s: &str) -> Result<RecordKind, String> {
 }
 
 fn main() -> ExitCode {
-    bottomline::store::limit_malloc_arenas();
+    bottomline::memory::setup();
     let cli = Cli::parse();
     // The demo runs a whole tree in one process: only warnings unless RUST_LOG asks for more.
     let default_filter = match cli.command {

@@ -263,7 +263,7 @@ pub async fn run(
         ))
     });
     // Freed memory goes back to the OS now and then (glibc keeps it otherwise: the soak saw
-    // nodes' RSS creep with their heap in use flat, see `store::limit_malloc_arenas`).
+    // nodes' RSS creep with their heap in use flat, see `memory::setup`).
     let trimmer = tokio::spawn(trim_memory(
         TRIM_EVERY,
         handle.ledger.clone(),
@@ -278,7 +278,11 @@ pub async fn run(
             stop_rx.clone(),
         ))
     });
-    tracing::info!(division = %config.division, "node running");
+    tracing::info!(
+        division = %config.division,
+        allocator = crate::memory::allocator_name(),
+        "node running"
+    );
     shutdown.await;
     tracing::info!("shutting down: stop accepting");
     let _ = stop_tx.send(true);
@@ -330,7 +334,7 @@ async fn trim_memory(
         let l = ledger.clone();
         let _ = tokio::task::spawn_blocking(move || {
             l.expire_ticket_cache();
-            crate::store::release_memory()
+            crate::memory::release_memory()
         })
         .await;
     }
@@ -360,7 +364,7 @@ async fn check_itself(
         let started = std::time::Instant::now();
         let checked = tokio::task::spawn_blocking(move || {
             let r = ledger.self_check();
-            crate::store::release_memory();
+            crate::memory::release_memory();
             r
         });
         match checked.await {

@@ -536,63 +536,6 @@ impl Store {
     }
 }
 
-/// Limit glibc to one malloc arena (call once, first thing in `main`). glibc gives every
-/// thread that allocates its own arena (up to 8 per core), each keeping its freed memory: a
-/// node's tokio workers, blocking pool, sled threads and gRPC tasks then hold several times
-/// the memory they use. With two arenas a serving county's self-check (on a blocking thread,
-/// in the second arena) left it ~15 MiB larger until the next trim; with one, the check's
-/// blocks are freed at the top of the one heap and go back at once (a realistic county
-/// served for 100 s with a check every 20 s: RSS 29.6–31.6 MiB against 29.6–46.3 with two,
-/// the import's peak unchanged). Thread caches (tcache) keep the one arena's lock cold.
-///
-/// Also fixes the mmap and trim thresholds at 128 KiB. glibc otherwise raises its mmap
-/// threshold (up to 32 MiB) each time a large mmapped block is freed, after which large
-/// buffers come from the arenas and, freed between long-lived small blocks, stay there: the
-/// soak (issue #19) saw serving nodes' RSS creep after each self-check with their heap in use
-/// flat and their free heap growing. Fixed, a block of 128 KiB or more is mapped and
-/// unmapped on its own, and an arena's free top beyond 128 KiB is given back at once.
-///
-/// An operator's own `MALLOC_ARENA_MAX` (glibc's environment setting) is left in force.
-pub fn limit_malloc_arenas() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets glibc tunables; called before any other thread exists.
-    unsafe {
-        if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
-            libc::mallopt(libc::M_ARENA_MAX, 1);
-        }
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 << 10);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 128 << 10);
-    }
-}
-
-/// The process's heap as glibc's allocator sees it (`mallinfo2`): bytes in use, bytes freed
-/// but held (fragmentation, or not yet trimmed) and bytes in mmapped blocks. `None` off glibc.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct HeapUsage {
-    /// Allocated and not freed (small and large blocks).
-    pub in_use: u64,
-    /// Freed and kept by the allocator.
-    pub free: u64,
-    /// Large blocks served by mmap (part of `in_use`).
-    pub mmapped: u64,
-}
-
-/// See [`HeapUsage`]. Cost: a walk of the allocator's arenas (microseconds).
-pub fn heap_usage() -> Option<HeapUsage> {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        // SAFETY: mallinfo2 only reads glibc's own arena statistics under its locks.
-        let m = unsafe { libc::mallinfo2() };
-        Some(HeapUsage {
-            in_use: (m.uordblks + m.hblkhd) as u64,
-            free: m.fordblks as u64,
-            mmapped: m.hblkhd as u64,
-        })
-    }
-    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-    None
-}
-
 /// Entries a scan of the store reads between two rounds of [`reclaim_evicted_pages`].
 pub const RECLAIM_EVERY: u64 = 2048;
 
@@ -610,31 +553,9 @@ pub fn reclaim_evicted_pages() {
     }
 }
 
-/// Return freed heap to the OS (glibc keeps it otherwise): call after a bulk import.
-pub fn release_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only walks glibc's own arenas; it has no preconditions.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A live allocation shows in the figures. (Other tests allocate and free concurrently in
-    /// this process, so only what they cannot undo is asserted: a 64 MiB block, above glibc's
-    /// mmap threshold, counts in `mmapped` and `in_use` while it lives.)
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    #[test]
-    fn heap_usage_counts_a_live_allocation() {
-        let block = vec![7u8; 64 << 20];
-        let during = heap_usage().expect("glibc");
-        assert!(during.mmapped >= 64 << 20, "{during:?}");
-        assert!(during.in_use >= during.mmapped, "{during:?}");
-        assert_eq!(block[12345], 7);
-    }
 
     #[test]
     fn commit_is_atomic_across_trees_and_survives_reopen() {

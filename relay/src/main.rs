@@ -31,6 +31,8 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // The allocator as a node sets it up (one arena, fixed thresholds; nothing with jemalloc).
+    bottomline::memory::setup();
     let cli = Cli::parse();
     // The config's `log_format` (a config that does not load is reported by `run`, in text).
     let configured = match &cli.command {

@@ -33,8 +33,8 @@
 //! `uplink_links_established` (only on a node with a parent); `tickets{state}` (tickets held
 //! here by state, sub-tickets included), `tickets_overdue`, `cases_due` and `cases_overdue`
 //! (a county's pending identification cases at day 10 and past day 15), `store_size_bytes`,
-//! `heap_bytes{state="in_use"|"free"}` (glibc's allocator: what is allocated, and what was
-//! freed but is held — fragmentation shows as the second growing),
+//! `heap_bytes{state="in_use"|"free"}` (the allocator's figures, `memory::heap_usage`: what is
+//! allocated, and what was freed but is held — fragmentation shows as the second growing),
 //! `ticket_log_cache_entries` and `ticket_log_cache_bytes` (the ticket log's recent entries
 //! kept in memory for the senders, bounded),
 //! `change_log_head`, `ticket_log_head`, `self_check_ok` and
@@ -349,8 +349,8 @@ pub struct NodeView {
     pub ticket_log_head: u64,
     /// The last self-check: passed, and when it finished (Unix ms); `None` before the first.
     pub self_check: Option<(bool, i64)>,
-    /// The process's heap (glibc), `None` elsewhere.
-    pub heap: Option<crate::store::HeapUsage>,
+    /// The process's heap ([`crate::memory::heap_usage`]), `None` where unknown.
+    pub heap: Option<crate::memory::HeapUsage>,
     /// The ticket log's recent entries held in memory: entries, approximate bytes.
     pub ticket_cache: (u64, u64),
     /// The loaded revocation list's nextUpdate (Unix seconds); `None` without TLS, without
@@ -405,7 +405,7 @@ impl NodeView {
             change_log_head: ledger.cell_seq()?,
             ticket_log_head: ledger.ticket_head(),
             self_check,
-            heap: crate::store::heap_usage(),
+            heap: crate::memory::heap_usage(),
             ticket_cache: ledger.ticket_cache_usage(),
             crl_next_update: handle.tls.get().and_then(|t| t.crl_next_update()),
         })
@@ -562,7 +562,7 @@ impl NodeView {
             }
             reg.register_with_unit(
                 "heap",
-                "The process's heap (glibc malloc): bytes in use, and bytes freed but held by the allocator",
+                "The process's heap as its allocator (glibc malloc or jemalloc) counts it: bytes in use, and bytes freed but held in memory",
                 Unit::Bytes,
                 heap,
             );

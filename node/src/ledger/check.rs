@@ -29,7 +29,7 @@ fn part_of(d: Code, p: Period) -> u64 {
 fn heap_trace(part: u64, step: &str, since: std::time::Instant, cells: usize) {
     if tracing::enabled!(tracing::Level::DEBUG) {
         let mib = |b: u64| (b as f64 / 1048576.0 * 10.0).round() / 10.0;
-        let h = crate::store::heap_usage().unwrap_or_default();
+        let h = crate::memory::heap_usage().unwrap_or_default();
         tracing::debug!(
             part,
             cells,
@@ -146,7 +146,7 @@ impl Ledger {
                 // The last part's maps were freed between long-lived blocks: give them back
                 // before this part builds its own, so a check holds one part at a time in RSS
                 // too (the caller gives the last part's back, as after every check).
-                crate::store::release_memory();
+                crate::memory::release_memory();
             }
             let inside = |d: Code, p: Period| part_of(d, p) == part;
             let r = {

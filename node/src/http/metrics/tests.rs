@@ -66,10 +66,9 @@ fn view() -> NodeView {
         change_log_head: 987,
         ticket_log_head: 65,
         self_check: Some((true, now - 60_000)),
-        heap: Some(crate::store::HeapUsage {
+        heap: Some(crate::memory::HeapUsage {
             in_use: 20 << 20,
             free: 3 << 20,
-            mmapped: 1 << 20,
         }),
         ticket_cache: (321, 654_321),
         crl_next_update: Some(1_800_864_000),

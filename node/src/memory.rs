@@ -112,6 +112,57 @@ pub fn heap_usage() -> Option<HeapUsage> {
     None
 }
 
+/// What the process has resident (`/proc/self/status`): anonymous memory (the heap, stacks,
+/// the allocator's held pages) and file-backed pages (mostly the binary's own), in bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Resident {
+    /// `RssAnon`.
+    pub anon: u64,
+    /// `RssFile`.
+    pub file: u64,
+}
+
+/// See [`Resident`]; `None` where `/proc` does not say.
+pub fn resident() -> Option<Resident> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kib = |name: &str| -> Option<u64> {
+        let line = status.lines().find(|l| l.starts_with(name))?;
+        let n = line[name.len()..].trim().trim_end_matches("kB").trim();
+        Some(n.parse::<u64>().ok()? * 1024)
+    };
+    Some(Resident {
+        anon: kib("RssAnon:")?,
+        file: kib("RssFile:")?,
+    })
+}
+
+/// The allocator's figures and what is resident, in MiB to a tenth: what a long job (the
+/// check, an import) logs at debug level to show what it holds as it goes.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Figures {
+    /// [`HeapUsage::in_use`].
+    pub heap_in_use_mib: f64,
+    /// [`HeapUsage::free`].
+    pub heap_free_mib: f64,
+    /// [`Resident::anon`].
+    pub rss_anon_mib: f64,
+    /// [`Resident::file`].
+    pub rss_file_mib: f64,
+}
+
+/// See [`Figures`] (zeros for what is not known here).
+pub fn figures() -> Figures {
+    let mib = |b: u64| (b as f64 / 1048576.0 * 10.0).round() / 10.0;
+    let h = heap_usage().unwrap_or_default();
+    let r = resident().unwrap_or_default();
+    Figures {
+        heap_in_use_mib: mib(h.in_use),
+        heap_free_mib: mib(h.free),
+        rss_anon_mib: mib(r.anon),
+        rss_file_mib: mib(r.file),
+    }
+}
+
 /// Return freed memory to the OS now (either allocator keeps some otherwise): call after
 /// bulk work; a serving node calls it every few seconds. glibc: `malloc_trim(0)`, which also
 /// returns whole free pages inside the heap. jemalloc: purge every arena's unused pages.
@@ -155,6 +206,14 @@ mod tests {
         drop(block);
         release_memory();
         assert!(heap_usage().is_some());
+    }
+
+    /// `/proc/self/status` is read: a test process has anonymous and file-backed pages.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn resident_reads_proc() {
+        let r = resident().expect("/proc/self/status");
+        assert!(r.anon > 0 && r.file > 0, "{r:?}");
     }
 
     /// The build says which allocator it has.

@@ -319,7 +319,7 @@ pub async fn run(
 const TRIM_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Every `every`, drop the ticket log's cached entries past their age and return freed heap
-/// to the OS (`malloc_trim`: a walk of the allocator's arenas, a few milliseconds), on a
+/// to the OS (`memory::release_memory`: a walk of the allocator's arenas, a few ms), on a
 /// blocking thread.
 async fn trim_memory(
     every: std::time::Duration,

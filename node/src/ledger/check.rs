@@ -24,18 +24,18 @@ fn part_of(d: Code, p: Period) -> u64 {
     h.finish() % CHECK_PARTS
 }
 
-/// At debug level: where a part of a check is, its time and the allocator's figures (what a
-/// check holds at each step).
+/// At debug level: where a part of a check is, its time, the allocator's figures and what is
+/// resident (what a check holds at each step).
 fn heap_trace(part: u64, step: &str, since: std::time::Instant, cells: usize) {
     if tracing::enabled!(tracing::Level::DEBUG) {
-        let mib = |b: u64| (b as f64 / 1048576.0 * 10.0).round() / 10.0;
-        let h = crate::memory::heap_usage().unwrap_or_default();
+        let f = crate::memory::figures();
         tracing::debug!(
             part,
             cells,
             ms = since.elapsed().as_millis() as u64,
-            heap_in_use_mib = mib(h.in_use),
-            heap_free_mib = mib(h.free),
+            heap_in_use_mib = f.heap_in_use_mib,
+            heap_free_mib = f.heap_free_mib,
+            rss_anon_mib = f.rss_anon_mib,
             "self-check: {step}"
         );
     }

@@ -5,10 +5,11 @@
 //!   ([`setup`]), figures from `mallinfo2`, freed memory returned by `malloc_trim`.
 //! - **jemalloc** (the `jemalloc` feature: `cargo build --release --features jemalloc`):
 //!   one arena, a background thread that returns pages freed for more than a second on its
-//!   own ([`malloc_conf`]), figures from jemalloc's statistics, freed memory
-//!   returned by purging the arena. glibc cannot give back a page that still holds one live
-//!   block among freed ones; jemalloc groups blocks by size and returns whole extents, which
-//!   is what the soak's province (issue #19) needs measured.
+//!   own ([`malloc_conf`]), figures from jemalloc's statistics (its count of allocated bytes
+//!   is exact), freed memory returned by purging the arena. Measured in the soak (README,
+//!   run J): every node kept ~9 MiB more, and the province's slow rise was the same as under
+//!   glibc, so it is not glibc's fragmentation. glibc stays the default; this build is for
+//!   measuring.
 //!
 //! Every figure and call is the same for both, so the rest of the node does not know which
 //! runs: [`heap_usage`] for metrics and traces, [`release_memory`] after bulk work and every
@@ -22,8 +23,8 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 /// crate builds it): one arena, as with glibc (a node's threads are few and mostly idle);
 /// a background thread for the decay; freed ("dirty") pages returned after a second instead
 /// of jemalloc's 10 s (a node frees in bursts: a self-check, an import's chunk, a sync
-/// batch, and has nothing to gain from keeping them), and at once rather than kept "muzzy". `MALLOC_CONF` in the
-/// environment (`_RJEM_MALLOC_CONF`) still overrides it.
+/// batch, and has nothing to gain from keeping them), and at once rather than kept "muzzy".
+/// `_RJEM_MALLOC_CONF` in the environment (jemalloc's `MALLOC_CONF`, prefixed) overrides it.
 #[cfg(feature = "jemalloc")]
 #[allow(non_upper_case_globals)]
 #[export_name = "_rjem_malloc_conf"]

@@ -825,6 +825,48 @@ fn id_field(kind: RecordKind) -> &'static str {
     }
 }
 
+/// At debug level (`RUST_LOG=bottomline::import=debug`), what an import holds every 100 ms of
+/// its progress ([`crate::memory::figures`]), whoever runs it (the CLI, the inbox, the API):
+/// how the footprint benchmark's outliers are read.
+struct MemoryTrace {
+    started: std::time::Instant,
+    last: Option<std::time::Instant>,
+}
+
+impl MemoryTrace {
+    fn new() -> MemoryTrace {
+        MemoryTrace {
+            started: std::time::Instant::now(),
+            last: None,
+        }
+    }
+
+    fn note(&mut self, ev: &ImportEvent) {
+        if !tracing::enabled!(tracing::Level::DEBUG)
+            || self
+                .last
+                .is_some_and(|t| t.elapsed() < std::time::Duration::from_millis(100))
+        {
+            return;
+        }
+        self.last = Some(std::time::Instant::now());
+        let (file, step, rows) = match ev {
+            ImportEvent::Read { file, rows } => (file, "read", *rows as usize),
+            ImportEvent::Written { file, progress } => (file, "written", progress.done),
+        };
+        let f = crate::memory::figures();
+        tracing::debug!(
+            file = %file.display(),
+            rows,
+            ms = self.started.elapsed().as_millis() as u64,
+            heap_in_use_mib = f.heap_in_use_mib,
+            heap_free_mib = f.heap_free_mib,
+            rss_anon_mib = f.rss_anon_mib,
+            "import: {step}"
+        );
+    }
+}
+
 /// Import several files in dependency order; stops at the first rejected file (the files
 /// before it stay imported). Record files stream through one [`StreamedWrite`]: each is
 /// checked whole, then its records written chunk by chunk, and the cell deltas of all of them
@@ -838,6 +880,11 @@ pub fn import_files(
     progress: &mut dyn FnMut(ImportEvent),
     done: &mut dyn FnMut(&FileReport),
 ) -> Result<Vec<FileReport>, ImportError> {
+    let mut trace = MemoryTrace::new();
+    let progress: &mut dyn FnMut(ImportEvent) = &mut |ev: ImportEvent| {
+        trace.note(&ev);
+        progress(ev)
+    };
     let mut files = Vec::with_capacity(paths.len());
     for p in paths {
         let k = kind

@@ -316,33 +316,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let ledger = Ledger::open_or_init(&data, division, &opts)?;
             let today = today_in_china();
             let mut last = Instant::now();
-            // At debug level (`RUST_LOG=bottomline::import=debug`), what the import holds,
-            // every 100 ms of progress (how the footprint benchmark's outliers are read).
-            let started = Instant::now();
-            let mut traced = Instant::now();
             let mut progress = |ev: ImportEvent| {
-                if tracing::enabled!(target: "bottomline::import", tracing::Level::DEBUG)
-                    && traced.elapsed() >= Duration::from_millis(100)
-                {
-                    traced = Instant::now();
-                    let f = bottomline::memory::figures();
-                    let (file, step, done) = match &ev {
-                        ImportEvent::Read { file, rows } => (*file, "read", *rows as usize),
-                        ImportEvent::Written { file, progress } => {
-                            (*file, "written", progress.done)
-                        }
-                    };
-                    tracing::debug!(
-                        target: "bottomline::import",
-                        file = %file.display(),
-                        rows = done,
-                        ms = started.elapsed().as_millis() as u64,
-                        heap_in_use_mib = f.heap_in_use_mib,
-                        heap_free_mib = f.heap_free_mib,
-                        rss_anon_mib = f.rss_anon_mib,
-                        "import: {step}"
-                    );
-                }
                 if last.elapsed() < Duration::from_millis(500) {
                     return;
                 }

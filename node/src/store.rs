@@ -483,19 +483,31 @@ impl Store {
         self.scan_prefix(tree, b"").count()
     }
 
-    /// Drop the tree prefix from the keys of a sled iterator.
     /// Every iteration of the store goes through here: the tree's prefix byte stripped, and
-    /// every [`RECLAIM_EVERY`] entries the pages sled evicted meanwhile freed
-    /// ([`reclaim_evicted_pages`]), so a long scan does not outrun their collection.
+    /// the pages sled evicted meanwhile freed ([`reclaim_evicted_pages`]) every
+    /// [`RECLAIM_EVERY`] entries and once more at the end of a scan that long, so a long scan
+    /// does not outrun their collection.
     fn strip(&self, it: sled::Iter) -> impl Iterator<Item = Result<(Bytes, Bytes)>> + '_ {
         let mut n = 0u64;
-        it.map(move |r| {
-            n += 1;
-            if n.is_multiple_of(RECLAIM_EVERY) {
-                reclaim_evicted_pages();
+        let mut it = it.fuse();
+        std::iter::from_fn(move || match it.next() {
+            None => {
+                if n >= RECLAIM_EVERY {
+                    reclaim_evicted_pages();
+                    n = 0;
+                }
+                None
             }
-            r.map(|(k, v)| (Bytes(k.subslice(1, k.len() - 1)), Bytes(v)))
-                .map_err(|e| self.err(e))
+            Some(r) => {
+                n += 1;
+                if n.is_multiple_of(RECLAIM_EVERY) {
+                    reclaim_evicted_pages();
+                }
+                Some(
+                    r.map(|(k, v)| (Bytes(k.subslice(1, k.len() - 1)), Bytes(v)))
+                        .map_err(|e| self.err(e)),
+                )
+            }
         })
     }
 
@@ -537,17 +549,17 @@ impl Store {
 }
 
 /// Entries a scan of the store reads between two rounds of [`reclaim_evicted_pages`].
-pub const RECLAIM_EVERY: u64 = 2048;
+const RECLAIM_EVERY: u64 = 2048;
 
 /// Free the pages sled evicted from its cache that are still waiting for it (every store
-/// scan calls it as it goes; call it after a long scan too). sled drops an evicted page through crossbeam-epoch, which frees a
+/// scan calls it as it goes and at its end). sled drops an evicted page through crossbeam-epoch, which frees a
 /// thread's deferred garbage only a few bags per 128 of its own operations, once every thread
 /// has moved on. A self-check reading every record on a starved machine held 10–18 MiB more
 /// heap at the end of a part's scans, free again a step later, which trimming did not touch
 /// and these collections remove (README, footprint L3–L5). Each round collects what every
 /// thread has let go of (microseconds when there is nothing). `sled::pin` is public but
 /// hidden in sled 0.34 (vendored here), its guard crossbeam-epoch's.
-pub fn reclaim_evicted_pages() {
+fn reclaim_evicted_pages() {
     for _ in 0..16 {
         sled::pin().flush();
     }

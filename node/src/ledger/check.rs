@@ -154,9 +154,7 @@ impl Ledger {
                 let t = std::time::Instant::now();
                 let stored = self.cells_where(&inside)?;
                 heap_trace(part, "stored cells read", t, stored.len());
-                crate::store::reclaim_evicted_pages();
                 let fresh = self.recompute_cells_where(&inside)?;
-                crate::store::reclaim_evicted_pages();
                 heap_trace(part, "recomputed", t, fresh.len());
                 compare(String::new(), &stored, &fresh)
             };

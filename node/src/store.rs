@@ -521,6 +521,7 @@ impl Store {
             .data
             .apply_batch(ws.batch)
             .map_err(|e| self.err(e))?;
+        reclaim_evicted_pages();
         let unwritten = self.inner.unwritten.fetch_add(ws.bytes, Ordering::Relaxed) + ws.bytes;
         if unwritten >= WRITE_OUT_BYTES {
             self.inner.unwritten.store(0, Ordering::Relaxed);

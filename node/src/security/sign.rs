@@ -16,7 +16,6 @@
 //! ([`ENVELOPE_CONTEXT`], [`EVENTS_CONTEXT`]), so a signature over one kind of message never
 //! verifies as another.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use ring::digest::{digest, Context, SHA256};
@@ -31,6 +30,7 @@ use rustls::RootCertStore;
 use super::tls::{file_err, provider, read_certs, TlsError, TlsFiles};
 use super::{CertInfo, Identity};
 use crate::division::Code;
+use recent::Recent;
 
 /// The context of an envelope signature (see `Envelope.signature` in the proto).
 pub const ENVELOPE_CONTEXT: &[u8] = b"bottomline.v1.envelope\0";
@@ -189,14 +189,20 @@ impl Signer {
     }
 }
 
-/// Most verified certificates and roots remembered.
-const CACHE: usize = 65_536;
+/// Verified certificates remembered (per generation of [`Recent`]): a province's tree has a
+/// few hundred.
+const SIGNERS_CACHED: usize = 1024;
+
+/// Verified seal roots remembered (per generation of [`Recent`]). A root is one commit of
+/// ticket events at one node, and the events of a commit travel together, so what saves
+/// signature checks is the roots of the last few batches, not every root ever checked.
+const ROOTS_CACHED: usize = 2048;
 
 /// Verifies certificates against the CA, and seals; remembers what it verified.
 pub struct Verifier {
     chain: Arc<dyn ClientCertVerifier>,
-    signers: Mutex<HashMap<Hash, Arc<Signer>>>,
-    roots: Mutex<std::collections::HashSet<(Hash, Hash)>>,
+    signers: Mutex<Recent<Hash, Arc<Signer>>>,
+    roots: Mutex<Recent<(Hash, Hash), ()>>,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -224,8 +230,8 @@ impl Verifier {
             .map_err(|e| TlsError::Config(e.to_string()))?;
         Ok(Arc::new(Verifier {
             chain,
-            signers: Mutex::new(HashMap::new()),
-            roots: Mutex::new(Default::default()),
+            signers: Mutex::new(Recent::new(SIGNERS_CACHED)),
+            roots: Mutex::new(Recent::new(ROOTS_CACHED)),
         }))
     }
 
@@ -241,7 +247,7 @@ impl Verifier {
             .unwrap_or_else(|p| p.into_inner())
             .get(&fp)
         {
-            return Ok(s.clone());
+            return Ok(s);
         }
         let info = CertInfo::from_der(der)?;
         // Verify the chain at a moment inside the certificate's validity.
@@ -263,11 +269,10 @@ impl Verifier {
             fingerprint: fp,
             public_key,
         });
-        let mut m = self.signers.lock().unwrap_or_else(|p| p.into_inner());
-        if m.len() >= CACHE {
-            m.clear();
-        }
-        m.insert(fp, s.clone());
+        self.signers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(fp, s.clone());
         Ok(s)
     }
 
@@ -277,7 +282,6 @@ impl Verifier {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(fp)
-            .cloned()
     }
 
     /// Check the signature of a seal's root by `signer`, once per (signer, root).
@@ -292,16 +296,16 @@ impl Verifier {
             .roots
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .contains(&k)
+            .get(&k)
+            .is_some()
         {
             return Ok(());
         }
         signer.verify(EVENTS_CONTEXT, root, signature)?;
-        let mut r = self.roots.lock().unwrap_or_else(|p| p.into_inner());
-        if r.len() >= CACHE {
-            r.clear();
-        }
-        r.insert(k);
+        self.roots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(k, ());
         Ok(())
     }
 }
@@ -412,6 +416,8 @@ impl Seal {
         path.next().is_none().then_some(h)
     }
 }
+
+mod recent;
 
 #[cfg(test)]
 mod tests;

@@ -155,9 +155,10 @@ pub async fn province(
         checked_at.duration_since(t_start).as_secs_f64(),
         span.as_secs_f64()
     );
-    let restarted = idle(new_pid, http, sampler, span).await?;
-
+    // The soaked province served the soak's Stats checks (and filled its indicator cache)
+    // before it was measured; the restarted one serves the same before it is.
     let (matched, compared, _) = watch::stats_match_years(clients, code, counties, years).await?;
+    let restarted = idle(new_pid, http, sampler, span).await?;
     let diff = restarted.floor_mib - soaked.floor_mib;
     let follows_data = diff >= -allowance(soaked.floor_mib);
     eprintln!(

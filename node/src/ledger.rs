@@ -190,11 +190,9 @@ pub struct Ledger {
     division: Code,
     /// Shared: a reader takes the `Arc` (cheap), a writer copies it on write.
     registry: RwLock<Arc<Registry>>,
-    /// Serialises writers (held with `write()`): reads for a batch happen outside the sled
-    /// transaction, so there must be a single writer (see `store`). Readers that need no
-    /// writer halfway through (a self-check's part, the uplink's sweep) hold it with
-    /// `read()`, so they exclude writers but not each other.
-    write: RwLock<()>,
+    /// Serialises writers: reads for a batch happen outside the sled transaction, so there
+    /// must be a single writer (see `store`).
+    write: Mutex<()>,
     /// Woken after every flush that made cell changes durable.
     changed: tokio::sync::Notify,
     /// Highest cell log position known to be flushed: the sync layer sends nothing above it.
@@ -400,7 +398,7 @@ impl Ledger {
             store,
             division,
             registry: RwLock::new(Arc::new(registry)),
-            write: RwLock::new(()),
+            write: Mutex::new(()),
             changed: tokio::sync::Notify::new(),
             durable: std::sync::atomic::AtomicU64::new(0),
             flush: Mutex::new(()),
@@ -436,7 +434,7 @@ impl Ledger {
     /// Recompute the cells from the records and write the differences (after a crash between
     /// the records and the cells of an apply). Returns the number of cells corrected.
     pub fn repair_cells(&self) -> Result<u64> {
-        let _w = self.write.write().unwrap_or_else(|p| p.into_inner());
+        let _w = self.write.lock().unwrap_or_else(|p| p.into_inner());
         let stored = self.all_cells()?;
         let fresh = self.recompute_cells()?;
         let mut deltas: BTreeMap<CellKey, i64> = BTreeMap::new();
@@ -503,7 +501,7 @@ impl Ledger {
     /// Add or rename divisions. Codes outside the node's subtree are accepted only as
     /// ancestors (a county keeps its province and city for names).
     pub fn put_divisions(&self, divisions: &[Division]) -> Result<usize> {
-        let _w = self.write.write().unwrap_or_else(|p| p.into_inner());
+        let _w = self.write.lock().unwrap_or_else(|p| p.into_inner());
         let mut ws = WriteSet::new();
         let mut changed = 0;
         {

@@ -1,7 +1,7 @@
 //! What a node can check about itself (`bottomline check`, and in the background,
-//! `check_secs`), part by part, each part holding the ledger's lock as a reader so that no
-//! apply lands halfway through it: writers (imports, a child's batches) wait for one part,
-//! never the whole check, and the uplink's sweeps (readers) not at all:
+//! `check_secs`), part by part, each part under the write lock so that no apply lands halfway
+//! through it, and writers (imports, a child's batches) wait for one part, never the whole
+//! check:
 //!
 //! - a **county** (the node that holds records): every cell equals a recomputation from its
 //!   records and tickets (invariant 4);
@@ -186,8 +186,7 @@ impl Ledger {
             }
             let inside = |d: Code, p: Period| part_of(d, p) == part;
             let r = {
-                // A reader's hold: writers wait, the uplink's sweeps (readers too) do not.
-                let _r = self.write.read().unwrap_or_else(|p| p.into_inner());
+                let _w = self.write.lock().unwrap_or_else(|p| p.into_inner());
                 let t = std::time::Instant::now();
                 let stored = self.cells_where(&inside)?;
                 heap_trace(part, "stored cells read", t, stored.len());
@@ -223,7 +222,7 @@ impl Ledger {
                 let n = period_number(&k.period.key());
                 k.division == me && (first..end).contains(&n)
             };
-            let _r = self.write.read().unwrap_or_else(|p| p.into_inner());
+            let _w = self.write.lock().unwrap_or_else(|p| p.into_inner());
             let mut expected: BTreeMap<CellKey, i64> = BTreeMap::new();
             for c in &children {
                 let range = self.store.range(
@@ -365,7 +364,7 @@ mod tests {
         };
         let groups = crate::cells::group([(bad, 3)]);
         {
-            let _w = city.write.write().unwrap();
+            let _w = city.write.lock().unwrap();
             city.write_cells(&groups, &mut |_| {}).unwrap();
         }
         let r = city.check_aggregates().unwrap();
@@ -432,7 +431,7 @@ mod tests {
             ..at("6101", Period::parse("2024-Q1").unwrap(), 0).key
         };
         {
-            let _w = city.write.write().unwrap();
+            let _w = city.write.lock().unwrap();
             city.write_cells(&crate::cells::group([(w53, 4), (lone, 6)]), &mut |_| {})
                 .unwrap();
         }

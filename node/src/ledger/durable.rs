@@ -8,7 +8,7 @@ impl Ledger {
     /// covered the commit (group commit: writers that committed meanwhile share one flush).
     pub(super) fn commit_then_flush(
         &self,
-        w: std::sync::RwLockWriteGuard<'_, ()>,
+        w: std::sync::MutexGuard<'_, ()>,
         ws: WriteSet,
     ) -> Result<()> {
         self.store.commit(ws)?;

@@ -14,9 +14,8 @@ impl Ledger {
     /// step reaches the head (`Sweep::complete`), everything changed after `F` has been
     /// returned and the new floor is the head. Filtering by the *floor* rather than by `pos` is
     /// what makes that true (an entry changed at a position the reader already passed may sit in
-    /// a block that has since moved ahead). Runs holding the ledger's lock as a reader (no
-    /// writer meanwhile) after flushing everything committed, so nothing unflushed leaves the
-    /// node.
+    /// a block that has since moved ahead). Runs under the write lock, where everything
+    /// committed is also flushed, so nothing unflushed leaves the node.
     pub fn sweep(&self, floor: u64, pos: u64, limit: usize) -> Result<Sweep> {
         self.sweep_capped(floor, pos, limit, usize::MAX)
     }
@@ -32,10 +31,7 @@ impl Ledger {
         limit: usize,
         max_cells: usize,
     ) -> Result<Sweep> {
-        // As a reader: writers wait, a self-check's part (a reader too) does not hold the
-        // uplink back (a county checking itself for minutes on a busy machine sent one batch
-        // per part, ~20 s apart).
-        let _r = self.write.read().unwrap_or_else(|p| p.into_inner());
+        let _w = self.write.lock().unwrap_or_else(|p| p.into_inner());
         // Writers commit under the write lock but may flush after releasing it (group
         // commit); make everything committed durable first, so the log read below is exactly
         // the durable state and no block can sit above the durable head.
@@ -200,7 +196,7 @@ impl Ledger {
                 node: child,
             });
         }
-        let w = self.write.write().unwrap_or_else(|p| p.into_inner());
+        let w = self.write.lock().unwrap_or_else(|p| p.into_inner());
         // The child's versions as held here: in its current generation (`restored.rs`).
         let store = self.child_generation(child)?;
         // Cells of towns and villages stay at their county (`cells::travels_up`): one an

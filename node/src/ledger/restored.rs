@@ -91,7 +91,7 @@ impl Ledger {
         let Some(current) = id.current() else {
             return Ok(ChildLinked::Continues);
         };
-        let w = self.write.write().unwrap_or_else(|p| p.into_inner());
+        let w = self.write.lock().unwrap_or_else(|p| p.into_inner());
         let known = self.child_store(child)?;
         let (floor, pos) = self.child_resume(child)?;
         let acked = Acked {

@@ -16,7 +16,7 @@
 //! check never sees records ahead of their cells.
 
 use std::collections::BTreeMap;
-use std::sync::RwLockWriteGuard;
+use std::sync::MutexGuard;
 
 use super::*;
 
@@ -26,7 +26,7 @@ pub const CHUNK: usize = BATCH;
 /// A streamed write in progress (see the module docs).
 pub struct StreamedWrite<'l> {
     ledger: &'l Ledger,
-    _write: RwLockWriteGuard<'l, ()>,
+    _write: MutexGuard<'l, ()>,
     today: Date,
     /// Summed deltas of the files ended so far, in key order (what `finish` writes).
     total: BTreeMap<CellKey, i64>,
@@ -45,7 +45,7 @@ impl Ledger {
     pub fn stream_write(&self, today: Date) -> StreamedWrite<'_> {
         StreamedWrite {
             ledger: self,
-            _write: self.write.write().unwrap_or_else(|p| p.into_inner()),
+            _write: self.write.lock().unwrap_or_else(|p| p.into_inner()),
             today,
             total: BTreeMap::new(),
             file: BTreeMap::new(),

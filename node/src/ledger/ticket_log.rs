@@ -318,7 +318,7 @@ impl Ledger {
         if self.ticket_as_of()?.is_some_and(|d| d >= today) {
             return Ok(0);
         }
-        let w = self.write.write().unwrap_or_else(|p| p.into_inner());
+        let w = self.write.lock().unwrap_or_else(|p| p.into_inner());
         let p = self.pending()?;
         let n = self.served_roots()?.len();
         self.finish_as_of(w, p, today)?;
@@ -646,7 +646,7 @@ impl Ledger {
     /// interruption can leave a prefix written; issuing the same tickets again completes it.
     fn write_chunks(
         &self,
-        w: std::sync::RwLockWriteGuard<'_, ()>,
+        w: std::sync::MutexGuard<'_, ()>,
         built: &Pending,
         groups: Vec<Vec<Event>>,
     ) -> Result<()> {
@@ -674,14 +674,14 @@ impl Ledger {
     }
 
     /// Write the batch and flush it (group commit, after releasing the write lock).
-    fn finish(&self, w: std::sync::RwLockWriteGuard<'_, ()>, p: Pending) -> Result<()> {
+    fn finish(&self, w: std::sync::MutexGuard<'_, ()>, p: Pending) -> Result<()> {
         let today = crate::period::today_in_china();
         self.finish_as_of(w, p, today)
     }
 
     fn finish_as_of(
         &self,
-        w: std::sync::RwLockWriteGuard<'_, ()>,
+        w: std::sync::MutexGuard<'_, ()>,
         p: Pending,
         today: Date,
     ) -> Result<()> {

@@ -128,7 +128,7 @@ impl Ledger {
     /// a row of a household this county does not hold is refused with its position.
     pub fn put_dept_rows(&self, rows: &[DeptRow]) -> Result<usize> {
         self.county_only("department data")?;
-        let _w = self.write.write().unwrap_or_else(|p| p.into_inner());
+        let _w = self.write.lock().unwrap_or_else(|p| p.into_inner());
         let mut refusals = Vec::new();
         for (i, r) in rows.iter().enumerate() {
             if let Err(error) = r.validate() {

@@ -7,7 +7,7 @@ use super::*;
 impl Ledger {
     /// Validate `changes` as `apply` would, writing nothing; returns every refusal.
     pub fn check(&self, changes: &[Change], today: Date) -> Result<Vec<Refusal>> {
-        let _w = self.write.write().unwrap_or_else(|p| p.into_inner());
+        let _w = self.write.lock().unwrap_or_else(|p| p.into_inner());
         let reg = self.registry.read().unwrap_or_else(|p| p.into_inner());
         match self.plan(&reg, &mut Overlay::default(), changes, today, false)? {
             Ok(_) => Ok(Vec::new()),
@@ -47,7 +47,7 @@ impl Ledger {
         today: Date,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<FilesApplied> {
-        let _w = self.write.write().unwrap_or_else(|p| p.into_inner());
+        let _w = self.write.lock().unwrap_or_else(|p| p.into_inner());
         let mut planned = Vec::with_capacity(files.len());
         let mut refused = None;
         {

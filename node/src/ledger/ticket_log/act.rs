@@ -71,7 +71,7 @@ impl Ledger {
             .filter(|s| s.event.id.origin == from)
             .map(|s| s.event.id.seq)
             .max();
-        let w = self.write.write().unwrap_or_else(|p| p.into_inner());
+        let w = self.write.lock().unwrap_or_else(|p| p.into_inner());
         let mut p = self.pending()?;
         let offered: HashMap<Hash, &Vec<u8>> =
             certs.iter().map(|c| (sign::fingerprint(c), c)).collect();
@@ -127,7 +127,7 @@ impl Ledger {
                 )));
             }
         }
-        let w = self.write.write().unwrap_or_else(|p| p.into_inner());
+        let w = self.write.lock().unwrap_or_else(|p| p.into_inner());
         let mut b = self.pending()?;
         let now = unix_ms_now();
         let mut events = Vec::with_capacity(tickets.len());
@@ -163,7 +163,7 @@ impl Ledger {
         act: &Act,
     ) -> Result<Vec<TicketState>> {
         self.check_actor(actor)?;
-        let w = self.write.write().unwrap_or_else(|p| p.into_inner());
+        let w = self.write.lock().unwrap_or_else(|p| p.into_inner());
         let mut b = self.pending()?;
         let now = unix_ms_now();
         let mut seen = BTreeSet::new();

@@ -144,7 +144,7 @@ impl Ledger {
         if self.store.get(TreeId::Meta, META_TICKET_INDEX)?.as_deref() == Some(&[INDEX_FORMAT]) {
             return Ok(());
         }
-        let _w = self.write.write().unwrap_or_else(|p| p.into_inner());
+        let _w = self.write.lock().unwrap_or_else(|p| p.into_inner());
         let all = self.tickets()?;
         let mut ws = WriteSet::new();
         for r in self.store.scan_prefix(TreeId::TicketIndex, b"") {

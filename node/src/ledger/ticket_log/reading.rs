@@ -264,7 +264,7 @@ impl Ledger {
     /// Move this node's event counter and Lamport clock up to at least `seq` and `clock`
     /// (from the parent's `Welcome`), durably, before any new event is created.
     pub fn raise_ticket_counters(&self, seq: u64, clock: u64) -> Result<bool> {
-        let _w = self.write.write().unwrap_or_else(|p| p.into_inner());
+        let _w = self.write.lock().unwrap_or_else(|p| p.into_inner());
         let mut ws = WriteSet::new();
         if seq > u64_of(self.store.get(TreeId::Meta, META_TICKET_SEQ)?) {
             ws.put(TreeId::Meta, META_TICKET_SEQ, seq.to_be_bytes().to_vec());

@@ -10,7 +10,7 @@ impl Ledger {
         if self.certificate(&key.fingerprint())?.is_none() {
             let mut ws = WriteSet::new();
             ws.put(TreeId::Certs, key.fingerprint(), key.certificate().to_vec());
-            let _w = self.write.write().unwrap_or_else(|p| p.into_inner());
+            let _w = self.write.lock().unwrap_or_else(|p| p.into_inner());
             self.store.commit(ws)?;
             self.store.flush()?;
         }

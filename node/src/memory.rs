@@ -8,7 +8,8 @@
 //!   own ([`malloc_conf`]), figures from jemalloc's statistics (its count of allocated bytes
 //!   is exact), freed memory returned by purging the arena. Measured in the soak (README,
 //!   run J): every node kept ~9 MiB more, and the province's slow rise was the same as under
-//!   glibc, so it is not glibc's fragmentation. glibc stays the default; this build is for
+//!   glibc, so it is not glibc's fragmentation (it was the verifier's set of checked seal
+//!   roots, bounded since; run K). glibc stays the default; this build is for
 //!   measuring.
 //!
 //! Every figure and call is the same for both, so the rest of the node does not know which
@@ -147,8 +148,6 @@ pub struct Figures {
     pub heap_free_mib: f64,
     /// [`Resident::anon`].
     pub rss_anon_mib: f64,
-    /// [`Resident::file`].
-    pub rss_file_mib: f64,
 }
 
 /// See [`Figures`] (zeros for what is not known here).
@@ -160,7 +159,6 @@ pub fn figures() -> Figures {
         heap_in_use_mib: mib(h.in_use),
         heap_free_mib: mib(h.free),
         rss_anon_mib: mib(r.anon),
-        rss_file_mib: mib(r.file),
     }
 }
 

@@ -220,6 +220,9 @@ pub struct Ledger {
     indicators_cache: Mutex<cells_read::IndicatorCache>,
     /// Flush times and applied cells, for `/metrics` (`ledger/metrics.rs`).
     metrics: LedgerMetrics,
+    /// When a sweep step last stopped short of the head (the uplink has a backlog to send);
+    /// `None` once a step reached it. The background check yields to it (`check.rs`).
+    sweep_unfinished: Mutex<Option<std::time::Instant>>,
 }
 
 /// Store key of a record: kind, then id.
@@ -412,6 +415,7 @@ impl Ledger {
             identity: Default::default(),
             indicators_cache: Default::default(),
             metrics: LedgerMetrics::default(),
+            sweep_unfinished: Mutex::new(None),
         };
         ledger.ticket_durable.store(
             ledger.stored_ticket_head()?,

@@ -340,6 +340,10 @@ async fn trim_memory(
     }
 }
 
+/// How long a background check waits for the uplink's backlog in all, at most (or one check
+/// period, if longer): a link streaming for longer does not put the check off for ever.
+const CHECK_YIELD_BUDGET: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// Check the node's cells every `every` (the first time soon after start): a county against
 /// its records, a parent against its children's replicas. The outcome is kept for `status`;
 /// a mismatch is logged as an error with the first differing cells.
@@ -362,16 +366,21 @@ async fn check_itself(
         wait = every;
         let ledger = handle.ledger.clone();
         let started = std::time::Instant::now();
+        // It yields to the uplink's backlog before each part (the sync first, the check at a
+        // low rate), for CHECK_YIELD_BUDGET or a period in all.
+        let budget = every.max(CHECK_YIELD_BUDGET);
         let checked = tokio::task::spawn_blocking(move || {
-            let r = ledger.self_check();
+            let r = ledger.self_check_yielding(budget);
             crate::memory::release_memory();
             r
         });
         match checked.await {
-            Ok(Ok(report)) => {
-                let secs = (started.elapsed().as_secs_f64() * 10.0).round() / 10.0;
+            Ok(Ok((report, waited))) => {
+                let tenths = |d: std::time::Duration| (d.as_secs_f64() * 10.0).round() / 10.0;
+                let secs = tenths(started.elapsed());
+                let waited_secs = tenths(waited);
                 if report.ok() {
-                    tracing::info!(cells = report.cells, secs, "self-check: ok");
+                    tracing::info!(cells = report.cells, secs, waited_secs, "self-check: ok");
                 } else {
                     let first: Vec<String> = report
                         .first
@@ -382,6 +391,7 @@ async fn check_itself(
                     tracing::error!(
                         differing = report.differing,
                         secs,
+                        waited_secs,
                         first = %first.join("; "),
                         "self-check FAILED: {}",
                         report.what

@@ -43,6 +43,7 @@ impl Ledger {
             complete: pos >= head,
         };
         if pos >= head {
+            self.note_sweep(true);
             return Ok(out);
         }
         let start = (pos + 1).to_be_bytes();
@@ -101,6 +102,7 @@ impl Ledger {
             out.pos = head;
             out.complete = true;
         }
+        self.note_sweep(out.complete);
         Ok(out)
     }
 

@@ -90,7 +90,7 @@ fn records_acked(w: &World) -> Result<(), String> {
 fn counties_equal_truth(w: &World, truth: &BTreeMap<Code, Cells>) -> Result<(), String> {
     for county in w.counties() {
         let l = w.ledger(county).ok_or("a node is down after the heal")?;
-        let report = l.check_records().map_err(|e| e.to_string())?;
+        let report = l.self_check().map_err(|e| e.to_string())?;
         if !report.ok() {
             return Err(format!("{county}: cells ≠ records: {:?}", report.first));
         }
@@ -127,7 +127,7 @@ fn parents_equal_children(w: &World) -> Result<(), String> {
     for n in &w.nodes {
         if n.code.to_string().len() < 6 {
             let l = w.ledger(n.code).ok_or("a node is down after the heal")?;
-            let r = l.check_aggregates().map_err(|e| e.to_string())?;
+            let r = l.self_check().map_err(|e| e.to_string())?;
             if !r.ok() {
                 return Err(format!(
                     "{}: aggregates ≠ Σ children: {:?}",

@@ -76,7 +76,9 @@
 //! an allowance, and the line fitted over the last half rises over it by at most the same
 //! allowance (memory: max(2 MiB, 5 %), backlog: max(100, 50 %), latency: max(5 ms, 50 %)
 //! of the middle third). Every node's own RSS floor and backlog series are judged the same way
-//! (those that are not bounded are listed). Memory is judged on the floors because a leak or
+//! (those that are not bounded are listed); each node's heap in use is judged as memory too,
+//! outside the verdict, to tell what a rising floor is (`nodes_heap_in_use_rising`: live
+//! memory if it rises with the floor, fragmentation if the floor rises alone). Memory is judged on the floors because a leak or
 //! creeping fragmentation raises what a node keeps between its bursts of work, while the RSS at
 //! a sample instant catches an import or a self-check in one sample and not the next (in a
 //! six-county run, one county's anonymous RSS read 27–36 MiB in looks 20 s apart while its
@@ -414,6 +416,26 @@ fn judge_window(window: &[(f64, Sample)]) -> (Value, Vec<String>, bool) {
         growing.push(format!("{} node series", nodes_growing.len()));
     }
     series.insert("nodes_not_bounded".into(), json!(nodes_growing));
+    // Not in the verdict, to read one: the nodes whose heap in use (at the sample instant,
+    // work included) rises as a floor would not be allowed to. A floor that rises with it is
+    // live memory; one that rises without it, fragmentation.
+    let mut heap_rising = Vec::new();
+    for i in 0..nodes {
+        let heap: Vec<(f64, f64)> = window
+            .iter()
+            .filter_map(|(t, s)| Some((*t, s.rows.get(i)?.heap_in_use?)))
+            .collect();
+        let (j, bounded) = verdict::judge(Kind::Memory, &heap);
+        if bounded == Some(false) {
+            heap_rising.push(json!({
+                "node": window[0].1.rows[i].code.map(|c| c.to_string()),
+                "middle_third_avg": j["middle_third_avg"],
+                "last_third_avg": j["last_third_avg"],
+                "rise_over_last_half": j["rise_over_last_half"],
+            }));
+        }
+    }
+    series.insert("nodes_heap_in_use_rising".into(), json!(heap_rising));
     (Value::Object(series), growing, judged)
 }
 
@@ -822,6 +844,13 @@ async fn main() -> Res<()> {
     }
     for n in series["nodes_not_bounded"].as_array().into_iter().flatten() {
         eprintln!("  not bounded: {n}");
+    }
+    for n in series["nodes_heap_in_use_rising"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        eprintln!("  heap in use rising (not in the verdict): {n}");
     }
     let mut summary = head;
     summary["type"] = json!("summary");

@@ -17,13 +17,15 @@ use crate::round1;
 use crate::watch::SyncClient;
 
 /// The columns of a sample's per-node rows.
-pub const COLUMNS: [&str; 18] = [
+pub const COLUMNS: [&str; 20] = [
     "node",
     "rss_mib",
     "rss_max_mib",
     "rss_floor_mib",
     "store_mib",
     "ticket_cache_mib",
+    "heap_in_use_mib",
+    "heap_free_mib",
     "up_blocks",
     "up_tickets",
     "children_blocks",
@@ -43,7 +45,9 @@ pub const COLUMNS_NOTE: &str = "rss_mib: VmRSS at the sample; rss_max_mib: the l
     sampled (every second) since the previous sample; rss_floor_mib: the smallest (what the \
     node kept between its bursts of work); store_mib: bottomline_store_size_bytes; ticket_cache_mib: \
     bottomline_ticket_log_cache_bytes (the ticket log's recent entries in memory, bounded); \
-    up_blocks, up_tickets: the node's uplink backlog (blocks changed after the parent's acked \
+    heap_in_use_mib, heap_free_mib: bottomline_heap_bytes (the allocator's bytes allocated, and \
+    freed but kept: a floor that rises with the first is live memory, with the second \
+    fragmentation); up_blocks, up_tickets: the node's uplink backlog (blocks changed after the parent's acked \
     floor, own ticket events not yet durable at the parent); children_blocks: the blocks its \
     children still have to deliver, as they last reported; children_behind: change-log \
     positions its children have and it has not made durable (child head - acked, summed); \
@@ -239,6 +243,8 @@ pub struct Row {
     pub rss_floor: Option<f64>,
     pub store: Option<f64>,
     pub ticket_cache: Option<f64>,
+    pub heap_in_use: Option<f64>,
+    pub heap_free: Option<f64>,
     pub up_blocks: u64,
     pub up_tickets: u64,
     pub children_blocks: u64,
@@ -273,6 +279,8 @@ impl Row {
             self.rss_floor.map(round1),
             self.store.map(round1),
             self.ticket_cache.map(|m| (m * 100.0).round() / 100.0),
+            self.heap_in_use.map(round1),
+            self.heap_free.map(round1),
             self.up_blocks,
             self.up_tickets,
             self.children_blocks,
@@ -507,6 +515,8 @@ impl Looker {
                 Ok(sc) => {
                     row.store = sc.store_bytes.map(|b| b / (1024.0 * 1024.0));
                     row.ticket_cache = sc.ticket_cache_bytes.map(|b| b / (1024.0 * 1024.0));
+                    row.heap_in_use = sc.heap_in_use_bytes.map(|b| b / (1024.0 * 1024.0));
+                    row.heap_free = sc.heap_free_bytes.map(|b| b / (1024.0 * 1024.0));
                     if let Some(prev) = self.prev.get(&p.code) {
                         row.flush = sc.flush.since(prev);
                     }

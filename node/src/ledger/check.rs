@@ -179,9 +179,9 @@ impl Ledger {
     }
 
     /// [`Ledger::self_check`] in the background: before each part, wait while this node's
-    /// uplink is sending a backlog ([`Ledger::sending_backlog`]), at most `budget` in all, so
-    /// the check never holds the sync back for long and always ends. Returns the report and
-    /// how long it waited.
+    /// uplink is sending a backlog ([`Ledger::sending_backlog`]), until the check has run for
+    /// `budget` (then it no longer waits), so the check holds the sync back by one part at
+    /// most and always ends. Returns the report and how long it waited.
     pub fn self_check_yielding(&self, budget: Duration) -> Result<(CheckReport, Duration)> {
         let started = Instant::now();
         let mut waited = Duration::ZERO;

@@ -376,9 +376,12 @@ fn judge_window(window: &[(f64, Sample)]) -> (Value, Vec<String>, bool) {
         }
         series.insert(name.to_string(), j);
     }
-    // Every node's own RSS floor and backlog.
+    // Every node's own RSS floor and backlog; and, not in the verdict but to read one, its
+    // heap in use (at the sample instant, work included): a floor that rises with it is live
+    // memory, one that rises without it fragmentation.
     let nodes = window.first().map_or(0, |(_, s)| s.rows.len());
     let mut nodes_growing = Vec::new();
+    let mut heap_rising = Vec::new();
     for i in 0..nodes {
         let code = window[0].1.rows[i].code;
         let rss: Vec<(f64, f64)> = window
@@ -395,13 +398,23 @@ fn judge_window(window: &[(f64, Sample)]) -> (Value, Vec<String>, bool) {
                 ))
             })
             .collect();
-        for (what, kind, points) in [
-            ("rss_floor_mib", Kind::Memory, rss),
-            ("backlog", Kind::Backlog, backlog),
+        let heap: Vec<(f64, f64)> = window
+            .iter()
+            .filter_map(|(t, s)| Some((*t, s.rows.get(i)?.heap_in_use?)))
+            .collect();
+        for (what, kind, points, in_verdict) in [
+            ("rss_floor_mib", Kind::Memory, rss, true),
+            ("backlog", Kind::Backlog, backlog, true),
+            ("heap_in_use_mib", Kind::Memory, heap, false),
         ] {
             let (j, bounded) = verdict::judge(kind, &points);
             if bounded == Some(false) {
-                nodes_growing.push(json!({
+                let out = if in_verdict {
+                    &mut nodes_growing
+                } else {
+                    &mut heap_rising
+                };
+                out.push(json!({
                     "node": code.map(|c| c.to_string()),
                     "series": what,
                     "middle_third_avg": j["middle_third_avg"],
@@ -416,25 +429,6 @@ fn judge_window(window: &[(f64, Sample)]) -> (Value, Vec<String>, bool) {
         growing.push(format!("{} node series", nodes_growing.len()));
     }
     series.insert("nodes_not_bounded".into(), json!(nodes_growing));
-    // Not in the verdict, to read one: the nodes whose heap in use (at the sample instant,
-    // work included) rises as a floor would not be allowed to. A floor that rises with it is
-    // live memory; one that rises without it, fragmentation.
-    let mut heap_rising = Vec::new();
-    for i in 0..nodes {
-        let heap: Vec<(f64, f64)> = window
-            .iter()
-            .filter_map(|(t, s)| Some((*t, s.rows.get(i)?.heap_in_use?)))
-            .collect();
-        let (j, bounded) = verdict::judge(Kind::Memory, &heap);
-        if bounded == Some(false) {
-            heap_rising.push(json!({
-                "node": window[0].1.rows[i].code.map(|c| c.to_string()),
-                "middle_third_avg": j["middle_third_avg"],
-                "last_third_avg": j["last_third_avg"],
-                "rise_over_last_half": j["rise_over_last_half"],
-            }));
-        }
-    }
     series.insert("nodes_heap_in_use_rising".into(), json!(heap_rising));
     (Value::Object(series), growing, judged)
 }

@@ -186,10 +186,10 @@ impl Ledger {
         let started = Instant::now();
         let mut waited = Duration::ZERO;
         let report = self.self_check_paced(&mut || {
-            let from = Instant::now();
             if !self.sending_backlog() {
                 return;
             }
+            let from = Instant::now();
             while self.sending_backlog() && started.elapsed() < budget {
                 std::thread::sleep(YIELD_POLL);
             }
